@@ -1,0 +1,281 @@
+"""The file cache: atomic 0600 JSON entries, a lock per key, and remembered failures.
+
+Standard library only (the cache hit reads it). Layout under the cache directory (0700):
+
+    index.json            for no-argument runs: which profile and cache key a given environment
+                          and config (by stat fingerprint) select, so the cache hit need not
+                          parse TOML; written by the full path after it validated the config
+    tokens/<key>.json     a Token (see token.py); written atomically, read as a miss if damaged
+    locks/<key>.lock      held (flock / msvcrt) across re-read → fetch → persist; never deleted
+    failures/<key>.json   the last retryable failure and when the next attempt may be made
+
+``<key>`` is a hash of every input that changes the credential, so file names reveal nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+
+from gatekey import errors, paths
+from gatekey.token import Token
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the cache hit ~3 ms
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+    from gatekey.context import RunContext
+
+MAX_ENTRY_BYTES = 1 << 20
+INDEX_MAX_ENTRIES = 32
+BACKOFF_BASE = 5.0  # first failure: wait 5 s, then 10, 20, 40, capped at BACKOFF_MAX
+BACKOFF_MAX = 60.0
+LOCK_POLL = 0.02
+
+
+def cache_key(kind: str, settings: dict[str, Any]) -> str:
+    """A stable name for a credential: the source kind plus every setting that changes it."""
+    import hashlib  # not on the cache hit, which reads the key from the index
+
+    canonical = json.dumps(
+        {"v": 1, "kind": kind, "settings": settings}, sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:40]
+
+
+def selection_id(family: str | None) -> str:
+    """Everything outside the config files that decides which profile a no-argument run uses."""
+    files = [path for path, _ in paths.config_files()]
+    return json.dumps([family or "", os.environ.get("GATEKEY_PROFILE", ""), files])
+
+
+def config_fingerprint() -> list[list[int] | None]:
+    """Stat signatures of the config files: any edit, replacement or removal changes it."""
+    out: list[list[int] | None] = []
+    for path, _ in paths.config_files():
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.append(None)
+            continue
+        out.append([st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino])
+    return out
+
+
+class FileCache:
+    def __init__(self, root: str | None = None) -> None:
+        self.root = root or paths.cache_dir()
+
+    def _path(self, area: str, key: str, suffix: str) -> str:
+        return os.path.join(self.root, area, key + suffix)
+
+    # --- tokens -------------------------------------------------------------------------
+    def read(self, key: str) -> tuple[Token | None, str | None]:
+        """The cached token, or (None, why) for a miss; a damaged entry is a miss, not a crash."""
+        data, why = _read_json(self._path("tokens", key, ".json"))
+        if data is None:
+            return None, why
+        try:
+            return Token.from_json(data), None
+        except ValueError as e:
+            return None, f"cache entry unusable ({e})"
+
+    def write(self, key: str, token: Token) -> None:
+        self._write_json("tokens", key, token.to_json())
+
+    def delete(self, key: str) -> bool:
+        removed = False
+        for area, suffix in (("tokens", ".json"), ("failures", ".json")):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._path(area, key, suffix))
+                removed = removed or area == "tokens"
+        return removed
+
+    # --- the no-argument index -----------------------------------------------------------
+    def read_index(self, selection: str) -> dict[str, Any] | None:
+        data, _ = _read_json(os.path.join(self.root, "index.json"))
+        entry = data.get(selection) if isinstance(data, dict) else None
+        return entry if isinstance(entry, dict) else None
+
+    def write_index(self, selection: str, entry: dict[str, Any]) -> None:
+        data, _ = _read_json(os.path.join(self.root, "index.json"))
+        index = data if isinstance(data, dict) else {}
+        index.pop(selection, None)
+        index[selection] = entry  # most recent last; the oldest are dropped beyond the cap
+        while len(index) > INDEX_MAX_ENTRIES:
+            index.pop(next(iter(index)))
+        self._write_json("", "index", index)
+
+    # --- remembered failures (negative cache) -------------------------------------------
+    def read_failure(self, key: str, now: float) -> tuple[errors.HelperError, float] | None:
+        """The failure still in force for ``key`` and when it ends, or None."""
+        data, _ = _read_json(self._path("failures", key, ".json"))
+        if not isinstance(data, dict):
+            return None
+        until, message, name = data.get("until"), data.get("message"), data.get("class")
+        if not isinstance(until, (int, float)) or not isinstance(message, str):
+            return None
+        if until <= now or until > now + BACKOFF_MAX + 5:  # over, or a clock that jumped
+            return None
+        cls = getattr(errors, name, errors.TemporaryFailure) if isinstance(name, str) else None
+        if not (isinstance(cls, type) and issubclass(cls, errors.HelperError)):
+            cls = errors.TemporaryFailure
+        return cls(message), float(until)
+
+    def record_failure(self, key: str, error: errors.HelperError, now: float) -> float:
+        """Remember a retryable failure with exponential backoff; returns when to try again."""
+        data, _ = _read_json(self._path("failures", key, ".json"))
+        count = 1
+        if isinstance(data, dict) and isinstance(data.get("count"), int):
+            # Consecutive failures (the previous record is recent) double the wait.
+            last = data.get("at")
+            if isinstance(last, (int, float)) and now - last < BACKOFF_MAX * 4:
+                count = min(int(data["count"]) + 1, 16)
+        wait = min(BACKOFF_BASE * 2 ** (count - 1), BACKOFF_MAX)
+        self._write_json(
+            "failures",
+            key,
+            {
+                "at": now,
+                "until": now + wait,
+                "count": count,
+                "class": type(error).__name__,
+                "message": error.message,
+            },
+        )
+        return float(now + wait)
+
+    def clear_failure(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._path("failures", key, ".json"))
+
+    # --- locking -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, key: str, run: RunContext) -> Iterator[None]:
+        """Hold the per-key lock; waits no longer than the run's deadline."""
+        directory = self._ensure_dir("locks")
+        fd = os.open(os.path.join(directory, key + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            while not _try_lock(fd):
+                run.check("waiting for another gatekey process to finish refreshing")
+                time.sleep(min(LOCK_POLL, max(run.remaining(), 0.001)))
+            try:
+                yield
+            finally:
+                _unlock(fd)
+        finally:
+            os.close(fd)
+
+    # --- files -------------------------------------------------------------------------
+    def _ensure_dir(self, area: str) -> str:
+        for directory in (self.root, os.path.join(self.root, area)) if area else (self.root,):
+            try:
+                os.mkdir(directory, 0o700)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:
+                os.makedirs(directory, 0o700, exist_ok=True)
+        _tighten(self.root)
+        return os.path.join(self.root, area)
+
+    def _write_json(self, area: str, key: str, data: dict[str, Any]) -> None:
+        """Atomic replace: temp file in the same directory (0600 from creation), fsync, rename."""
+        directory = self._ensure_dir(area)
+        target = os.path.join(directory, key + ".json")
+        tmp = f"{target}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        body = json.dumps(data, separators=(",", ":")).encode("utf-8")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(body)
+                f.flush()
+                os.fsync(f.fileno())
+            _replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(directory)
+
+
+def _read_json(path: str) -> tuple[Any, str | None]:
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_ENTRY_BYTES + 1)
+    except FileNotFoundError:
+        return None, "no cache entry"
+    except OSError as e:
+        return None, f"cache entry unreadable ({e.strerror})"
+    if len(raw) > MAX_ENTRY_BYTES:
+        return None, "cache entry too large"
+    try:
+        return json.loads(raw), None
+    except (ValueError, RecursionError):
+        return None, "cache entry damaged (not JSON)"
+
+
+def _tighten(directory: str) -> None:
+    """Make an existing cache directory user-only (it may predate us, or a umask widened it)."""
+    if sys.platform == "win32":
+        return
+    with contextlib.suppress(OSError):
+        st = os.stat(directory)
+        if st.st_mode & 0o077 and st.st_uid == os.getuid():
+            os.chmod(directory, 0o700)
+
+
+def _replace(src: str, dst: str) -> None:
+    # Windows refuses to replace a file another process has open; readers hold it only briefly.
+    for attempt in range(50):
+        try:
+            os.replace(src, dst)
+            return
+        except PermissionError:
+            if sys.platform != "win32" or attempt == 49:
+                raise
+            time.sleep(0.01)
+
+
+def _fsync_dir(directory: str) -> None:
+    if sys.platform == "win32":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+_O_BINARY = getattr(os, "O_BINARY", 0)
+
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+    def _unlock(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)

@@ -1,0 +1,326 @@
+"""The command line (click). Helper runs go through runner.helper_run; errors, runner.guard."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import click
+
+from gatekey import __version__, config, context, logs, output, runner
+from gatekey.cache import FileCache, cache_key
+from gatekey.durations import format_duration, parse_duration
+from gatekey.errors import ConfigError, HelperError
+from gatekey.sources import FAMILIES
+from gatekey.token import state
+
+MAX_SECRET_BYTES = 64 * 1024
+
+
+class Duration(click.ParamType):  # type: ignore[type-arg,unused-ignore]
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            return parse_duration(value)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+class State:
+    def __init__(self, family: str | None, verbose: int, debug: bool) -> None:
+        self.family = family
+        self.verbose = verbose
+        self.debug = debug
+
+    def guard(self, fn: Any) -> None:
+        runner.guard(fn, debug=self.debug)
+
+
+pass_state = click.make_pass_decorator(State)
+profile_option = click.option(
+    "-p",
+    "--profile",
+    metavar="NAME",
+    help="Profile to use (default: GATEKEY_PROFILE, default_profile, or the only one).",
+)
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More detail on stderr (never a secret).")
+@click.option("--debug", is_flag=True, help="Debug logs and tracebacks on stderr (never a secret).")
+@click.pass_context
+def gatekey(ctx: click.Context, verbose: int, debug: bool) -> None:
+    """Print a gateway credential for Claude (no arguments), or manage and debug credentials.
+
+    With no command, prints the default profile's credential exactly as Claude Desktop's
+    inferenceCredentialHelper and Claude Code's apiKeyHelper expect.
+    """
+    family = ctx.obj.family if isinstance(ctx.obj, State) else None
+    ctx.obj = State(family, verbose, debug)
+    logs.setup(verbose, debug)
+    if ctx.invoked_subcommand is None:
+        ctx.obj.guard(lambda: runner.helper_run(family))
+
+
+@gatekey.command()
+@profile_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(output.FORMATS),
+    default=None,
+    help="token | json (profile's output by default) | header (for curl) | env (for Claude Code).",
+)
+@click.option(
+    "--min-ttl",
+    type=Duration(),
+    default=None,
+    help="Refresh unless this much lifetime is left (90s, 15m, 1h).",
+)
+@click.option("--force-refresh", is_flag=True, help="Ignore cached tokens and remembered failures.")
+@pass_state
+def get(
+    st: State, profile: str | None, fmt: str | None, min_ttl: float | None, force_refresh: bool
+) -> None:
+    """Print a profile's credential."""
+    st.guard(
+        lambda: runner.helper_run(
+            st.family, profile=profile, fmt=fmt, min_ttl=min_ttl, force_refresh=force_refresh
+        )
+    )
+
+
+def _keychain_source(
+    st: State, profile: str | None
+) -> tuple[Any, config.Profile, context.RunContext]:
+    from gatekey.refresh import make_source
+
+    cfg = config.load()
+    prof = cfg.profile(config.select_profile(cfg, profile, st.family))
+    source = make_source(prof)
+    return source, prof, context.resolve(cfg)
+
+
+def _read_secret() -> str:
+    if sys.stdin is None or sys.stdin.closed:
+        raise HelperError(
+            'no secret given: pipe it on stdin, e.g. printf %s "$KEY" | gatekey store'
+        )
+    if sys.stdin.isatty():
+        value = click.prompt("Secret", hide_input=True, confirmation_prompt=True, err=True)
+    else:
+        data = sys.stdin.buffer.read(MAX_SECRET_BYTES + 1)
+        if len(data) > MAX_SECRET_BYTES:
+            raise HelperError(f"the secret on stdin is larger than {MAX_SECRET_BYTES // 1024} KiB")
+        try:
+            value = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise HelperError("the secret on stdin is not UTF-8 text") from None
+    value = value.strip()  # `echo KEY | gatekey store` adds a newline; keys never end in space
+    if not value:
+        raise HelperError("no secret given: stdin was empty")
+    logs.register_secret(value)
+    output.check_token(value)
+    return value
+
+
+@gatekey.command()
+@profile_option
+@pass_state
+def store(st: State, profile: str | None) -> None:
+    """Store a secret in the keychain, read from stdin (or a hidden prompt); never from argv."""
+
+    def do() -> None:
+        source, prof, run = _keychain_source(st, profile)
+        if not hasattr(source, "store"):
+            raise HelperError(
+                f"uses source {prof.kind!r}, which gets its credential elsewhere; "
+                "only keychain profiles store one",
+                profile=prof.name,
+            )
+        value = _read_secret()
+        source.store(value, run)
+        FileCache().delete(cache_key(prof.kind, prof.source_settings()))
+        click.echo(
+            f'gatekey: stored the credential of profile "{prof.name}" in the keychain '
+            f"({source.where})",
+            err=True,
+        )
+
+    st.guard(do)
+
+
+@gatekey.command()
+@profile_option
+@pass_state
+def erase(st: State, profile: str | None) -> None:
+    """Remove a profile's stored secret (keychain) and its cached tokens."""
+
+    def do() -> None:
+        source, prof, run = _keychain_source(st, profile)
+        removed = FileCache().delete(cache_key(prof.kind, prof.source_settings()))
+        what = "its cached token" if removed else "nothing was cached"
+        if hasattr(source, "erase"):
+            erased = source.erase(run)
+            what = f"the keychain entry ({source.where})" if erased else "nothing was stored"
+        click.echo(f'gatekey: profile "{prof.name}": erased {what}', err=True)
+
+    st.guard(do)
+
+
+@gatekey.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_state
+def status(st: State, as_json: bool) -> None:
+    """One line per profile: source, cache state, expiry. Never a secret."""
+
+    def do() -> None:
+        cfg = config.load()
+        now = time.time()
+        rows = [_status_row(cfg, name, now) for name in cfg.profile_names]
+        if as_json:
+            output.write_text(json.dumps({"profiles": rows}, indent=2))
+            return
+        header = ("PROFILE", "SOURCE", "STATE", "EXPIRES IN", "OBTAINED", "STORAGE")
+        table = [header] + [
+            (r["profile"], r["source"], r["state"], r["expires_in"], r["obtained_at"], r["storage"])
+            for r in rows
+        ]
+        widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+        for row in table:
+            output.write_text(
+                "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            )
+
+    st.guard(do)
+
+
+def _status_row(cfg: config.Config, name: str, now: float) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "profile": name,
+        "source": cfg.raw_kind(name) or "?",
+        "state": "none",
+        "expires_in": "-",
+        "obtained_at": "-",
+        "storage": "-",
+    }
+    try:
+        prof = cfg.profile(name)
+    except ConfigError as e:
+        row.update(state="config error", storage=str(e))
+        return row
+    if not prof.spec.file_cache or not prof.values["cache"]:
+        from gatekey.keystore import default_backend
+
+        backend = prof.values.get("backend") or default_backend()
+        row.update(state="n/a", storage=f"keychain ({backend}), read on each run")
+        return row
+    token, _ = FileCache().read(cache_key(prof.kind, prof.source_settings()))
+    row["storage"] = "file cache (0600, not encrypted)"
+    if token is not None:
+        remaining = token.remaining(now)
+        row["state"] = state(token, now, prof.values["min_ttl"])
+        row["expires_in"] = "never" if remaining is None else format_duration(remaining)
+        row["obtained_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(token.obtained_at))
+    return row
+
+
+@gatekey.group("config")
+def config_group() -> None:
+    """Show, locate and validate the configuration."""
+
+
+@config_group.command("path")
+def config_path() -> None:
+    """Print where gatekey looks for its config files, highest precedence first."""
+    for (path, _required), label in zip(config.locate(), ("managed", "user"), strict=True):
+        present = "present" if os.path.exists(path) else "absent"
+        output.write_text(f"{label}: {path} ({present})")
+
+
+@config_group.command("show")
+@profile_option
+@pass_state
+def config_show(st: State, profile: str | None) -> None:
+    """Print every effective value and where it came from (config holds no secrets)."""
+
+    def do() -> None:
+        cfg = config.load()
+        output.write_text(f"# files: {cfg.describe_files()}")
+        for key, (value, origin) in cfg.top_level().items():
+            if value is not None:
+                output.write_text(f"{key} = {_toml_value(value, key)}  # {origin}")
+        names = [profile] if profile else cfg.profile_names
+        for name in names:
+            prof = cfg.profile(name)
+            output.write_text(f"\n[profiles.{_toml_key(name)}]")
+            for key in sorted(prof.values, key=lambda k: (k != "source", k)):
+                value = prof.values[key]
+                if value is None:
+                    continue
+                output.write_text(f"{key} = {_toml_value(value, key)}  # {prof.origins[key]}")
+
+    st.guard(do)
+
+
+@config_group.command("validate")
+def config_validate() -> None:
+    """Check every config file and profile; exit 78 naming each mistake."""
+
+    def do() -> None:
+        cfg = config.load()
+        problems = []
+        for name in cfg.profile_names:
+            try:
+                cfg.profile(name)
+            except ConfigError as e:
+                problems.append(e)
+        try:
+            config.select_profile(cfg)
+        except ConfigError as e:
+            problems.append(e)
+        for problem in problems[1:]:
+            click.echo(f"gatekey: {problem}", err=True)
+        if problems:
+            raise problems[0]
+        click.echo(
+            f"gatekey: configuration is valid ({len(cfg.profile_names)} profile(s); "
+            f"files: {cfg.describe_files()})",
+            err=True,
+        )
+
+    runner.guard(do)
+
+
+@gatekey.command()
+def version() -> None:
+    """Print gatekey's version."""
+    output.write_text(f"gatekey {__version__} (Python {sys.version.split()[0]})")
+
+
+def _toml_key(name: str) -> str:
+    return name if name.replace("-", "").replace("_", "").isalnum() else json.dumps(name)
+
+
+def _toml_value(value: Any, key: str) -> str:
+    if key in ("min_ttl",) or key.startswith("timeouts."):
+        return json.dumps(f"{value:g}s")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        inner = ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items())
+        return "{ " + inner + " }" if inner else "{}"
+    return json.dumps(value)
+
+
+def cli_main(family: str | None = None) -> None:
+    prog = "gatekey" if family is None else f"gatekey-{family}"
+    if family is not None and family not in FAMILIES:
+        raise AssertionError(family)
+    gatekey.main(prog_name=prog, obj=State(family, 0, False))

@@ -1,0 +1,122 @@
+"""CLAUDE_HELPER_CONTEXT: what a run may do, and by when. Standard library only.
+
+| context                  | person present  | deadline (timeouts.*)         | cached token        |
+|--------------------------|-----------------|-------------------------------|---------------------|
+| interactive              | yes             | interactive, 120 s            | used                |
+| mid-session-refresh      | no              | mid_session_refresh, 15 s (*) | only if < 60 s old  |
+| scheduled-task,          | no              | silent, 10 s                  | used                |
+|   setup-test, background |                 |                               |                     |
+| unset                    | if a TTY is on  | interactive or silent         | used                |
+|                          | stdin or stderr |                               |                     |
+(*) the app kills mid-session-refresh runs at 20 s.
+
+mid-session-refresh means the app's token was just rejected (HTTP 401) or its TTL ran out:
+printing the same cached token again would fail again, so the cache is bypassed unless another
+run obtained the token moments ago.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from gatekey.errors import DeadlineExceeded
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the cache hit ~3 ms
+
+if TYPE_CHECKING:
+    from gatekey.config import Config
+
+ENV = "CLAUDE_HELPER_CONTEXT"
+INTERACTIVE = "interactive"
+MID_SESSION = "mid-session-refresh"
+SILENT_CONTEXTS = ("scheduled-task", "setup-test", "background")
+KNOWN = (INTERACTIVE, MID_SESSION, *SILENT_CONTEXTS)
+
+
+class RunContext:
+    """Per-run permissions and deadline; every wait asks ``remaining()``."""
+
+    __slots__ = ("deadline", "force_refresh", "interactive", "name", "started", "timeout")
+
+    def __init__(
+        self, name: str, *, interactive: bool, timeout: float, force_refresh: bool = False
+    ) -> None:
+        self.name = name
+        self.interactive = interactive
+        self.timeout = timeout
+        self.started = time.monotonic()
+        self.deadline = self.started + timeout
+        self.force_refresh = force_refresh
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def check(self, doing: str) -> float:
+        """Seconds left, or DeadlineExceeded naming what was being waited for."""
+        left = self.remaining()
+        if left <= 0:
+            raise DeadlineExceeded(
+                f"gave up after {self.timeout:g} s ({self.name} time limit) while {doing}"
+            )
+        return left
+
+    @property
+    def bypass_cache(self) -> bool:
+        """Whether cached tokens older than a moment must not be printed again."""
+        return self.force_refresh or self.name == MID_SESSION
+
+    def __repr__(self) -> str:
+        return f"RunContext({self.name!r}, interactive={self.interactive}, timeout={self.timeout})"
+
+
+def context_name(environ: dict[str, str] | os._Environ[str] | None = None) -> str:
+    """The normalised context: one of KNOWN, or "unset" (decided by TTYs), or "unknown"."""
+    env = os.environ if environ is None else environ
+    raw = env.get(ENV)
+    if raw is None or not raw.strip():
+        return "unset"
+    value = raw.strip().lower()
+    return value if value in KNOWN else "unknown"
+
+
+def _has_tty() -> bool:
+    for stream in (sys.stdin, sys.stderr):
+        try:
+            if stream is not None and stream.isatty():
+                return True
+        except (ValueError, OSError):
+            continue
+    return False
+
+
+def resolve(cfg: Config | None, *, force_refresh: bool = False) -> RunContext:
+    """The RunContext for this process from the environment and the config's timeouts."""
+    name = context_name()
+
+    def timeout(key: str, default: float) -> float:
+        return cfg.timeout(key) if cfg is not None else default
+
+    if name == INTERACTIVE or (name == "unset" and _has_tty()):
+        return RunContext(
+            name if name != "unset" else "unset (terminal)",
+            interactive=True,
+            timeout=timeout("interactive", 120.0),
+            force_refresh=force_refresh,
+        )
+    if name == MID_SESSION:
+        return RunContext(
+            name,
+            interactive=False,
+            timeout=timeout("mid_session_refresh", 15.0),
+            force_refresh=force_refresh,
+        )
+    # scheduled-task, setup-test, background, unset without a terminal, and values this version
+    # does not know (newer apps may add some): silent, short deadline. Never block a caller.
+    label = {"unset": "unset (no terminal)", "unknown": "unknown (treated as silent)"}.get(
+        name, name
+    )
+    return RunContext(
+        label, interactive=False, timeout=timeout("silent", 10.0), force_refresh=force_refresh
+    )

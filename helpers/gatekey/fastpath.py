@@ -1,0 +1,69 @@
+"""Entry points of the executables, and the no-argument cache hit. Standard library only.
+
+The app runs the helper with no arguments. When the full path last served this environment it
+recorded, in the cache index, which profile and cache key the config selects, together with a
+stat fingerprint of the config files. If the fingerprint still matches and the cached token is
+fresh enough for this CLAUDE_HELPER_CONTEXT, this module prints it having imported nothing
+outside the standard library (no click, keyring, msal, requests, nor even tomllib or typing).
+Anything else (a miss, an edited config, any surprise) falls through to the full path, which
+parses and validates the config, does the work and reports errors properly.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from gatekey import context, output
+from gatekey.cache import FileCache, config_fingerprint, selection_id
+from gatekey.token import servable
+
+
+def cache_hit(family: str | None) -> bytes | None:
+    """The payload for a no-argument run served from the cache, or None."""
+    try:
+        cache = FileCache()
+        entry = cache.read_index(selection_id(family))
+        if entry is None or entry.get("config") != config_fingerprint():
+            return None
+        token, _why = cache.read(entry["key"])
+        bypass = context.context_name() == context.MID_SESSION
+        if token is None or not servable(
+            token, time.time(), float(entry["min_ttl"]), bypass=bypass, force=False
+        ):
+            return None
+        return output.render(
+            token.value, entry["output"], auth_scheme=entry["auth_scheme"], headers=entry["headers"]
+        )
+    except Exception:
+        return None
+
+
+def main(family: str | None = None) -> None:
+    if len(sys.argv) <= 1:
+        payload = None if os.environ.get("GATEKEY_NO_FASTPATH") else cache_hit(family)
+        if payload is not None:
+            try:
+                output.write_payload(payload)
+            except OSError:
+                sys.exit(1)  # nobody is reading stdout; nothing useful to say
+            sys.exit(0)
+        from gatekey.runner import no_argument_run
+
+        no_argument_run(family)
+    from gatekey.cli import cli_main
+
+    cli_main(family)
+
+
+def main_keychain() -> None:
+    main("keychain")
+
+
+def main_idp() -> None:
+    main("idp")
+
+
+def main_vault() -> None:
+    main("vault")

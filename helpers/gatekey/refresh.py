@@ -1,0 +1,170 @@
+"""get_token(): cache → state → lock → re-read → fetch → persist, or fall back / fail.
+
+The order matters:
+1. A usable cached token is printed without locking (the common case, and the fast path's).
+2. Otherwise take the per-key lock (bounded by the deadline) and read the cache again: another
+   process may have refreshed while we waited, and then we reuse its token (single flight).
+3. A failure remembered moments ago (negative cache) is reported instead of asking the source
+   again, unless a person is present or --force-refresh was given.
+4. Fetch; persist atomically before printing; forget any remembered failure.
+5. If the fetch fails and the old token is still valid, print it with a warning.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+from gatekey.cache import FileCache, cache_key
+from gatekey.config import Profile
+from gatekey.context import RunContext
+from gatekey.durations import format_duration
+from gatekey.errors import HelperError
+from gatekey.output import check_token
+from gatekey.sources import Source
+from gatekey.token import (
+    EXPIRED,
+    EXPIRY_MARGIN,
+    Token,
+    servable,
+    short_lifetime,
+    state,
+)
+
+log = logging.getLogger(__name__)
+
+SourceFactory = Callable[[Profile], Source]
+
+
+class Outcome(NamedTuple):
+    token: Token
+    how: str  # "cache" | "fetched" | "fallback" | "source" (not file-cached)
+    warnings: list[str]
+
+
+class ExpiredOnArrival(HelperError):
+    """The source handed back a token that is already (or all but) expired."""
+
+
+def make_source(profile: Profile) -> Source:
+    module_name, _, attr = profile.spec.factory.partition(":")
+    factory = getattr(importlib.import_module(module_name), attr)
+    source: Source = factory(profile)
+    return source
+
+
+def profile_cache_key(profile: Profile) -> str:
+    return cache_key(profile.kind, profile.source_settings())
+
+
+def get_token(
+    profile: Profile,
+    run: RunContext,
+    *,
+    min_ttl: float | None = None,
+    cache: FileCache | None = None,
+    source_factory: SourceFactory = make_source,
+    clock: Callable[[], float] = time.time,
+) -> Outcome:
+    ttl = float(profile.values["min_ttl"] if min_ttl is None else min_ttl)
+    if not (profile.spec.file_cache and profile.values["cache"]):
+        token = _fetch(source_factory(profile), profile, run, clock)
+        return Outcome(token, "source", _lifetime_warnings(token, ttl, profile))
+
+    cache = cache or FileCache()
+    key = profile_cache_key(profile)
+    cached, why = cache.read(key)
+    bypass, force = run.bypass_cache, run.force_refresh
+    if cached is not None and servable(cached, clock(), ttl, bypass=bypass, force=force):
+        return Outcome(cached, "cache", [])
+    log.debug(
+        "cache miss for profile %s: %s", profile.name, why or _state_text(cached, clock(), ttl)
+    )
+
+    source = source_factory(profile)
+    with cache.lock(key, run):
+        cached, why = cache.read(key)  # the winner of the lock may have refreshed it
+        now = clock()
+        if cached is not None and servable(cached, now, ttl, bypass=bypass, force=force):
+            log.debug("reusing the token another gatekey process just obtained")
+            return Outcome(cached, "cache", [])
+        remembered = None if run.interactive or run.force_refresh else cache.read_failure(key, now)
+        if remembered is not None:
+            error, until = remembered
+            error.message += (
+                f"; not asking again until {_clock_text(until)} "
+                f"(in {format_duration(until - now)}) to spare the source; to retry now, run: gatekey get -p {profile.name} "
+                "--force-refresh"
+            )
+            return _fall_back(cached, error, now, profile)
+        try:
+            token = _fetch(source, profile, run, clock)
+        except HelperError as e:
+            if e.retryable:
+                cache.record_failure(key, e, clock())
+            return _fall_back(cached, e, clock(), profile)
+        try:
+            cache.write(key, token)
+        except OSError as e:
+            log.warning(
+                "could not save the new token to the cache in %s (%s); every run will ask the "
+                "source until this is fixed",
+                cache.root,
+                e.strerror,
+            )
+        cache.clear_failure(key)
+    return Outcome(token, "fetched", _lifetime_warnings(token, ttl, profile))
+
+
+def _fetch(source: Source, profile: Profile, run: RunContext, clock: Callable[[], float]) -> Token:
+    run.check("starting to fetch a credential")
+    token = source.fetch(run)
+    check_token(token.value)
+    remaining = token.remaining(clock())
+    if remaining is not None and remaining <= EXPIRY_MARGIN:
+        raise ExpiredOnArrival(
+            f"the {profile.kind} source returned a credential that expires in "
+            f"{max(int(remaining), 0)} s, too soon to use; check the source's token lifetime "
+            "and this machine's clock",
+            profile=profile.name,
+        )
+    return token
+
+
+def _fall_back(cached: Token | None, error: HelperError, now: float, profile: Profile) -> Outcome:
+    """Print a still-valid old token with a warning, or re-raise the failure."""
+    if error.profile is None:
+        error.profile = profile.name
+    if cached is None or state(cached, now, 0.0) == EXPIRED or cached.obtained_at > now + 60:
+        raise error
+    remaining = cached.remaining(now)
+    left = "no known expiry" if remaining is None else f"expires in {format_duration(remaining)}"
+    return Outcome(
+        cached,
+        "fallback",
+        [f"could not refresh ({error}); printing the cached token, which {left}"],
+    )
+
+
+def _lifetime_warnings(token: Token, min_ttl: float, profile: Profile) -> list[str]:
+    if not short_lifetime(token, min_ttl):
+        return []
+    lifetime = token.lifetime or 0.0
+    workable = max(int(lifetime - 300), 0)
+    return [
+        f'profile "{profile.name}": the new token lives {format_duration(lifetime)}, less than '
+        f"min_ttl ({format_duration(min_ttl)}), so the app may keep using it after it expires; "
+        f"set Claude's inferenceCredentialHelperTtlSec to at most {workable} and min_ttl to "
+        "match"
+    ]
+
+
+def _state_text(token: Token | None, now: float, min_ttl: float) -> str:
+    return "no token" if token is None else f"cached token is {state(token, now, min_ttl)}"
+
+
+def _clock_text(epoch: float) -> str:
+    return time.strftime("%H:%M:%SZ", time.gmtime(epoch))

@@ -1,0 +1,90 @@
+"""What a config key may hold, and how to check it. Standard library only."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from gatekey.durations import parse_duration
+
+# A default that means "the profile's own name" (e.g. the keychain account).
+PROFILE_NAME = "<profile name>"
+
+
+class KeySpec(NamedTuple):
+    """One config key: its type, default and documentation."""
+
+    type: str  # str | bool | int | duration | choice | str_table | str_list
+    default: Any = None
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    doc: str = ""
+
+
+def check_value(spec: KeySpec, value: Any) -> Any:
+    """The value in canonical form, or ValueError saying what was expected."""
+    kind = spec.type
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {_type_name(value)}")
+        if not value:
+            raise ValueError("must not be empty")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"expected true or false, got {_type_name(value)}")
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected a whole number, got {_type_name(value)}")
+        return value
+    if kind == "duration":
+        return parse_duration(value)
+    if kind == "choice":
+        if value not in spec.choices:
+            allowed = ", ".join(spec.choices)
+            raise ValueError(f"expected one of {allowed}, got {_short(value)}")
+        return value
+    if kind == "str_list":
+        if not isinstance(value, list) or not value:
+            raise ValueError(f"expected a non-empty array of strings, got {_type_name(value)}")
+        for item in value:
+            if not isinstance(item, str) or "\0" in item:
+                raise ValueError("every entry must be a string (no NUL bytes)")
+        if not value[0]:
+            raise ValueError("the first entry (the program) must not be empty")
+        return list(value)
+    if kind == "str_table":
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a table of strings, got {_type_name(value)}")
+        for name, item in value.items():
+            if not isinstance(item, str):
+                raise ValueError(f'entry "{name}" must be a string, got {_type_name(item)}')
+            if any(c in item or c in name for c in "\r\n\0"):
+                raise ValueError(f'entry "{name}" must not contain line breaks')
+        return dict(value)
+    raise AssertionError(f"unknown key type {kind}")
+
+
+def describe(spec: KeySpec) -> str:
+    if spec.type == "choice":
+        return " | ".join(spec.choices)
+    return {"str_table": "table of strings", "str_list": "array of strings"}.get(
+        spec.type, spec.type
+    )
+
+
+def _type_name(value: Any) -> str:
+    names = {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else _type_name(value)
+    return text if len(text) <= 40 else text[:37] + "..."

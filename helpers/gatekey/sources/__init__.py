@@ -1,0 +1,119 @@
+"""The source registry: which kinds exist, their config keys and family. Standard library only.
+
+A source *fetches*; it never caches, prints or exits. The registry describes each kind without
+importing it, so the cache hit can validate a profile and compute its cache key cheaply. Built-in
+kinds are listed here; third-party kinds register a ``SourceSpec`` under the ``gatekey.sources``
+entry-point group and are looked up only when a profile names a kind that is not built in (the
+entry-point scan costs tens of milliseconds, which the cache hit must not pay).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+from gatekey.schema import PROFILE_NAME, KeySpec
+
+if TYPE_CHECKING:
+    from gatekey.context import RunContext
+    from gatekey.token import Token
+
+# Source families, each served by its own executable (gatekey-<family>) as well as by gatekey.
+FAMILIES = {
+    "keychain": "OS keychain",
+    "idp": "identity-provider (Entra ID, OIDC)",
+    "vault": "secrets-vault",
+}
+
+
+class SourceSpec(NamedTuple):
+    """What a source kind is, without importing it."""
+
+    kind: str
+    family: str  # a key of FAMILIES
+    keys: dict[str, KeySpec]
+    factory: str  # "module:callable" taking (profile) and returning a Source
+    # Whether fetched tokens go into gatekey's file cache. Sources that are themselves a secure
+    # store (the keychain) say no: copying their secret into a file would weaken it.
+    file_cache: bool = True
+    summary: str = ""
+
+
+class Source(Protocol):
+    """What every source implements."""
+
+    def fetch(self, run: RunContext) -> Token:
+        """Get a new credential from the source, within ``run``'s deadline and permissions."""
+
+
+KEYCHAIN = SourceSpec(
+    kind="keychain",
+    family="keychain",
+    keys={
+        "service": KeySpec("str", "gatekey", doc="keychain service name"),
+        "account": KeySpec("str", PROFILE_NAME, doc="keychain account (default: profile name)"),
+        "backend": KeySpec(
+            "str",
+            None,
+            doc="keyring backend class, e.g. keyring.backends.SecretService.Keyring "
+            "(default: the OS keychain of this platform)",
+        ),
+        "allow_insecure_backend": KeySpec(
+            "bool", False, doc="allow a backend that is not an OS keychain (plaintext files)"
+        ),
+    },
+    factory="gatekey.sources.keychain:KeychainSource",
+    file_cache=False,
+    summary="a secret stored in the OS keychain (gatekey store)",
+)
+
+COMMAND = SourceSpec(
+    kind="command",
+    family="vault",
+    keys={
+        "command": KeySpec(
+            "str_list",
+            None,
+            required=True,
+            doc='argument vector, no shell: ["tool", "print-token"]',
+        ),
+        "parse": KeySpec("choice", "raw", choices=("raw", "json"), doc="what the command prints"),
+        "token_path": KeySpec("str", "token", doc="dotted path of the token in JSON output"),
+        "expires_in_path": KeySpec(
+            "str", None, doc="dotted path of the lifetime in seconds in JSON output"
+        ),
+        "cache_ttl": KeySpec(
+            "duration", 900.0, doc="how long to keep the output when it states no lifetime"
+        ),
+    },
+    factory="gatekey.sources.command:CommandSource",
+    summary="any command that prints a token (argument vector, no shell)",
+)
+
+BUILTIN: dict[str, SourceSpec] = {KEYCHAIN.kind: KEYCHAIN, COMMAND.kind: COMMAND}
+
+
+def find(kind: str) -> SourceSpec | None:
+    """The spec of a source kind: built-in first, then installed plugins."""
+    spec = BUILTIN.get(kind)
+    if spec is not None:
+        return spec
+    return plugins().get(kind)
+
+
+def plugins() -> dict[str, SourceSpec]:
+    """Source kinds registered by installed distributions (``gatekey.sources`` entry points)."""
+    from importlib.metadata import entry_points
+
+    found: dict[str, SourceSpec] = {}
+    for ep in entry_points(group="gatekey.sources"):
+        try:
+            spec = ep.load()
+        except Exception:  # noqa: S112 - a broken plugin must not break other profiles
+            continue
+        if isinstance(spec, SourceSpec) and spec.kind not in BUILTIN:
+            found[spec.kind] = spec
+    return found
+
+
+def all_kinds() -> dict[str, SourceSpec]:
+    return {**plugins(), **BUILTIN}

@@ -1,0 +1,136 @@
+"""The command source: run an argument vector (never a shell) and take the token it prints.
+
+Turns any CLI that prints a token (``az account get-access-token``, a gateway's own login tool)
+into a cached, context-aware, contract-clean helper. The child's stdout is captured (it never
+reaches the app); its stderr is passed to ours with the token masked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+from gatekey import logs
+from gatekey.config import Profile
+from gatekey.context import RunContext
+from gatekey.errors import DeadlineExceeded, HelperError, SourceUnavailable
+from gatekey.token import Token
+
+log = logging.getLogger(__name__)
+MAX_OUTPUT = 1 << 20
+
+
+class CommandSource:
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self.argv: list[str] = profile.values["command"]
+
+    def fetch(self, run: RunContext) -> Token:
+        stdout, stderr, code = self._run(run)
+        if code != 0:
+            self._relay(stderr)
+            raise HelperError(
+                f"command {self.argv[0]} exited with status {code}; run it in a terminal to see "
+                "why",
+                profile=self.profile.name,
+            )
+        value, expires_in = self._parse(stdout)
+        logs.register_secret(value)  # before relaying: the child may have echoed it
+        self._relay(stderr)
+        if expires_in is None:
+            expires_in = self.profile.values["cache_ttl"]
+        return Token.from_expires_in(value, expires_in, source="command")
+
+    def _relay(self, stderr: bytes) -> None:
+        name = os.path.basename(self.argv[0])
+        for line in stderr.decode("utf-8", "replace").splitlines():
+            if line.strip():
+                log.warning("%s: %s", name, logs.redact(line))
+
+    def _run(self, run: RunContext) -> tuple[bytes, bytes, int]:
+        timeout = run.check(f"starting {self.argv[0]}")
+        try:
+            child = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=sys.platform != "win32",  # so a timeout stops its children too
+            )
+        except FileNotFoundError:
+            raise SourceUnavailable(
+                f"command not found: {self.argv[0]}; install it or give its absolute path",
+                profile=self.profile.name,
+            ) from None
+        except OSError as e:
+            raise SourceUnavailable(
+                f"cannot run {self.argv[0]} ({e.strerror})", profile=self.profile.name
+            ) from None
+        try:
+            stdout, stderr = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _stop(child)
+            raise DeadlineExceeded(
+                f"command {self.argv[0]} did not finish within the {run.name} time limit "
+                f"({run.timeout:g} s)",
+                profile=self.profile.name,
+            ) from None
+        return stdout[:MAX_OUTPUT], stderr[:MAX_OUTPUT], child.returncode
+
+    def _parse(self, stdout: bytes) -> tuple[str, float | None]:
+        text = stdout.decode("utf-8", "replace").strip()
+        if self.profile.values["parse"] == "raw":
+            return text, None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise HelperError(
+                f'command {self.argv[0]} did not print JSON (parse = "json")',
+                profile=self.profile.name,
+            ) from None
+        value = _dig(data, self.profile.values["token_path"])
+        if not isinstance(value, str):
+            raise HelperError(
+                f"command {self.argv[0]} printed JSON without a string at "
+                f"{self.profile.values['token_path']!r} (token_path)",
+                profile=self.profile.name,
+            )
+        path = self.profile.values["expires_in_path"]
+        if path is None:
+            return value, None
+        expires_in = _dig(data, path)
+        if isinstance(expires_in, str) and expires_in.strip().isdigit():
+            expires_in = int(expires_in)
+        if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
+            raise HelperError(
+                f"command {self.argv[0]} printed JSON without a number of seconds at "
+                f"{path!r} (expires_in_path)",
+                profile=self.profile.name,
+            )
+        return value, float(expires_in)
+
+
+def _dig(data: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    try:
+        if sys.platform == "win32":
+            child.kill()
+        else:
+            os.killpg(child.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        child.communicate(timeout=1)

@@ -1,0 +1,71 @@
+"""The keychain source: a long-lived gateway key kept in the OS keychain (``gatekey store``)."""
+
+from __future__ import annotations
+
+import time
+
+from gatekey.config import Profile
+from gatekey.context import RunContext
+from gatekey.errors import ConfigError, CredentialNotFound
+from gatekey.keystore import (
+    ChunkedStore,
+    RawStore,
+    call_with_deadline,
+    default_backend,
+    is_secure,
+    open_store,
+)
+from gatekey.token import Token
+
+
+class KeychainSource:
+    """Reads, stores and erases one keychain entry. Never caches, prints or exits."""
+
+    def __init__(self, profile: Profile, raw: RawStore | None = None) -> None:
+        self.profile = profile
+        self.service: str = profile.values["service"]
+        self.account: str = profile.values["account"]
+        self.backend_path: str = profile.values["backend"] or default_backend()
+        if not profile.values["allow_insecure_backend"] and not is_secure(self.backend_path):
+            raise ConfigError(
+                f"backend {self.backend_path} is not an OS keychain (it may keep secrets in a "
+                "plaintext file); use the platform keychain, or set allow_insecure_backend = true "
+                "to accept it",
+                file=profile.origins.get("backend"),
+                profile=profile.name,
+                key="backend",
+            )
+        self._raw = raw
+
+    def _store(self, run: RunContext) -> ChunkedStore:
+        raw = self._raw or open_store(self.backend_path, interactive=run.interactive)
+        return ChunkedStore(raw)
+
+    @property
+    def where(self) -> str:
+        return f"service {self.service}, account {self.account}"
+
+    def fetch(self, run: RunContext) -> Token:
+        store = self._store(run)
+        value = call_with_deadline(
+            lambda: store.get(self.service, self.account), run, "reading the keychain"
+        )
+        if value is None:
+            raise CredentialNotFound(
+                f"no credential stored in the keychain ({self.where}); "
+                f"run: gatekey store -p {self.profile.name}",
+                profile=self.profile.name,
+            )
+        return Token(value, expires_at=None, obtained_at=time.time(), source="keychain")
+
+    def store(self, value: str, run: RunContext) -> None:
+        store = self._store(run)
+        call_with_deadline(
+            lambda: store.set(self.service, self.account, value), run, "writing to the keychain"
+        )
+
+    def erase(self, run: RunContext) -> bool:
+        store = self._store(run)
+        return call_with_deadline(
+            lambda: store.delete(self.service, self.account), run, "erasing from the keychain"
+        )

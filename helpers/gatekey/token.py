@@ -1,0 +1,163 @@
+"""A token, its state, and the refresh policy. Pure: no I/O, standard library only.
+
+The app keeps whatever the helper prints for ``inferenceCredentialHelperTtlSec`` (default 3600 s)
+and never looks at the token's real expiry, so "fresh" here means "will outlive the app's cache":
+remaining lifetime above ``min_ttl`` (default 3600 s + 5 min margin).
+"""
+
+from __future__ import annotations
+
+import time
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the cache hit ~3 ms
+if TYPE_CHECKING:
+    from typing import Any
+
+FRESH = "fresh"  # remaining > min_ttl: print it
+STALE = "stale"  # usable, but inside the refresh window: refresh; on failure print it and warn
+EXPIRED = "expired"  # refresh or fail
+
+# A token this close to expiry is treated as expired: the gateway's clock may be ahead of ours
+# and the request still has to travel.
+EXPIRY_MARGIN = 30.0
+# A token obtained this recently is never fetched again merely because its whole lifetime is
+# shorter than min_ttl (a new one would be no better); also the window in which a
+# mid-session-refresh run may reuse a token another run has just obtained.
+RECENT = 60.0
+
+
+class Token:
+    """A credential with an absolute expiry computed at receipt. The value never shows in repr."""
+
+    __slots__ = ("expires_at", "meta", "obtained_at", "source", "value")
+
+    def __init__(
+        self,
+        value: str,
+        *,
+        expires_at: float | None,
+        obtained_at: float,
+        source: str,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.value = value
+        self.expires_at = expires_at  # UTC epoch seconds; None = no known expiry (static key)
+        self.obtained_at = obtained_at
+        self.source = source
+        self.meta = meta or {}
+
+    @classmethod
+    def from_expires_in(
+        cls,
+        value: str,
+        expires_in: float | None,
+        *,
+        source: str,
+        now: float | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Token:
+        """Build from a source's ``expires_in`` (seconds), measured from receipt, never decoded."""
+        now = time.time() if now is None else now
+        expires_at = None if expires_in is None else now + float(expires_in)
+        return cls(value, expires_at=expires_at, obtained_at=now, source=source, meta=meta)
+
+    def __repr__(self) -> str:
+        return (
+            f"Token(value=<hidden>, expires_at={self.expires_at!r}, "
+            f"obtained_at={self.obtained_at!r}, source={self.source!r})"
+        )
+
+    __str__ = __repr__
+
+    def remaining(self, now: float) -> float | None:
+        return None if self.expires_at is None else self.expires_at - now
+
+    @property
+    def lifetime(self) -> float | None:
+        return None if self.expires_at is None else self.expires_at - self.obtained_at
+
+    def age(self, now: float) -> float:
+        return now - self.obtained_at
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "token": self.value,
+            "expires_at": self.expires_at,
+            "obtained_at": self.obtained_at,
+            "source": self.source,
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Token:
+        """Rebuild a cached token; ValueError if the entry is not a well-formed token."""
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+        value, expires_at, obtained_at = (
+            data.get("token"),
+            data.get("expires_at"),
+            data.get("obtained_at"),
+        )
+        if not isinstance(value, str) or not value:
+            raise ValueError("no token")
+        if expires_at is not None and not _is_number(expires_at):
+            raise ValueError("bad expires_at")
+        if not _is_number(obtained_at):
+            raise ValueError("bad obtained_at")
+        source = data.get("source")
+        meta = data.get("meta")
+        return cls(
+            value,
+            expires_at=None if expires_at is None else float(expires_at),
+            obtained_at=float(obtained_at),  # type: ignore[arg-type]
+            source=source if isinstance(source, str) else "",
+            meta=meta if isinstance(meta, dict) else {},
+        )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def state(token: Token, now: float, min_ttl: float) -> str:
+    """FRESH, STALE or EXPIRED for a token at ``now`` under a profile's ``min_ttl``."""
+    remaining = token.remaining(now)
+    if remaining is None:
+        return FRESH
+    if remaining <= EXPIRY_MARGIN:
+        return EXPIRED
+    if remaining > min_ttl:
+        return FRESH
+    return STALE
+
+
+def usable_without_fetch(token: Token, now: float, min_ttl: float) -> bool:
+    """Whether a cached token may be printed without asking the source again.
+
+    FRESH tokens may; so may STALE ones obtained moments ago, whose whole lifetime is simply
+    shorter than ``min_ttl`` (fetching again would give a token no better, and would storm the
+    source). A token claiming to be obtained in the future (clock moved back) is not trusted.
+    """
+    if token.obtained_at > now + EXPIRY_MARGIN:
+        return False
+    st = state(token, now, min_ttl)
+    return st == FRESH or (st == STALE and token.age(now) < RECENT)
+
+
+def servable(token: Token, now: float, min_ttl: float, *, bypass: bool, force: bool) -> bool:
+    """Whether a run may print this cached token without asking the source.
+
+    ``bypass``: the app just had its token rejected, or its TTL ran out (mid-session-refresh):
+    only a token another run obtained moments ago is new enough to print. ``force``: never.
+    """
+    if force:
+        return False
+    if bypass:
+        return 0 <= token.age(now) < RECENT and state(token, now, min_ttl) != EXPIRED
+    return usable_without_fetch(token, now, min_ttl)
+
+
+def short_lifetime(token: Token, min_ttl: float) -> bool:
+    """A freshly obtained token that cannot cover ``min_ttl`` even when new."""
+    lifetime = token.lifetime
+    return lifetime is not None and lifetime <= min_ttl
