@@ -96,8 +96,8 @@ def get_token(
             error, until = remembered
             error.message += (
                 f"; not asking again until {_clock_text(until)} "
-                f"(in {format_duration(until - now)}) to spare the source; to retry now, run: gatekey get -p {profile.name} "
-                "--force-refresh"
+                f"(in {format_duration(until - now)}) to spare the source; to retry now, run: "
+                f"gatekey get -p {profile.name} --force-refresh"
             )
             return _fall_back(cached, error, now, profile)
         try:
