@@ -161,7 +161,11 @@ class FileCache:
         fd = os.open(os.path.join(directory, key + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             while not _try_lock(fd):
-                run.check("waiting for another gatekey process to finish refreshing")
+                if run.remaining() <= 0:
+                    raise errors.LockTimeout(
+                        f"gave up after {run.timeout:g} s ({run.name} time limit) waiting for "
+                        "another gatekey process to finish refreshing"
+                    )
                 time.sleep(min(LOCK_POLL, max(run.remaining(), 0.001)))
             try:
                 yield

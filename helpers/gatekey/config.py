@@ -101,7 +101,7 @@ class Config:
         entry = self._raw_profiles.get(name, {}).get("source")
         return entry[0] if entry and isinstance(entry[0], str) else None
 
-    def profile(self, name: str, *, kinds: dict[str, sources.SourceSpec] | None = None) -> Profile:
+    def profile(self, name: str) -> Profile:
         raw = self._raw_profiles.get(name)
         if raw is None:
             raise ConfigError(
@@ -112,7 +112,7 @@ class Config:
         source_entry = raw.get("source")
         if source_entry is None:
             raise ConfigError(
-                f"missing required key; set source = one of {_kind_list(kinds)}",
+                f"missing required key; set source = one of {_kind_list()}",
                 file=self._file_of(raw),
                 profile=name,
                 key="source",
@@ -122,10 +122,10 @@ class Config:
             raise ConfigError(
                 "expected a string naming the source", file=kind_origin, profile=name, key="source"
             )
-        spec = (kinds or {}).get(kind) if kinds is not None else sources.find(kind)
+        spec = sources.find(kind)
         if spec is None:
             raise ConfigError(
-                f"unknown source {kind!r}; known sources: {_kind_list(kinds)}",
+                f"unknown source {kind!r}; known sources: {_kind_list()}",
                 file=kind_origin,
                 profile=name,
                 key="source",
@@ -190,8 +190,8 @@ class Config:
         return out
 
 
-def _kind_list(kinds: dict[str, sources.SourceSpec] | None) -> str:
-    return ", ".join(sorted(kinds if kinds is not None else sources.BUILTIN))
+def _kind_list() -> str:
+    return ", ".join(sorted(sources.BUILTIN))
 
 
 def _suggest(key: str, allowed: dict[str, KeySpec]) -> str:
@@ -290,7 +290,6 @@ def select_profile(
     cfg: Config,
     explicit: str | None = None,
     family: str | None = None,
-    kinds: dict[str, sources.SourceSpec] | None = None,
 ) -> str:
     """Which profile a run uses: -p, else $GATEKEY_PROFILE, else default_profile, else the only one.
 
@@ -303,7 +302,7 @@ def select_profile(
         kind = cfg.raw_kind(name)
         if kind is None:
             return False
-        spec = (kinds or {}).get(kind) if kinds is not None else sources.find(kind)
+        spec = sources.find(kind)
         return spec is not None and spec.family == family
 
     chosen = explicit or os.environ.get("GATEKEY_PROFILE") or None

@@ -80,6 +80,10 @@ class DeadlineExceeded(TemporaryFailure):
     """The run's time budget for this CLAUDE_HELPER_CONTEXT ran out."""
 
 
+class LockTimeout(DeadlineExceeded):
+    """The budget ran out waiting for another gatekey process to finish refreshing."""
+
+
 EXIT_CODES: dict[str, int] = {
     cls.__name__: cls.exit_code
     for cls in (

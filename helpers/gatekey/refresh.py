@@ -22,7 +22,7 @@ from gatekey.cache import FileCache, cache_key
 from gatekey.config import Profile
 from gatekey.context import RunContext
 from gatekey.durations import format_duration
-from gatekey.errors import HelperError
+from gatekey.errors import HelperError, LockTimeout
 from gatekey.output import check_token
 from gatekey.sources import Source
 from gatekey.token import (
@@ -85,38 +85,58 @@ def get_token(
     )
 
     source = source_factory(profile)
-    with cache.lock(key, run):
-        cached, why = cache.read(key)  # the winner of the lock may have refreshed it
-        now = clock()
-        if cached is not None and servable(cached, now, ttl, bypass=bypass, force=force):
-            log.debug("reusing the token another gatekey process just obtained")
-            return Outcome(cached, "cache", [])
-        remembered = None if run.interactive or run.force_refresh else cache.read_failure(key, now)
-        if remembered is not None:
-            error, until = remembered
-            error.message += (
-                f"; not asking again until {_clock_text(until)} "
-                f"(in {format_duration(until - now)}) to spare the source; to retry now, run: "
-                f"gatekey get -p {profile.name} --force-refresh"
-            )
-            return _fall_back(cached, error, now, profile)
-        try:
-            token = _fetch(source, profile, run, clock)
-        except HelperError as e:
-            if e.retryable:
-                cache.record_failure(key, e, clock())
-            return _fall_back(cached, e, clock(), profile)
-        try:
-            cache.write(key, token)
-        except OSError as e:
-            log.warning(
-                "could not save the new token to the cache in %s (%s); every run will ask the "
-                "source until this is fixed",
-                cache.root,
-                e.strerror,
-            )
-        cache.clear_failure(key)
-    return Outcome(token, "fetched", _lifetime_warnings(token, ttl, profile))
+    try:
+        with cache.lock(key, run):
+            result = _fetch_once(source, profile, run, cache, key, ttl, clock)
+    except LockTimeout as e:  # waiting for another process's refresh took the whole budget
+        return _fall_back(cached, e, clock(), profile)
+    if isinstance(result, Outcome):
+        return result
+    return Outcome(result, "fetched", _lifetime_warnings(result, ttl, profile))
+
+
+def _fetch_once(
+    source: Source,
+    profile: Profile,
+    run: RunContext,
+    cache: FileCache,
+    key: str,
+    ttl: float,
+    clock: Callable[[], float],
+) -> Token | Outcome:
+    """Under the lock: reuse a token another process just obtained, or fetch and persist one."""
+    bypass, force = run.bypass_cache, run.force_refresh
+    cached, _why = cache.read(key)  # the winner of the lock may have refreshed it
+    now = clock()
+    if cached is not None and servable(cached, now, ttl, bypass=bypass, force=force):
+        log.debug("reusing the token another gatekey process just obtained")
+        return Outcome(cached, "cache", [])
+    remembered = None if run.interactive or run.force_refresh else cache.read_failure(key, now)
+    if remembered is not None:
+        error, until = remembered
+        error.message += (
+            f"; not asking again until {_clock_text(until)} "
+            f"(in {format_duration(until - now)}) to spare the source; to retry now, run: "
+            f"gatekey get -p {profile.name} --force-refresh"
+        )
+        return _fall_back(cached, error, now, profile)
+    try:
+        token = _fetch(source, profile, run, clock)
+    except HelperError as e:
+        if e.retryable:
+            cache.record_failure(key, e, clock())
+        return _fall_back(cached, e, clock(), profile)
+    try:
+        cache.write(key, token)
+    except OSError as e:
+        log.warning(
+            "could not save the new token to the cache in %s (%s); every run will ask the "
+            "source until this is fixed",
+            cache.root,
+            e.strerror,
+        )
+    cache.clear_failure(key)
+    return token
 
 
 def _fetch(source: Source, profile: Profile, run: RunContext, clock: Callable[[], float]) -> Token:
