@@ -7,7 +7,7 @@ Standard library only (the cache hit reads it). Layout under the cache directory
                           parse TOML; written by the full path after it validated the config
     tokens/<key>.json     a Token (see token.py); written atomically, read as a miss if damaged
     locks/<key>.lock      held (flock / msvcrt) across re-read → fetch → persist; never deleted
-    failures/<key>.json   the last retryable failure and when the next attempt may be made
+    failures/<key>.json   the source's last failure and when the next attempt may be made
 
 ``<key>`` is a hash of every input that changes the credential, so file names reveal nothing.
 """
@@ -21,7 +21,7 @@ import sys
 import time
 
 from gatekey import errors, paths
-from gatekey.token import Token
+from gatekey.token import Token, is_time
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the cache hit ~3 ms
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ INDEX_MAX_ENTRIES = 32
 BACKOFF_BASE = 5.0  # first failure: wait 5 s, then 10, 20, 40, capped at BACKOFF_MAX
 BACKOFF_MAX = 60.0
 LOCK_POLL = 0.02
+REMEMBERED_EXIT_CODES = frozenset({1, 3, 4, 69, 75})
 
 
 def cache_key(kind: str, settings: dict[str, Any]) -> str:
@@ -45,6 +46,10 @@ def cache_key(kind: str, settings: dict[str, Any]) -> str:
         {"v": 1, "kind": kind, "settings": settings}, sort_keys=True, separators=(",", ":")
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:40]
+
+
+class CacheUnusable(Exception):
+    """The cache directory cannot be used (not a directory, read-only, full, no permission)."""
 
 
 def selection_id(family: str | None) -> str:
@@ -78,7 +83,7 @@ class FileCache:
         """The cached token, or (None, why) for a miss; a damaged entry is a miss, not a crash."""
         data, why = _read_json(self._path("tokens", key, ".json"))
         if data is None:
-            return None, why
+            return None, why or "cache entry damaged (null)"
         try:
             return Token.from_json(data), None
         except ValueError as e:
@@ -116,24 +121,23 @@ class FileCache:
         data, _ = _read_json(self._path("failures", key, ".json"))
         if not isinstance(data, dict):
             return None
-        until, message, name = data.get("until"), data.get("message"), data.get("class")
-        if not isinstance(until, (int, float)) or not isinstance(message, str):
+        until, message, code = data.get("until"), data.get("message"), data.get("exit")
+        if not is_time(until) or not isinstance(message, str):
             return None
         if until <= now or until > now + BACKOFF_MAX + 5:  # over, or a clock that jumped
             return None
-        cls = getattr(errors, name, errors.TemporaryFailure) if isinstance(name, str) else None
-        if not (isinstance(cls, type) and issubclass(cls, errors.HelperError)):
-            cls = errors.TemporaryFailure
-        return cls(message), float(until)
+        error = errors.HelperError(message)
+        error.exit_code = code if code in REMEMBERED_EXIT_CODES else 75
+        return error, float(until)
 
     def record_failure(self, key: str, error: errors.HelperError, now: float) -> float:
-        """Remember a retryable failure with exponential backoff; returns when to try again."""
+        """Remember a source failure with exponential backoff; returns when to try again."""
         data, _ = _read_json(self._path("failures", key, ".json"))
         count = 1
         if isinstance(data, dict) and isinstance(data.get("count"), int):
             # Consecutive failures (the previous record is recent) double the wait.
             last = data.get("at")
-            if isinstance(last, (int, float)) and now - last < BACKOFF_MAX * 4:
+            if is_time(last) and now - last < BACKOFF_MAX * 4:
                 count = min(int(data["count"]) + 1, 16)
         wait = min(BACKOFF_BASE * 2 ** (count - 1), BACKOFF_MAX)
         self._write_json(
@@ -143,22 +147,25 @@ class FileCache:
                 "at": now,
                 "until": now + wait,
                 "count": count,
-                "class": type(error).__name__,
+                "exit": error.exit_code,
                 "message": error.message,
             },
         )
         return float(now + wait)
 
     def clear_failure(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.unlink(self._path("failures", key, ".json"))
 
     # --- locking -----------------------------------------------------------------------
     @contextlib.contextmanager
     def lock(self, key: str, run: RunContext) -> Iterator[None]:
         """Hold the per-key lock; waits no longer than the run's deadline."""
-        directory = self._ensure_dir("locks")
-        fd = os.open(os.path.join(directory, key + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            directory = self._ensure_dir("locks")
+            fd = os.open(os.path.join(directory, key + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise CacheUnusable(f"{self.root}: {e.strerror}") from None
         try:
             while not _try_lock(fd):
                 if run.remaining() <= 0:
@@ -184,6 +191,8 @@ class FileCache:
             except FileNotFoundError:
                 os.makedirs(directory, 0o700, exist_ok=True)
         _tighten(self.root)
+        if area:
+            _tighten(os.path.join(self.root, area))
         return os.path.join(self.root, area)
 
     def _write_json(self, area: str, key: str, data: dict[str, Any]) -> None:

@@ -252,37 +252,40 @@ def config_show(st: State, profile: str | None) -> None:
 
     def do() -> None:
         cfg = config.load()
-        output.write_text(f"# files: {cfg.describe_files()}")
+        lines = [f"# files: {cfg.describe_files()}"]
         for key, (value, origin) in cfg.top_level().items():
             if value is not None:
-                output.write_text(f"{key} = {_toml_value(value, key)}  # {origin}")
-        names = [profile] if profile else cfg.profile_names
-        for name in names:
-            prof = cfg.profile(name)
-            output.write_text(f"\n[profiles.{_toml_key(name)}]")
+                lines.append(f"{key} = {_toml_value(value, key)}  # {origin}")
+        for name in [profile] if profile else cfg.profile_names:
+            prof = cfg.profile(name)  # a mistake fails the command before anything is printed
+            lines.append(f"\n[profiles.{_toml_key(name)}]")
             for key in sorted(prof.values, key=lambda k: (k != "source", k)):
                 value = prof.values[key]
-                if value is None:
-                    continue
-                output.write_text(f"{key} = {_toml_value(value, key)}  # {prof.origins[key]}")
+                if value is not None:
+                    lines.append(f"{key} = {_toml_value(value, key)}  # {prof.origins[key]}")
+        output.write_text("\n".join(lines))
 
     st.guard(do)
 
 
 @config_group.command("validate")
-def config_validate() -> None:
-    """Check every config file and profile; exit 78 naming each mistake."""
+@pass_state
+def config_validate(st: State) -> None:
+    """Check every config file and profile, and what a no-argument run would select."""
 
     def do() -> None:
         cfg = config.load()
-        problems = []
+        problems: list[ConfigError] = []
         for name in cfg.profile_names:
             try:
                 cfg.profile(name)
             except ConfigError as e:
                 problems.append(e)
         try:
-            config.select_profile(cfg)
+            runner.require_family(st.family)
+            selected = config.select_profile(cfg, None, st.family)
+            if selected not in cfg.profile_names:  # e.g. GATEKEY_PROFILE names no profile
+                cfg.profile(selected)
         except ConfigError as e:
             problems.append(e)
         for problem in problems[1:]:
@@ -295,7 +298,7 @@ def config_validate() -> None:
             err=True,
         )
 
-    runner.guard(do)
+    st.guard(do)
 
 
 @gatekey.command()
@@ -323,4 +326,22 @@ def cli_main(family: str | None = None) -> None:
     prog = "gatekey" if family is None else f"gatekey-{family}"
     if family is not None and family not in FAMILIES:
         raise AssertionError(family)
-    gatekey.main(prog_name=prog, obj=State(family, 0, False))
+    runner.ensure_std_streams()
+    try:
+        code = gatekey.main(prog_name=prog, obj=State(family, 0, False), standalone_mode=False)
+    except click.UsageError as e:
+        if e.message.startswith("Got unexpected extra argument"):
+            # click would echo the argument, and the usual mistake is `gatekey store <secret>`.
+            e = click.UsageError(
+                "unexpected extra argument(s), not shown in case one is a secret; gatekey never "
+                "takes a secret as an argument: pipe it to `gatekey store` instead",
+                ctx=e.ctx,
+            )
+        e.show()
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.Abort:
+        runner.fail("aborted", 1)
+    sys.exit(code if isinstance(code, int) else 0)

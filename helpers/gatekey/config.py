@@ -305,7 +305,7 @@ def select_profile(
         spec = sources.find(kind)
         return spec is not None and spec.family == family
 
-    chosen = explicit or os.environ.get("GATEKEY_PROFILE") or None
+    chosen = explicit or os.environ.get("GATEKEY_PROFILE", "").strip() or None
     if chosen is not None:
         if chosen in cfg.profile_names and not in_family(chosen):
             raise ConfigError(

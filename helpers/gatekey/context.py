@@ -38,7 +38,15 @@ KNOWN = (INTERACTIVE, MID_SESSION, *SILENT_CONTEXTS)
 class RunContext:
     """Per-run permissions and deadline; every wait asks ``remaining()``."""
 
-    __slots__ = ("deadline", "force_refresh", "interactive", "name", "started", "timeout")
+    __slots__ = (
+        "children",
+        "deadline",
+        "force_refresh",
+        "interactive",
+        "name",
+        "started",
+        "timeout",
+    )
 
     def __init__(
         self, name: str, *, interactive: bool, timeout: float, force_refresh: bool = False
@@ -49,6 +57,8 @@ class RunContext:
         self.started = time.monotonic()
         self.deadline = self.started + timeout
         self.force_refresh = force_refresh
+        # Process groups of running child processes (command sources), stopped by the watchdog.
+        self.children: set[int] = set()
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()

@@ -4,45 +4,65 @@ from __future__ import annotations
 
 import re
 
-_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?", re.ASCII)
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+# "90", "90s", "15m", "1h", "1h30m", "2d", "500ms": units at most once each, largest first.
+_DURATION = re.compile(
+    r"(?:(?P<d>\d+(?:\.\d+)?)\s*d)?\s*"
+    r"(?:(?P<h>\d+(?:\.\d+)?)\s*h)?\s*"
+    r"(?:(?P<m>\d+(?:\.\d+)?)\s*m(?!s))?\s*"
+    r"(?:(?P<s>\d+(?:\.\d+)?)\s*s)?\s*"
+    r"(?:(?P<ms>\d+(?:\.\d+)?)\s*ms)?",
+    re.ASCII,
+)
+_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+MAX_SECONDS = 366 * 86400.0  # a year: anything longer is a typo, not a cache policy
+_HINT = "use e.g. 90s, 15m, 1h or 1h30m"
 
 
 def parse_duration(value: object) -> float:
     """Seconds from ``90``, ``"90s"``, ``"15m"``, ``"1h"``, ``"1h30m"``; ValueError otherwise.
 
-    A bare number is seconds. Negative values, booleans and empty strings are refused.
+    A bare number is seconds. Negative, non-finite or over-a-year values, booleans and empty
+    strings are refused.
     """
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as 90s, 15m or 1h, not a boolean")
+        raise ValueError(f"expected a duration, not a boolean; {_HINT}")
     if isinstance(value, (int, float)):
-        if value < 0 or value != value:
-            raise ValueError("a duration cannot be negative")
-        if value == float("inf"):
-            raise ValueError("a duration must be finite")
-        return float(value)
-    if not isinstance(value, str):
-        raise ValueError("expected a duration such as 90s, 15m or 1h")
-    text = value.strip().lower()
-    if not text:
-        raise ValueError("expected a duration such as 90s, 15m or 1h, got an empty string")
-    total, pos = 0.0, 0
-    while pos < len(text):
-        match = _PART.match(text, pos)
-        if not match or match.end() == pos:
-            raise ValueError(f"{value!r} is not a duration; use e.g. 90s, 15m, 1h or 1h30m")
-        number, unit = match.groups()
-        if unit is None and match.end() != len(text):
-            raise ValueError(f"{value!r} is not a duration; use e.g. 90s, 15m, 1h or 1h30m")
-        total += float(number) * _UNITS[unit]
-        pos = match.end()
-        while pos < len(text) and text[pos] == " ":
-            pos += 1
-    return total
+        seconds = _bounded(value)
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        if not text:
+            raise ValueError(f"expected a duration, got an empty string; {_HINT}")
+        if re.fullmatch(r"\d+(?:\.\d+)?", text, re.ASCII):
+            seconds = _bounded(float(text))
+        else:
+            match = _DURATION.fullmatch(text)
+            if match is None or not any(match.groupdict().values()):
+                raise ValueError(f"{_short(value)} is not a duration; {_HINT}")
+            seconds = _bounded(
+                sum(float(n) * _UNITS[unit] for unit, n in match.groupdict().items() if n)
+            )
+    else:
+        raise ValueError(f"expected a duration; {_HINT}")
+    return seconds
+
+
+def _bounded(value: float) -> float:
+    # Compare before converting: an integer too large for a float must not raise OverflowError.
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError("a duration must be a finite number")
+    if value < 0:
+        raise ValueError("a duration cannot be negative")
+    if value > MAX_SECONDS:
+        raise ValueError("a duration must be at most a year (366d)")
+    return float(value)
+
+
+def _short(value: str) -> str:
+    return repr(value) if len(value) <= 40 else repr(value[:37] + "...")
 
 
 def format_duration(seconds: float) -> str:
-    """A short human form: ``41 min``, ``2 h 5 min``, ``30 s``; negative values read ``ago``."""
+    """A short human form: ``41 min``, ``2 h 5 min``, ``30 s``; negative values get a minus."""
     sign = "" if seconds >= 0 else "-"
     s = int(abs(seconds))
     if s < 120:

@@ -5,7 +5,7 @@
     ├── SourceUnavailable (69) what to install, or which OS it needs
     ├── CredentialNotFound (3) what was looked up, where
     ├── InteractionRequired (4) no person present; names the command to run
-    └── TemporaryFailure (75)  unreachable, timed out or 5xx: retryable
+    └── TemporaryFailure (75)  unreachable, timed out or 5xx: worth retrying later
 
 Messages are written for the person reading the app's log at 9 a.m. They never contain a secret:
 callers pass names, paths and counts, never values.
@@ -18,8 +18,6 @@ class HelperError(Exception):
     """A failure gatekey reports as one stderr line and an exit code."""
 
     exit_code = 1
-    # Retryable failures are remembered briefly (negative cache) so callers do not storm a down IdP.
-    retryable = False
 
     def __init__(self, message: str, *, profile: str | None = None) -> None:
         super().__init__(message)
@@ -73,7 +71,6 @@ class InteractionRequired(HelperError):
 
 class TemporaryFailure(HelperError):
     exit_code = 75
-    retryable = True
 
 
 class DeadlineExceeded(TemporaryFailure):

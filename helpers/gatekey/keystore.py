@@ -4,9 +4,9 @@
   ~90 ms and can silently pick a plaintext file): Secret Service on Linux, the macOS Keychain,
   Windows Credential Manager. A ``backend`` setting names another keyring backend class; any
   backend that is not an OS keychain is refused unless the profile opts in.
-- On Linux the read (the helper's hot path) talks to the Secret Service through secretstorage, the
-  library keyring's own SecretService backend uses, with the same item attributes; writes and
-  deletes go through keyring's backend. Items are interchangeable with ``keyring`` and
+- On Linux gatekey talks to the Secret Service through secretstorage, the library keyring's own
+  SecretService backend uses, with the same item attributes (importing keyring would cost the
+  helper ~100 ms per run). Items are interchangeable with ``keyring`` and
   ``secret-tool lookup service S username A``.
 - Windows Credential Manager holds at most 2560 bytes per secret, and Entra tokens are often
   larger. Values above that are split into chunks under their own accounts, then a manifest is
@@ -173,27 +173,33 @@ def _keyring_errors(backend_path: str) -> Any:
             "the keychain is locked and no one unlocked it; sign in to the desktop session (or "
             "unlock the keyring), then run gatekey again"
         ) from None
-    except KeyringError as e:
+    except (KeyringError, Exception) as e:
+        # The type only: a backend's message could quote what it was given.
         raise TemporaryFailure(
             f"the keychain ({backend_path}) refused the request: {type(e).__name__}"
         ) from None
 
 
-class SecretServiceStore(KeyringStore):
-    """Linux Secret Service: reads through secretstorage directly (fast), writes through keyring."""
+class SecretServiceStore:
+    """Linux Secret Service through secretstorage, the library keyring's SecretService backend
+    uses, with that backend's item attributes and label (so ``keyring`` and ``secret-tool`` see
+    the same items). Used directly because importing keyring costs ~100 ms per run.
+    """
 
-    # The attributes keyring's SecretService backend writes and searches (its default scheme).
+    APPLICATION = "Python keyring library"  # keyring's SecretService appid
+
     def __init__(self, *, interactive: bool) -> None:
-        super().__init__(SECRET_SERVICE)
         self.interactive = interactive
 
-    def get(self, service: str, account: str) -> str | None:
+    @contextlib.contextmanager
+    def _collection(self) -> Any:
+        """The unlocked default collection, or our error saying what to do."""
         import secretstorage
         from secretstorage.exceptions import SecretStorageException
 
         try:
             connection = secretstorage.dbus_init()
-        except SecretStorageException:
+        except (SecretStorageException, OSError):
             raise SourceUnavailable(
                 "no D-Bus session bus, so no Secret Service (the Linux keychain) is reachable "
                 f"(DBUS_SESSION_BUS_ADDRESS is {_bus_state()}); {HEADLESS_FIX}"
@@ -212,17 +218,40 @@ class SecretServiceStore(KeyringStore):
                 ) from None
             if collection.is_locked():
                 self._unlock(collection)
+            yield collection
+        except (SecretStorageException, OSError) as e:
+            raise TemporaryFailure(
+                f"the Secret Service failed the request ({type(e).__name__}); try again, or "
+                "restart the keyring daemon"
+            ) from None
+        finally:
+            connection.close()
+
+    def get(self, service: str, account: str) -> str | None:
+        with self._collection() as collection:
             for item in collection.search_items({"username": account, "service": service}):
                 if item.is_locked():
                     self._unlock(item)
                 return bytes(item.get_secret()).decode("utf-8")
             return None
-        except SecretStorageException as e:
-            raise TemporaryFailure(
-                f"the Secret Service refused the request ({type(e).__name__})"
-            ) from None
-        finally:
-            connection.close()
+
+    def set(self, service: str, account: str, value: str) -> None:
+        attributes = {"application": self.APPLICATION, "service": service, "username": account}
+        label = f"Password for '{account}' on '{service}'"
+        with self._collection() as collection:
+            item = collection.create_item(label, attributes, value, replace=True)
+            # Items other tools wrote for the same service and account (secret-tool writes no
+            # application attribute, so create_item did not replace them) would shadow ours.
+            for other in collection.search_items({"username": account, "service": service}):
+                if other.item_path != item.item_path:
+                    other.delete()
+
+    def delete(self, service: str, account: str) -> bool:
+        with self._collection() as collection:
+            items = list(collection.search_items({"username": account, "service": service}))
+            for item in items:
+                item.delete()
+            return bool(items)
 
     def _unlock(self, thing: Any) -> None:
         if not self.interactive:
@@ -233,7 +262,8 @@ class SecretServiceStore(KeyringStore):
         dismissed = thing.unlock()
         if dismissed or thing.is_locked():
             raise InteractionRequired(
-                "the keychain stayed locked (the unlock prompt was dismissed)"
+                "the keychain stayed locked (the unlock prompt was dismissed); unlock the "
+                "keyring (e.g. in Seahorse, or by signing in again), then run gatekey again"
             )
 
 
@@ -274,6 +304,9 @@ def _chunk_account(account: str, generation: str, index: int) -> str:
     return f"{account}#gatekey-chunk-{generation}-{index}"
 
 
+_RETRY = object()
+
+
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -301,6 +334,13 @@ class ChunkedStore:
         return data if ok else {}
 
     def get(self, service: str, account: str) -> str | None:
+        value = self._get_once(service, account)
+        if value is _RETRY:
+            # A concurrent store replaced the manifest and dropped the chunks we were reading.
+            value = self._get_once(service, account)
+        return None if value is _RETRY else value  # type: ignore[return-value]
+
+    def _get_once(self, service: str, account: str) -> str | object | None:
         stored = self.raw.get(service, account)
         manifest = self._manifest(stored)
         if manifest is None:

@@ -7,7 +7,11 @@ import os
 import sys
 
 MASK = "[redacted]"
+# Any run of WINDOW characters taken from a secret is masked too, so a prefix or fragment of a
+# token echoed by a source never reaches the app's log. (Over-masking a log line is harmless.)
+WINDOW = 8
 _secrets: set[str] = set()
+_windows: set[str] = set()
 
 
 def register_secret(value: str | None) -> None:
@@ -17,18 +21,38 @@ def register_secret(value: str | None) -> None:
     import base64
     import urllib.parse
 
-    _secrets.add(value)
     raw = value.encode("utf-8", "surrogatepass")
-    _secrets.add(urllib.parse.quote(value, safe=""))
+    forms = {value, urllib.parse.quote(value, safe="")}
     for enc in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
-        _secrets.add(enc.decode().rstrip("="))
+        forms.add(enc.decode().rstrip("="))
+    for form in forms:
+        _secrets.add(form)
+        _windows.update(form[i : i + WINDOW] for i in range(len(form) - WINDOW + 1))
 
 
 def redact(text: str) -> str:
+    """The text with every registered secret, encoding or fragment replaced by a mask."""
+    if not _secrets:
+        return text
     for secret in sorted(_secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, MASK)
-    return text
+    hidden = [False] * len(text)
+    for i in range(len(text) - WINDOW + 1):
+        if text[i : i + WINDOW] in _windows:
+            hidden[i : i + WINDOW] = [True] * WINDOW
+    if not any(hidden):
+        return text
+    out, i = [], 0
+    while i < len(text):
+        if hidden[i]:
+            while i < len(text) and hidden[i]:
+                i += 1
+            out.append(MASK)
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
 
 
 class RedactingFormatter(logging.Formatter):

@@ -15,9 +15,9 @@ import os
 import sys
 
 from gatekey.errors import HelperError
+from gatekey.token import printable
 
 FORMATS = ("token", "json", "header", "env")
-_FORBIDDEN = frozenset(chr(c) for c in range(0x20)) | {"\x7f"}
 
 
 class BadToken(HelperError):
@@ -28,10 +28,10 @@ def check_token(value: str) -> None:
     """Refuse values that would corrupt the payload or smuggle a header (never echo the value)."""
     if not value:
         raise BadToken("the source returned an empty credential")
-    if any(c in _FORBIDDEN for c in value) or value != value.strip():
+    if not printable(value):
         raise BadToken(
             "the credential contains whitespace or control characters (line breaks, tabs), "
-            "so it cannot be printed safely; store it again without them"
+            "so it cannot be printed safely; check what the source returns"
         )
 
 

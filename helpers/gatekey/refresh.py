@@ -4,8 +4,8 @@ The order matters:
 1. A usable cached token is printed without locking (the common case, and the fast path's).
 2. Otherwise take the per-key lock (bounded by the deadline) and read the cache again: another
    process may have refreshed while we waited, and then we reuse its token (single flight).
-3. A failure remembered moments ago (negative cache) is reported instead of asking the source
-   again, unless a person is present or --force-refresh was given.
+3. A failure remembered moments ago (negative cache, 5 s doubling to 60 s) is reported instead
+   of asking the source again, unless a person is present or --force-refresh was given.
 4. Fetch; persist atomically before printing; forget any remembered failure.
 5. If the fetch fails and the old token is still valid, print it with a warning.
 """
@@ -18,11 +18,12 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from gatekey.cache import FileCache, cache_key
+from gatekey import logs
+from gatekey.cache import CacheUnusable, FileCache, cache_key
 from gatekey.config import Profile
 from gatekey.context import RunContext
 from gatekey.durations import format_duration
-from gatekey.errors import HelperError, LockTimeout
+from gatekey.errors import ConfigError, HelperError, LockTimeout
 from gatekey.output import check_token
 from gatekey.sources import Source
 from gatekey.token import (
@@ -37,6 +38,7 @@ from gatekey.token import (
 log = logging.getLogger(__name__)
 
 SourceFactory = Callable[[Profile], Source]
+MIN_APP_TTL = 120  # the app does not re-run the helper for inferenceCredentialHelperTtlSec <= 120
 
 
 class Outcome(NamedTuple):
@@ -77,6 +79,8 @@ def get_token(
     cache = cache or FileCache()
     key = profile_cache_key(profile)
     cached, why = cache.read(key)
+    if cached is not None:
+        logs.register_secret(cached.value)  # a failing source may echo it on stderr
     bypass, force = run.bypass_cache, run.force_refresh
     if cached is not None and servable(cached, clock(), ttl, bypass=bypass, force=force):
         return Outcome(cached, "cache", [])
@@ -90,6 +94,14 @@ def get_token(
             result = _fetch_once(source, profile, run, cache, key, ttl, clock)
     except LockTimeout as e:  # waiting for another process's refresh took the whole budget
         return _fall_back(cached, e, clock(), profile)
+    except CacheUnusable as e:
+        log.warning(
+            "the cache directory cannot be used (%s); fetching without it, so every run will ask "
+            "the source until this is fixed (set GATEKEY_CACHE_DIR to a writable directory)",
+            e,
+        )
+        token = _fetch(source, profile, run, clock)
+        return Outcome(token, "fetched", _lifetime_warnings(token, ttl, profile))
     if isinstance(result, Outcome):
         return result
     return Outcome(result, "fetched", _lifetime_warnings(result, ttl, profile))
@@ -107,6 +119,8 @@ def _fetch_once(
     """Under the lock: reuse a token another process just obtained, or fetch and persist one."""
     bypass, force = run.bypass_cache, run.force_refresh
     cached, _why = cache.read(key)  # the winner of the lock may have refreshed it
+    if cached is not None:
+        logs.register_secret(cached.value)
     now = clock()
     if cached is not None and servable(cached, now, ttl, bypass=bypass, force=force):
         log.debug("reusing the token another gatekey process just obtained")
@@ -122,9 +136,15 @@ def _fetch_once(
         return _fall_back(cached, error, now, profile)
     try:
         token = _fetch(source, profile, run, clock)
+    except ConfigError:
+        raise
     except HelperError as e:
-        if e.retryable:
+        # Remembered whatever the cause (down, timed out, refused, not signed in), so that the
+        # app's many callers do not each ask a failing source again; a person retries at once.
+        try:
             cache.record_failure(key, e, clock())
+        except OSError as oe:
+            log.debug("could not remember the failure (%s)", oe.strerror)
         return _fall_back(cached, e, clock(), profile)
     try:
         cache.write(key, token)
@@ -173,12 +193,23 @@ def _lifetime_warnings(token: Token, min_ttl: float, profile: Profile) -> list[s
     if not short_lifetime(token, min_ttl):
         return []
     lifetime = token.lifetime or 0.0
-    workable = max(int(lifetime - 300), 0)
+    # The app keeps a printed token for its TTL; leave a 5-minute margin. It does not re-run the
+    # helper for TTLs of 120 s or less, so shorter tokens cannot be made to work by the TTL.
+    workable = int(lifetime - 300)
+    if workable > MIN_APP_TTL:
+        advice = (
+            f"set Claude's inferenceCredentialHelperTtlSec to at most {workable} and min_ttl to "
+            "match"
+        )
+    else:
+        advice = (
+            "tokens this short-lived cannot work with Claude's credential TTL; configure a "
+            "longer token lifetime at the source"
+        )
     return [
         f'profile "{profile.name}": the new token lives {format_duration(lifetime)}, less than '
         f"min_ttl ({format_duration(min_ttl)}), so the app may keep using it after it expires; "
-        f"set Claude's inferenceCredentialHelperTtlSec to at most {workable} and min_ttl to "
-        "match"
+        f"{advice}"
     ]
 
 

@@ -5,8 +5,10 @@ no-argument path should not pay for the CLI.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -25,6 +27,27 @@ EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
 
 _payload_lock = threading.Lock()
+
+
+def ensure_std_streams() -> None:
+    """Give closed standard descriptors a harmless target (/dev/null).
+
+    With fd 2 closed, Python sets sys.stderr to None and the first warning would crash the run
+    after the payload was printed; with fd 0 or 1 closed, the next file opened would take its
+    number and could receive output meant for stdout.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 - lives as long as the process
+    if sys.stdout is None:
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -71,6 +94,9 @@ def start_watchdog(run: context.RunContext) -> None:
     """Safety net: whatever blocks, the run ends shortly after its deadline with exit 75."""
 
     def expire() -> None:
+        for pgid in list(run.children):
+            with contextlib.suppress(OSError, AttributeError):
+                os.killpg(pgid, signal.SIGKILL)  # POSIX; on Windows children die with us
         with _payload_lock:
             sys.stderr.write(
                 f"gatekey: gave up after {run.timeout:g} s ({run.name} time limit); "
@@ -162,6 +188,7 @@ def _remember_selection(
 
 def no_argument_run(family: str | None) -> NoReturn:
     """The app's run: no arguments, profile from the environment or config."""
+    ensure_std_streams()
     logs.setup()
     debug = logging.getLogger("gatekey").isEnabledFor(logging.DEBUG)
     guard(lambda: helper_run(family, no_arguments=True), debug=debug)

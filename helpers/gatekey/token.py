@@ -11,7 +11,7 @@ import time
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the cache hit ~3 ms
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, TypeGuard
 
 FRESH = "fresh"  # remaining > min_ttl: print it
 STALE = "stale"  # usable, but inside the refresh window: refresh; on failure print it and warn
@@ -27,9 +27,15 @@ RECENT = 60.0
 
 
 class Token:
-    """A credential with an absolute expiry computed at receipt. The value never shows in repr."""
+    """A credential with an absolute expiry computed at receipt. The value never shows in repr.
 
-    __slots__ = ("expires_at", "meta", "obtained_at", "source", "value")
+    ``expires_at`` is when the credential stops working, if known. ``refresh_at`` is for
+    credentials with no known expiry (a vault's API key): when the cached copy should be read
+    from the source again. It is a cache policy, not a lifetime, so it never makes a token stale
+    for ``min_ttl`` purposes.
+    """
+
+    __slots__ = ("expires_at", "meta", "obtained_at", "refresh_at", "source", "value")
 
     def __init__(
         self,
@@ -38,11 +44,13 @@ class Token:
         expires_at: float | None,
         obtained_at: float,
         source: str,
+        refresh_at: float | None = None,
         meta: dict[str, Any] | None = None,
     ) -> None:
         self.value = value
         self.expires_at = expires_at  # UTC epoch seconds; None = no known expiry (static key)
         self.obtained_at = obtained_at
+        self.refresh_at = refresh_at
         self.source = source
         self.meta = meta or {}
 
@@ -54,12 +62,24 @@ class Token:
         *,
         source: str,
         now: float | None = None,
+        cache_ttl: float | None = None,
         meta: dict[str, Any] | None = None,
     ) -> Token:
-        """Build from a source's ``expires_in`` (seconds), measured from receipt, never decoded."""
+        """Build from a source's ``expires_in`` (seconds), measured from receipt, never decoded.
+
+        With no ``expires_in``, ``cache_ttl`` says when to read the source again.
+        """
         now = time.time() if now is None else now
         expires_at = None if expires_in is None else now + float(expires_in)
-        return cls(value, expires_at=expires_at, obtained_at=now, source=source, meta=meta)
+        refresh_at = None if expires_in is not None or cache_ttl is None else now + cache_ttl
+        return cls(
+            value,
+            expires_at=expires_at,
+            obtained_at=now,
+            source=source,
+            refresh_at=refresh_at,
+            meta=meta,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -84,6 +104,7 @@ class Token:
             "token": self.value,
             "expires_at": self.expires_at,
             "obtained_at": self.obtained_at,
+            "refresh_at": self.refresh_at,
             "source": self.source,
             "meta": self.meta,
         }
@@ -98,31 +119,55 @@ class Token:
             data.get("expires_at"),
             data.get("obtained_at"),
         )
+        refresh_at = data.get("refresh_at")
         if not isinstance(value, str) or not value:
             raise ValueError("no token")
-        if expires_at is not None and not _is_number(expires_at):
-            raise ValueError("bad expires_at")
-        if not _is_number(obtained_at):
+        if not printable(value):
+            raise ValueError("unprintable token")
+        for name, number in (("expires_at", expires_at), ("refresh_at", refresh_at)):
+            if number is not None and not is_time(number):
+                raise ValueError(f"bad {name}")
+        if not is_time(obtained_at):
             raise ValueError("bad obtained_at")
         source = data.get("source")
         meta = data.get("meta")
         return cls(
             value,
             expires_at=None if expires_at is None else float(expires_at),
-            obtained_at=float(obtained_at),  # type: ignore[arg-type]
+            obtained_at=float(obtained_at),
             source=source if isinstance(source, str) else "",
+            refresh_at=None if refresh_at is None else float(refresh_at),
             meta=meta if isinstance(meta, dict) else {},
         )
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+_MAX_TIME = 1e11  # epoch seconds, year 5138: beyond it a number is damage, not a time
+
+
+def is_time(value: Any) -> TypeGuard[float]:
+    # Compared before any float(): an integer too large for a float must not raise OverflowError.
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and -_MAX_TIME < value < _MAX_TIME
+    )
+
+
+def printable(value: str) -> bool:
+    """Non-empty, no control characters, no surrounding whitespace: safe as one stdout line."""
+    return (
+        bool(value)
+        and value == value.strip()
+        and not any(ord(c) < 0x20 or c == "\x7f" for c in value)
+    )
 
 
 def state(token: Token, now: float, min_ttl: float) -> str:
     """FRESH, STALE or EXPIRED for a token at ``now`` under a profile's ``min_ttl``."""
     remaining = token.remaining(now)
     if remaining is None:
+        if token.refresh_at is not None and now >= token.refresh_at:
+            return STALE
         return FRESH
     if remaining <= EXPIRY_MARGIN:
         return EXPIRED
@@ -141,7 +186,10 @@ def usable_without_fetch(token: Token, now: float, min_ttl: float) -> bool:
     if token.obtained_at > now + EXPIRY_MARGIN:
         return False
     st = state(token, now, min_ttl)
-    return st == FRESH or (st == STALE and token.age(now) < RECENT)
+    if st == FRESH:
+        return True
+    # Only a real lifetime can be "too short"; a cache_ttl that ran out means read again.
+    return st == STALE and token.expires_at is not None and token.age(now) < RECENT
 
 
 def servable(token: Token, now: float, min_ttl: float, *, bypass: bool, force: bool) -> bool:

@@ -14,7 +14,8 @@ import os
 import signal
 import subprocess
 import sys
-from typing import Any
+import threading
+from typing import IO, Any
 
 from gatekey import logs
 from gatekey.config import Profile
@@ -24,6 +25,7 @@ from gatekey.token import Token
 
 log = logging.getLogger(__name__)
 MAX_OUTPUT = 1 << 20
+PIPE_GRACE = 0.2  # seconds to finish reading after the command exited
 
 
 class CommandSource:
@@ -43,15 +45,15 @@ class CommandSource:
         value, expires_in = self._parse(stdout)
         logs.register_secret(value)  # before relaying: the child may have echoed it
         self._relay(stderr)
-        if expires_in is None:
-            expires_in = self.profile.values["cache_ttl"]
-        return Token.from_expires_in(value, expires_in, source="command")
+        return Token.from_expires_in(
+            value, expires_in, source="command", cache_ttl=self.profile.values["cache_ttl"]
+        )
 
     def _relay(self, stderr: bytes) -> None:
-        name = os.path.basename(self.argv[0])
+        label = f'profile "{self.profile.name}" ({os.path.basename(self.argv[0])})'
         for line in stderr.decode("utf-8", "replace").splitlines():
             if line.strip():
-                log.warning("%s: %s", name, logs.redact(line))
+                log.warning("%s: %s", label, logs.redact(line))
 
     def _run(self, run: RunContext) -> tuple[bytes, bytes, int]:
         timeout = run.check(f"starting {self.argv[0]}")
@@ -72,8 +74,10 @@ class CommandSource:
             raise SourceUnavailable(
                 f"cannot run {self.argv[0]} ({e.strerror})", profile=self.profile.name
             ) from None
+        run.children.add(child.pid)  # the watchdog stops them if the run itself overruns
+        readers = [_Reader(child.stdout), _Reader(child.stderr)]
         try:
-            stdout, stderr = child.communicate(timeout=timeout)
+            code = child.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             _stop(child)
             raise DeadlineExceeded(
@@ -81,7 +85,13 @@ class CommandSource:
                 f"({run.timeout:g} s)",
                 profile=self.profile.name,
             ) from None
-        return stdout[:MAX_OUTPUT], stderr[:MAX_OUTPUT], child.returncode
+        finally:
+            run.children.discard(child.pid)
+        # The command has exited, so all it wrote is in the pipes. A background process it left
+        # behind may hold them open: do not wait for that beyond a moment.
+        for reader in readers:
+            reader.join(PIPE_GRACE)
+        return readers[0].data(), readers[1].data(), code
 
     def _parse(self, stdout: bytes) -> tuple[str, float | None]:
         text = stdout.decode("utf-8", "replace").strip()
@@ -124,6 +134,30 @@ def _dig(data: Any, path: str) -> Any:
     return data
 
 
+class _Reader(threading.Thread):
+    """Drains one pipe of the child in the background (so a full pipe never blocks it)."""
+
+    def __init__(self, pipe: IO[bytes] | None) -> None:
+        super().__init__(daemon=True)
+        self.pipe = pipe
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.start()
+
+    def run(self) -> None:
+        if self.pipe is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            fd = self.pipe.fileno()
+            while chunk := os.read(fd, 65536):
+                if self.size < MAX_OUTPUT:
+                    self.chunks.append(chunk)
+                    self.size += len(chunk)
+
+    def data(self) -> bytes:
+        return b"".join(self.chunks)[:MAX_OUTPUT]
+
+
 def _stop(child: subprocess.Popen[bytes]) -> None:
     try:
         if sys.platform == "win32":
@@ -133,4 +167,4 @@ def _stop(child: subprocess.Popen[bytes]) -> None:
     except OSError:
         pass
     with contextlib.suppress(subprocess.TimeoutExpired):
-        child.communicate(timeout=1)
+        child.wait(timeout=1)
