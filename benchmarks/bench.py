@@ -74,99 +74,27 @@ with open(%r, "a") as f:
 print(json.dumps({"access_token": %r, "expires_in": 86400}))
 """
 
-BUS_TIMEOUT = 10.0
-
-
-class Peers:
-    """A private session bus with gnome-keyring's Secret Service on it, unlocked."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self) -> str:
-        for tool in ("dbus-daemon", "gnome-keyring-daemon", "secret-tool"):
-            if not shutil.which(tool):
-                raise SystemExit(
-                    f"bench: {tool} is not installed (apt: dbus gnome-keyring libsecret-tools)"
-                )
-        bus = subprocess.Popen(
-            ["dbus-daemon", "--session", "--nofork", "--nopidfile", "--print-address=1"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=self.env,
-        )
-        self.procs.append(bus)
-        assert bus.stdout is not None
-        address = bus.stdout.readline().decode().strip()
-        if not address:
-            raise SystemExit("bench: dbus-daemon did not print its address")
-        self.env["DBUS_SESSION_BUS_ADDRESS"] = address
-        daemon = subprocess.Popen(
-            ["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=self.env,
-        )
-        self.procs.append(daemon)
-        assert daemon.stdin is not None
-        daemon.stdin.write(b"bench-password")  # --unlock reads the login password until EOF
-        daemon.stdin.close()
-        self._wait_for_secrets(address)
-        return address
-
-    @staticmethod
-    def _wait_for_secrets(address: str) -> None:
-        from jeepney.bus_messages import message_bus
-        from jeepney.io.blocking import open_dbus_connection
-
-        deadline = time.monotonic() + BUS_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                conn = open_dbus_connection(bus=address)
-                try:
-                    reply = conn.send_and_get_reply(
-                        message_bus.NameHasOwner("org.freedesktop.secrets")
-                    )
-                    if reply.body[0]:
-                        return
-                finally:
-                    conn.close()
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise SystemExit("bench: the Secret Service did not come up")
-
-    def stop(self) -> None:
-        for proc in reversed(self.procs):
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self.procs.clear()
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
+from peers import SecretService, isolated_env  # noqa: E402 - the tests' own peer fixture
 
 
 def base_env(root: Path) -> dict[str, str]:
-    home = root / "home"
-    for d in ("home/.config", "home/.cache", "home/.local/share", "run", "cache"):
-        (root / d).mkdir(parents=True, exist_ok=True)
-    (root / "run").chmod(0o700)
-    keep = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR")
-    env = {k: v for k, v in os.environ.items() if k in keep}
-    env.update(
-        HOME=str(home),
-        XDG_CONFIG_HOME=str(home / ".config"),
-        XDG_CACHE_HOME=str(home / ".cache"),
-        XDG_DATA_HOME=str(home / ".local/share"),
-        XDG_RUNTIME_DIR=str(root / "run"),
-        GATEKEY_CACHE_DIR=str(root / "cache"),
-        GATEKEY_MANAGED_CONFIG=str(root / "managed.toml"),  # absent: no managed settings
-        GATEKEY_CONFIG=str(root / "config.toml"),
-    )
-    return env
+    return dict(isolated_env(root), GATEKEY_CONFIG=str(root / "config.toml"))
+
+
+def start_secret_service(env: dict[str, str]) -> SecretService:
+    missing = [*SecretService.missing_tools(), *([] if shutil.which("secret-tool") else ["x"])]
+    if missing:
+        raise SystemExit(
+            "bench: needs dbus-daemon, gnome-keyring-daemon and secret-tool "
+            "(apt: dbus gnome-keyring libsecret-tools)"
+        )
+    service = SecretService(env)
+    try:
+        env["DBUS_SESSION_BUS_ADDRESS"] = service.start()
+    except RuntimeError as e:
+        raise SystemExit(f"bench: {e}") from None
+    return service
 
 
 def write_config(root: Path) -> None:
@@ -369,9 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         env = base_env(root)
         write_config(root)
-        peers = Peers(env)
+        service = start_secret_service(env)
         try:
-            peers.start()
             commands = argvs()
             prepare(env, commands)
             times = measure(commands, env, args.runs, warmup)
@@ -381,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                     "`gatekey` were meant to be cache hits"
                 )
         finally:
-            peers.stop()
+            service.stop()
 
     summary = summarize(times)
     result = {

@@ -6,15 +6,19 @@ arguments unless the test is about the CLI, stdin closed, a private HOME / confi
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "support"))
+from peers import SecretService, isolated_env
 
 BIN = Path(sys.executable).parent
 SUPPORT = Path(__file__).parent / "support"
@@ -83,6 +87,22 @@ class Env:
             f"{extra}\n"
         )
 
+    def entry_path(self) -> Path:
+        """The (only) cached token file."""
+        files = sorted((self.cache_dir / "tokens").glob("*.json"))
+        assert len(files) == 1, f"expected one cache entry, found {files}"
+        return files[0]
+
+    def edit_entry(self, **fields: float) -> None:
+        """Rewrite fields of the (only) cached token, atomically, as time passing would."""
+        path = self.entry_path()
+        data = json.loads(path.read_text())
+        data.update(fields)
+        tmp = path.with_name(path.name + ".edit")
+        tmp.write_text(json.dumps(data))
+        tmp.chmod(0o600)
+        os.replace(tmp, path)
+
     def count(self) -> int:
         path = Path(self.vars["COUNT_FILE"])
         return len(path.read_text().splitlines()) if path.exists() else 0
@@ -114,24 +134,7 @@ class Env:
 
 
 def _base_env(root: Path) -> dict[str, str]:
-    home = root / "home"
-    for d in ("home", "home/.config", "home/.cache", "home/.local/share", "run", "cache"):
-        (root / d).mkdir(parents=True, exist_ok=True)
-    (root / "run").chmod(0o700)
-    keep = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT", "TMPDIR")
-    env = {k: v for k, v in os.environ.items() if k in keep}
-    env.update(
-        HOME=str(home),
-        XDG_CONFIG_HOME=str(home / ".config"),
-        XDG_CACHE_HOME=str(home / ".cache"),
-        XDG_DATA_HOME=str(home / ".local/share"),
-        XDG_RUNTIME_DIR=str(root / "run"),
-        GATEKEY_CACHE_DIR=str(root / "cache"),
-        GATEKEY_MANAGED_CONFIG=str(root / "managed.toml"),
-        COUNT_FILE=str(root / "count.txt"),
-        PYTHONPATH=str(SUPPORT),
-    )
-    return env
+    return dict(isolated_env(root), COUNT_FILE=str(root / "count.txt"), PYTHONPATH=str(SUPPORT))
 
 
 @pytest.fixture
@@ -141,69 +144,13 @@ def gk(tmp_path: Path) -> Env:
 
 
 # --- the real Secret Service (gnome-keyring on a private D-Bus) ------------------------------
-def _wait_for_secrets(address: str, timeout: float = 10) -> None:
-    from jeepney.bus_messages import message_bus
-    from jeepney.io.blocking import open_dbus_connection
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            conn = open_dbus_connection(bus=address)
-            try:
-                if conn.send_and_get_reply(
-                    message_bus.NameHasOwner("org.freedesktop.secrets")
-                ).body[0]:
-                    return
-            finally:
-                conn.close()
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError("the Secret Service did not come up")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 @pytest.fixture
-def secret_service(gk: Env) -> Env:
+def secret_service(gk: Env) -> Iterator[Env]:
     """gnome-keyring's Secret Service on a private session bus, unlocked, in the test's HOME."""
-    for tool in ("dbus-daemon", "gnome-keyring-daemon"):
-        if not shutil.which(tool):
-            pytest.fail(f"{tool} is not installed; run the README's test command (it installs it)")
-    env = dict(gk.vars)
-    bus = subprocess.Popen(
-        ["dbus-daemon", "--session", "--nofork", "--nopidfile", "--print-address=1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    assert bus.stdout is not None
-    address = bus.stdout.readline().decode().strip()
-    env["DBUS_SESSION_BUS_ADDRESS"] = address
-    keyring_daemon = subprocess.Popen(
-        ["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    assert keyring_daemon.stdin is not None
-    keyring_daemon.stdin.write(b"test-password")  # --unlock reads the login password until EOF
-    keyring_daemon.stdin.close()
-    try:
-        _wait_for_secrets(address)
-    except Exception:
-        _stop(keyring_daemon)
-        _stop(bus)
-        raise
-    gk.vars["DBUS_SESSION_BUS_ADDRESS"] = address
+    missing = SecretService.missing_tools()
+    if missing:
+        pytest.fail(f"{missing} not installed; run the README's test command (it installs them)")
+    service = SecretService(gk.vars)
+    gk.vars["DBUS_SESSION_BUS_ADDRESS"] = service.start()
     yield gk
-    _stop(keyring_daemon)
-    _stop(bus)
+    service.stop()

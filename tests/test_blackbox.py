@@ -35,24 +35,15 @@ def ctx_id(ctx: str | None) -> str:
 
 # --- helpers: the cache entry, profiles, processes -----------------------------------------------
 def entry_path(gk: Env) -> Path:
-    files = sorted((gk.cache_dir / "tokens").glob("*.json"))
-    assert len(files) == 1, f"expected one cache entry, found {files}"
-    return files[0]
+    return gk.entry_path()
 
 
 def read_entry(gk: Env) -> dict:
-    return json.loads(entry_path(gk).read_text())
+    return json.loads(gk.entry_path().read_text())
 
 
 def edit_entry(gk: Env, **fields: float) -> None:
-    """Rewrite fields of the (only) cached token, atomically, as time passing would."""
-    path = entry_path(gk)
-    data = json.loads(path.read_text())
-    data.update(fields)
-    tmp = path.with_name(path.name + ".edit")
-    tmp.write_text(json.dumps(data))
-    tmp.chmod(0o600)
-    os.replace(tmp, path)
+    gk.edit_entry(**fields)
 
 
 def forget_failures(gk: Env) -> None:

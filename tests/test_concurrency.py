@@ -7,7 +7,6 @@ flight under the per-key lock) and all print the token that one fetch obtained.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -49,19 +48,11 @@ def run_together(
 
 
 def entry(gk: Env) -> Path:
-    files = list((gk.cache_dir / "tokens").glob("*.json"))
-    assert len(files) == 1, files
-    return files[0]
+    return gk.entry_path()
 
 
 def rewrite(gk: Env, **fields: float) -> None:
-    path = entry(gk)
-    data = json.loads(path.read_text())
-    data.update(fields)
-    tmp = path.with_name(path.name + ".edit")
-    tmp.write_text(json.dumps(data))
-    tmp.chmod(0o600)
-    os.replace(tmp, path)
+    gk.edit_entry(**fields)
 
 
 def prefill(gk: Env, state: str) -> None:
