@@ -841,3 +841,15 @@ def test_stdin_fully_closed(gk):
         )
         assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"tok-1\n", b"")
     assert gk.count() == 1
+
+
+def test_debug_log_level_explains_a_cache_hit(gk):
+    """GATEKEY_LOG_LEVEL=debug takes the full path so that the app's log says what happened."""
+    gk.write_config(gk.counting_profile())
+    assert_ok(gk.run(), b"tok-1\n")
+    quiet = gk.run()
+    assert_ok(quiet, b"tok-1\n")  # the standard-library cache hit: nothing on stderr
+    explained = gk.run(GATEKEY_LOG_LEVEL="debug")
+    assert_ok(explained, b"tok-1\n", quiet=False)
+    assert "credential from cache" in explained.err
+    assert gk.count() == 1

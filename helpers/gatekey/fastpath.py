@@ -42,7 +42,11 @@ def cache_hit(family: str | None) -> bytes | None:
 
 def main(family: str | None = None) -> None:
     if len(sys.argv) <= 1:
-        payload = None if os.environ.get("GATEKEY_NO_FASTPATH") else cache_hit(family)
+        # Someone debugging (GATEKEY_LOG_LEVEL=debug/info) wants the full path's account of it.
+        skip = os.environ.get("GATEKEY_NO_FASTPATH") or os.environ.get(
+            "GATEKEY_LOG_LEVEL", ""
+        ).strip().lower() in ("debug", "info")
+        payload = None if skip else cache_hit(family)
         if payload is not None:
             try:
                 output.write_payload(payload)
