@@ -36,3 +36,18 @@ ensure_venv() {
     "$(real_python)" -m venv .venv
   fi
 }
+
+# `npm ci` in DIR when its node_modules is missing or was installed from another package-lock.json
+# (node_modules/.gatekey-stamp holds the sha256 of the lock it was installed from).
+ensure_npm_deps() {
+  local dir="$1" stamp="$1/node_modules/.gatekey-stamp" want
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "node and npm are needed for the test peers in $dir (install Node.js 20 or newer)" >&2
+    return 1
+  fi
+  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && return 0
+  step "npm ci in $dir"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  printf '%s\n' "$want" >"$stamp"
+}

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-ensure_apt_packages dbus gnome-keyring libsecret-tools hyperfine
+ensure_apt_packages dbus gnome-keyring libsecret-tools hyperfine chromium
+ensure_npm_deps tests/peers/oidc  # the OpenID provider test peer (node-oidc-provider)
 ensure_venv
 step "installing gatekey with its test extras into .venv"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check '.[test]'

@@ -11,13 +11,15 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
+from oidc_peer import ENTRA_TENANT, OidcProvider, make_tls
+from oidc_peer import missing_tools as oidc_missing_tools
 from peers import SecretService, isolated_env
 
 BIN = Path(sys.executable).parent
@@ -154,3 +156,82 @@ def secret_service(gk: Env) -> Iterator[Env]:
     gk.vars["DBUS_SESSION_BUS_ADDRESS"] = service.start()
     yield gk
     service.stop()
+
+
+# --- the real OpenID provider (node-oidc-provider over HTTPS; see support/oidc_peer.py) -------
+@pytest.fixture(scope="session")
+def oidc_tls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """PEM paths ``ca``, ``cert``, ``key``: a throwaway CA and a leaf for 127.0.0.1/localhost."""
+    return make_tls(tmp_path_factory.mktemp("oidc-tls"))
+
+
+def start_oidc_provider(tls: dict[str, str], log_dir: Path, **env: str) -> OidcProvider:
+    missing = oidc_missing_tools()
+    if missing:
+        pytest.fail(f"{missing} not installed; run the README's test command (it installs them)")
+    return OidcProvider(tls, log_dir, env)
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(
+    oidc_tls: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OidcProvider]:
+    """A provider at issuer ``https://127.0.0.1:<port>/oidc`` whose users sign in through its
+    HTML forms (devInteractions): ``oidc_peer.approve`` submits them. Shared by the session."""
+    provider = start_oidc_provider(oidc_tls, tmp_path_factory.mktemp("oidc-provider"))
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture(scope="session")
+def oidc_provider_auto(
+    oidc_tls: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OidcProvider]:
+    """Like ``oidc_provider`` with AUTO_LOGIN=1: sign-in and consent as alice with no forms."""
+    provider = start_oidc_provider(
+        oidc_tls, tmp_path_factory.mktemp("oidc-provider-auto"), AUTO_LOGIN="1"
+    )
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture(scope="session")
+def entra_provider(
+    oidc_tls: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OidcProvider]:
+    """An Entra-style issuer ``https://127.0.0.1:<port>/<tenant>/v2.0``; ``.authority`` is
+    ``https://127.0.0.1:<port>/<tenant>`` (MSAL: ``instance_discovery=False``), ``.tenant``."""
+    provider = start_oidc_provider(
+        oidc_tls, tmp_path_factory.mktemp("entra-provider"), ISSUER_PATH=f"/{ENTRA_TENANT}/v2.0"
+    )
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def make_oidc_provider(
+    oidc_tls: dict[str, str], tmp_path: Path
+) -> Iterator[Callable[..., OidcProvider]]:
+    """A factory: ``make_oidc_provider(AUTO_LOGIN="1", AT_TTL="400", ...)`` starts a new provider
+    (env as in server.mjs); every provider it started is stopped when the test ends."""
+    started: list[OidcProvider] = []
+
+    def make(**env: str) -> OidcProvider:
+        provider = start_oidc_provider(oidc_tls, tmp_path / f"oidc-{len(started)}", **env)
+        started.append(provider)
+        return provider
+
+    yield make
+    for provider in started:
+        provider.stop()
+
+
+@pytest.fixture
+def fresh_oidc_provider(
+    request: pytest.FixtureRequest, make_oidc_provider: Callable[..., OidcProvider]
+) -> OidcProvider:
+    """A new provider for this test only (clean grants; safe to revoke or replay tokens).
+    Its env comes from indirect parametrization:
+    ``@pytest.mark.parametrize("fresh_oidc_provider", [{"AT_TTL": "400"}], indirect=True)``."""
+    env: dict[str, str] = getattr(request, "param", None) or {}
+    return make_oidc_provider(**env)

@@ -231,7 +231,7 @@ def test_json_output_without_headers(gk):
 
 
 def test_env_format_quotes_the_token_for_the_shell(gk):
-    token = "tok'$(echo pwned)`x`\"$HOME"
+    token = "tok'$(id)`x`\"$HOME;rm${IFS}-rf"  # no whitespace: gatekey refuses it in tokens
     gk.write_config(gk.counting_profile())
     result = gk.run("get", "--format", "env", TOKEN=token)
     assert result.code == 0, result.err
@@ -304,15 +304,14 @@ def test_default_profile_naming_a_missing_profile(gk):
 
 
 @pytest.mark.parametrize("with_config", [False, True], ids=["no-config", "command-config"])
-def test_gatekey_idp_has_no_source_yet(gk, with_config):
+def test_gatekey_idp_without_an_idp_profile_is_a_config_error(gk, with_config):
     if with_config:
         gk.write_config(gk.counting_profile())
     for args in ((), ("get",)):
         result = gk.run(*args, exe_name="gatekey-idp")
-        result.assert_clean_failure(69)
+        result.assert_clean_failure(78)
         assert len(lines(result)) == 1
-        assert "gatekey-idp" in result.err
-        assert "identity-provider" in result.err
+        assert "no identity-provider (Entra ID, OIDC) profiles are configured" in result.err
     assert gk.count() == 0
 
 
@@ -853,3 +852,19 @@ def test_debug_log_level_explains_a_cache_hit(gk):
     assert_ok(explained, b"tok-1\n", quiet=False)
     assert "credential from cache" in explained.err
     assert gk.count() == 1
+
+
+@pytest.mark.parametrize(
+    "printed",
+    ['{"access_token": "tok"}', "Bearer tok-1", "tok-1 tok-2"],
+    ids=["json", "bearer", "two"],
+)
+def test_a_credential_with_whitespace_is_refused_with_a_hint(gk, printed):
+    gk.write_config(
+        '[profiles.raw]\nsource = "command"\n'
+        f'command = [{json.dumps(sys.executable)}, "-c", {json.dumps(f"print({printed!r})")}]\n'
+    )
+    result = gk.run()
+    result.assert_clean_failure(1)
+    assert "whitespace" in result.err
+    assert 'parse = "json"' in result.err

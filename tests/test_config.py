@@ -311,7 +311,7 @@ PROFILE_ERRORS = [
         '[profiles.corp]\nservice = "x"\n',
         "corp",
         "source",
-        ["missing required key", "command, keychain"],
+        ["missing required key", "command, entra, keychain, oidc"],
         id="no-source",
     ),
     pytest.param(
@@ -325,7 +325,7 @@ PROFILE_ERRORS = [
         '[profiles.corp]\nsource = "vaultt"\n',
         "corp",
         "source",
-        ["unknown source 'vaultt'", "known sources: command, keychain"],
+        ["unknown source 'vaultt'", "known sources: command, entra, keychain, oidc"],
         id="unknown-source",
     ),
     pytest.param(

@@ -340,7 +340,7 @@ def test_limited_backend_refuses_a_raw_3000_char_value_through_keyring_itself(li
     [
         "eyJ" + "Q" * 5997,  # 6000 characters, 12000 bytes in UTF-16
         ("é€中😀" * 1500),  # non-ASCII and astral characters
-        MANIFEST_PREFIX + '{"gen": "deadbeef", "n": 1, "sha256": "0"}',
+        MANIFEST_PREFIX + '{"gen":"deadbeef","n":1,"sha256":"0"}',
     ],
     ids=["6000-ascii", "6000-unicode", "looks-like-a-manifest"],
 )

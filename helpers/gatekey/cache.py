@@ -100,6 +100,22 @@ class FileCache:
                 removed = removed or area == "tokens"
         return removed
 
+    # --- opaque blobs (e.g. MSAL's token cache when it may not live in the keychain) -----------
+    def read_blob(self, area: str, key: str) -> tuple[str | None, str | None]:
+        data, why = _read_json(self._path(area, key, ".json"))
+        blob = data.get("blob") if isinstance(data, dict) else None
+        return (blob, None) if isinstance(blob, str) else (None, why or "damaged")
+
+    def write_blob(self, area: str, key: str, blob: str) -> None:
+        self._write_json(area, key, {"blob": blob})
+
+    def delete_blob(self, area: str, key: str) -> bool:
+        try:
+            os.unlink(self._path(area, key, ".json"))
+        except OSError:
+            return False
+        return True
+
     # --- the no-argument index -----------------------------------------------------------
     def read_index(self, selection: str) -> dict[str, Any] | None:
         data, _ = _read_json(os.path.join(self.root, "index.json"))

@@ -175,6 +175,64 @@ def erase(st: State, profile: str | None) -> None:
 
 
 @gatekey.command()
+@profile_option
+@pass_state
+def login(st: State, profile: str | None) -> None:
+    """Sign in interactively (whatever CLAUDE_HELPER_CONTEXT says), so later runs are silent."""
+
+    def do() -> None:
+        from gatekey.refresh import make_source, profile_cache_key
+
+        cfg = config.load()
+        prof = cfg.profile(config.select_profile(cfg, profile, st.family))
+        source = make_source(prof)
+        if not hasattr(source, "login"):
+            raise HelperError(f"uses source {prof.kind!r}, which has no sign-in", profile=prof.name)
+        run = context.RunContext(
+            "login", interactive=True, timeout=cfg.timeout("interactive"), force_refresh=True
+        )
+        cache = FileCache()
+        key = profile_cache_key(prof)
+        with cache.lock(key, run):
+            token = source.login(run)
+            cache.write(key, token)
+            cache.clear_failure(key)
+        who = token.meta.get("account")
+        click.echo(
+            f'gatekey: profile "{prof.name}": signed in' + (f" as {who}" if who else ""),
+            err=True,
+        )
+
+    st.guard(do)
+
+
+@gatekey.command()
+@profile_option
+@click.option("--all", "all_accounts", is_flag=True, help="Forget every account of the profile.")
+@pass_state
+def logout(st: State, profile: str | None, all_accounts: bool) -> None:
+    """Forget a profile's sign-in and cached tokens; later silent runs need a new login."""
+
+    def do() -> None:
+        from gatekey.refresh import make_source, profile_cache_key
+
+        cfg = config.load()
+        prof = cfg.profile(config.select_profile(cfg, profile, st.family))
+        source = make_source(prof)
+        run = context.RunContext("logout", interactive=False, timeout=cfg.timeout("silent"))
+        removed = FileCache().delete(profile_cache_key(prof))
+        if hasattr(source, "logout"):
+            removed = bool(source.logout(run, all_accounts=all_accounts)) or removed
+        click.echo(
+            f'gatekey: profile "{prof.name}": '
+            + ("signed out" if removed else "was not signed in"),
+            err=True,
+        )
+
+    st.guard(do)
+
+
+@gatekey.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_state
 def status(st: State, as_json: bool) -> None:

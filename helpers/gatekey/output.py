@@ -30,8 +30,9 @@ def check_token(value: str) -> None:
         raise BadToken("the source returned an empty credential")
     if not printable(value):
         raise BadToken(
-            "the credential contains whitespace or control characters (line breaks, tabs), "
-            "so it cannot be printed safely; check what the source returns"
+            "the credential contains whitespace or control characters, so it is not a token "
+            "(a JSON document? set parse = \"json\"; a \"Bearer \" prefix? store the token "
+            "alone); check what the source returns"
         )
 
 

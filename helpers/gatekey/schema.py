@@ -13,7 +13,9 @@ PROFILE_NAME = "<profile name>"
 class KeySpec(NamedTuple):
     """One config key: its type, default and documentation."""
 
-    type: str  # str | bool | int | duration | choice | str_table | str_list
+    type: (
+        str  # str | bool | int | duration | choice | str_table | str_list | secret_ref | https_url
+    )
     default: Any = None
     required: bool = False
     choices: tuple[str, ...] = ()
@@ -53,6 +55,29 @@ def check_value(spec: KeySpec, value: Any) -> Any:
         if not value[0]:
             raise ValueError("the first entry (the program) must not be empty")
         return list(value)
+    if kind == "secret_ref":
+        if not isinstance(value, dict):
+            raise ValueError(
+                "a secret is never written in the config; reference it with one of "
+                '{ env = "NAME" }, { file = "/path" } or { keychain = "<keychain profile>" }'
+            )
+        given = [k for k in ("env", "file", "keychain") if k in value]
+        unknown = sorted(set(value) - {"env", "file", "keychain"})
+        if (
+            unknown
+            or len(given) != 1
+            or not isinstance(value[given[0]], str)
+            or not value[given[0]]
+        ):
+            raise ValueError(
+                "expected exactly one of env, file or keychain, naming where the secret is, "
+                'e.g. { env = "CORP_SECRET" }'
+            )
+        return {given[0]: value[given[0]]}
+    if kind == "https_url":
+        if not isinstance(value, str) or not value.lower().startswith("https://"):
+            raise ValueError("expected an https:// URL (plain http is refused)")
+        return value.rstrip("/")
     if kind == "str_table":
         if not isinstance(value, dict):
             raise ValueError(f"expected a table of strings, got {_type_name(value)}")
@@ -68,9 +93,13 @@ def check_value(spec: KeySpec, value: Any) -> Any:
 def describe(spec: KeySpec) -> str:
     if spec.type == "choice":
         return " | ".join(spec.choices)
-    return {"str_table": "table of strings", "str_list": "array of strings"}.get(
-        spec.type, spec.type
-    )
+    names = {
+        "str_table": "table of strings",
+        "str_list": "array of strings",
+        "secret_ref": "secret reference",
+        "https_url": "https URL",
+    }
+    return names.get(spec.type, spec.type)
 
 
 def _type_name(value: Any) -> str:

@@ -154,12 +154,12 @@ def is_time(value: Any) -> TypeGuard[float]:
 
 
 def printable(value: str) -> bool:
-    """Non-empty, no control characters, no surrounding whitespace: safe as one stdout line."""
-    return (
-        bool(value)
-        and value == value.strip()
-        and not any(ord(c) < 0x20 or c == "\x7f" for c in value)
-    )
+    """Non-empty, no whitespace or control characters: one credential, safe as a stdout line.
+
+    Bearer tokens (RFC 6750) and API keys never contain whitespace; a value that does is a
+    mistake (a whole JSON document, "Bearer <t>", two lines) that the gateway would reject.
+    """
+    return bool(value) and not any(c.isspace() or ord(c) < 0x20 or c == "\x7f" for c in value)
 
 
 def state(token: Token, now: float, min_ttl: float) -> str:

@@ -89,7 +89,66 @@ COMMAND = SourceSpec(
     summary="any command that prints a token (argument vector, no shell)",
 )
 
-BUILTIN: dict[str, SourceSpec] = {KEYCHAIN.kind: KEYCHAIN, COMMAND.kind: COMMAND}
+_IDP_KEYS: dict[str, KeySpec] = {
+    "client_id": KeySpec("str", None, required=True, doc="the application (client) id"),
+    "scopes": KeySpec(
+        "str_list", [], doc='API scopes, e.g. ["api://gateway/.default"] (sign-in scopes implied)'
+    ),
+    "token": KeySpec(
+        "choice", "access", choices=("access", "id"), doc="which token the gateway wants"
+    ),
+    "flow": KeySpec(
+        "choice",
+        "browser",
+        choices=("browser", "device-code", "client-credentials"),
+        doc="how a person (or a service) signs in",
+    ),
+    "browser_command": KeySpec(
+        "str_list", None, doc='the browser to open for sign-in, e.g. ["firefox"] (else $BROWSER)'
+    ),
+    "login_hint": KeySpec("str", None, doc="the account to sign in as (user@example.com)"),
+    "client_secret": KeySpec("secret_ref", None, doc="for client-credentials: where the secret is"),
+    "client_certificate": KeySpec(
+        "secret_ref", None, doc="for client-credentials: a PEM file with key and certificate"
+    ),
+    "ca_bundle": KeySpec("str", None, doc="extra CA certificates (PEM), beside the OS trust store"),
+    "token_cache": KeySpec(
+        "choice",
+        "keychain",
+        choices=("keychain", "file"),
+        doc="where refresh tokens are kept: the OS keychain, or a user-only file",
+    ),
+}
+
+ENTRA = SourceSpec(
+    kind="entra",
+    family="idp",
+    keys={
+        "tenant": KeySpec("str", None, required=True, doc="tenant id or domain"),
+        **_IDP_KEYS,
+        "authority_host": KeySpec(
+            "https_url", None, doc="sovereign cloud or test authority (no instance discovery)"
+        ),
+        "broker": KeySpec(
+            "bool", False, doc="sign in through WAM (Windows) / Company Portal (macOS)"
+        ),
+    },
+    factory="gatekey.sources.idp:IdpSource",
+    summary="Microsoft Entra ID (MSAL)",
+)
+
+OIDC = SourceSpec(
+    kind="oidc",
+    family="idp",
+    keys={
+        "issuer": KeySpec("https_url", None, required=True, doc="the OpenID issuer URL"),
+        **_IDP_KEYS,
+    },
+    factory="gatekey.sources.idp:IdpSource",
+    summary="any OpenID Connect provider (MSAL)",
+)
+
+BUILTIN: dict[str, SourceSpec] = {spec.kind: spec for spec in (KEYCHAIN, COMMAND, ENTRA, OIDC)}
 
 
 def find(kind: str) -> SourceSpec | None:

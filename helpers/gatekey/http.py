@@ -1,0 +1,168 @@
+"""HTTPS for identity providers: the OS trust store, deadlines, and cached discovery documents.
+
+- TLS is always verified, against the OS trust store (truststore) plus an optional per-profile
+  ``ca_bundle``. An explicit ``ca_bundle`` wins over a global ``REQUESTS_CA_BUNDLE`` (requests
+  would otherwise let the environment replace it).
+- Every request gets connect/read timeouts no longer than the run's remaining deadline.
+- ``http://`` is refused: tokens never travel in clear text.
+- OpenID discovery documents are kept on disk for a day, so a silent refresh costs one request
+  to the token endpoint instead of discovery + token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from gatekey.context import RunContext
+from gatekey.errors import ConfigError, DeadlineExceeded, TemporaryFailure
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 5.0
+DISCOVERY_TTL = 24 * 3600.0
+DISCOVERY_SUFFIXES = ("/.well-known/openid-configuration",)
+
+
+class _TrustStoreAdapter(HTTPAdapter):
+    def __init__(self, ca_bundle: str | None) -> None:
+        import ssl
+
+        import truststore
+
+        self._context = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if ca_bundle:
+            self._context.load_verify_locations(cafile=ca_bundle)
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["ssl_context"] = self._context
+        super().init_poolmanager(*args, **kwargs)
+
+    def proxy_manager_for(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["ssl_context"] = self._context
+        return super().proxy_manager_for(*args, **kwargs)
+
+
+class IdpSession(requests.Session):
+    """The HTTP client gatekey hands to MSAL."""
+
+    def __init__(
+        self, run: RunContext, *, ca_bundle: str | None = None, discovery_dir: str | None = None
+    ) -> None:
+        super().__init__()
+        self.run = run
+        self.discovery_dir = discovery_dir
+        self.mount("https://", _TrustStoreAdapter(ca_bundle))
+        self.verify = True
+        self.requests_sent = 0
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> Any:
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        # Our adapter's SSL context (OS store + ca_bundle) decides; REQUESTS_CA_BUNDLE and
+        # CURL_CA_BUNDLE must not swap in another file. Proxies from the environment still apply.
+        settings["verify"] = True
+        return settings
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        text_url = url.decode() if isinstance(url, bytes) else url
+        if not text_url.lower().startswith("https://"):
+            raise ConfigError(
+                f"refusing a plain-HTTP identity provider URL ({text_url}); use https"
+            )
+        cached = self._cached_discovery(method, text_url)
+        if cached is not None:
+            return cached
+        left = self.run.check(f"waiting for {_host(text_url)}")
+        kwargs["timeout"] = (min(CONNECT_TIMEOUT, left), left)
+        self.requests_sent += 1
+        try:
+            verb = method.decode() if isinstance(method, bytes) else method
+            response = super().request(verb, text_url, *args, **kwargs)
+        except requests.exceptions.SSLError as e:
+            raise TemporaryFailure(
+                f"TLS verification failed for {_host(text_url)} ({_reason(e)}); if a proxy "
+                "inspects TLS, set the profile's ca_bundle to its CA certificate"
+            ) from None
+        except requests.exceptions.Timeout:
+            raise DeadlineExceeded(
+                f"{_host(text_url)} did not answer within the {self.run.name} time limit "
+                f"({self.run.timeout:g} s)"
+            ) from None
+        except requests.exceptions.ConnectionError as e:
+            raise TemporaryFailure(
+                f"cannot reach {_host(text_url)} ({_reason(e)}); check the network or VPN"
+            ) from None
+        if response.status_code >= 500:
+            raise TemporaryFailure(
+                f"{_host(text_url)} answered HTTP {response.status_code}; try again later"
+            )
+        self._store_discovery(method, text_url, response)
+        return response
+
+    # --- discovery documents --------------------------------------------------------------
+    def _discovery_path(self, method: str | bytes, url: str) -> str | None:
+        if self.discovery_dir is None or method not in ("GET", b"GET"):
+            return None
+        if not url.split("?", 1)[0].endswith(DISCOVERY_SUFFIXES):
+            return None
+        import hashlib
+
+        name = hashlib.sha256(url.encode()).hexdigest()[:32]
+        return os.path.join(self.discovery_dir, name + ".json")
+
+    def _cached_discovery(self, method: str | bytes, url: str) -> requests.Response | None:
+        path = self._discovery_path(method, url)
+        if path is None:
+            return None
+        try:
+            with open(path, "rb") as f:
+                data = json.loads(f.read())
+            if time.time() - float(data["at"]) > DISCOVERY_TTL or data["url"] != url:
+                return None
+            response = requests.Response()
+            response.status_code = 200
+            response._content = json.dumps(data["body"]).encode()
+            response.headers["Content-Type"] = "application/json"
+            response.url = url
+            return response
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _store_discovery(self, method: str | bytes, url: str, response: Any) -> None:
+        path = self._discovery_path(method, url)
+        if path is None or response.status_code != 200:
+            return
+        try:
+            body = response.json()
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "w") as f:
+                json.dump({"at": time.time(), "url": url, "body": body}, f)
+            os.replace(tmp, path)
+        except (OSError, ValueError) as e:
+            log.debug("could not cache the discovery document (%s)", type(e).__name__)
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).netloc or url
+
+
+def _reason(error: Exception) -> str:
+    # The innermost reason, without URLs (they could carry query parameters).
+    inner: BaseException = error
+    while inner.__context__ is not None and inner.__context__ is not inner:
+        inner = inner.__context__
+    text = type(inner).__name__
+    reason = getattr(inner, "reason", None) or getattr(inner, "strerror", None)
+    return f"{text}: {reason}" if isinstance(reason, str) else text

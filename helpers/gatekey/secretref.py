@@ -1,0 +1,76 @@
+"""Secret references: how config points at a secret without containing it.
+
+One syntax for every secret-bearing key of every source, a table with exactly one of:
+    { env = "NAME" }             an environment variable
+    { file = "/path" }           a file readable by its owner only (0600 or stricter)
+    { keychain = "<profile>" }   the secret of a keychain profile (gatekey store -p <profile>)
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+
+from gatekey import logs
+from gatekey.config import Profile
+from gatekey.context import RunContext
+from gatekey.errors import ConfigError, CredentialNotFound, HelperError
+
+
+def resolve(ref: dict[str, str], *, profile: Profile, key: str, run: RunContext) -> str:
+    """The secret a reference points at; errors name the profile and key, never the value."""
+    kind, where = next(iter(ref.items()))
+    if kind == "env":
+        value = os.environ.get(where, "").strip()
+        if not value:
+            raise CredentialNotFound(
+                f"{key}: the environment variable {where} is not set", profile=profile.name
+            )
+    elif kind == "file":
+        value = _read_private_file(where, profile=profile, key=key)
+    else:
+        value = _from_keychain(where, run=run)
+    logs.register_secret(value)
+    return value
+
+
+def _read_private_file(path: str, *, profile: Profile, key: str) -> str:
+    try:
+        st = os.stat(path)
+        if sys.platform != "win32" and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(
+                f"{path} is readable by other users (mode {stat.S_IMODE(st.st_mode):o}); "
+                f"run: chmod 600 {path}",
+                file=profile.origins.get(key),
+                profile=profile.name,
+                key=key,
+            )
+        with open(path, encoding="utf-8") as f:
+            value = f.read().strip()
+    except FileNotFoundError:
+        raise CredentialNotFound(
+            f"{key}: the file {path} does not exist", profile=profile.name
+        ) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise HelperError(
+            f"{key}: cannot read {path} ({type(e).__name__})", profile=profile.name
+        ) from None
+    if not value:
+        raise CredentialNotFound(f"{key}: the file {path} is empty", profile=profile.name)
+    return value
+
+
+def _from_keychain(profile_name: str, *, run: RunContext) -> str:
+    from gatekey import config
+    from gatekey.refresh import make_source
+
+    cfg = config.load()
+    target = cfg.profile(profile_name)
+    if target.kind != "keychain":
+        raise ConfigError(
+            f"a keychain secret reference must name a keychain profile, and {profile_name!r} "
+            f"uses source {target.kind!r}",
+            profile=profile_name,
+        )
+    return make_source(target).fetch(run).value

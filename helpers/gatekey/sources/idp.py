@@ -1,0 +1,613 @@
+"""Identity-provider sources, ``entra`` and ``oidc``, on MSAL.
+
+What happens when gatekey's own cache has no usable token (refresh.get_token, inside its lock):
+1. client-credentials: one token request (MSAL's in-memory cache only; gatekey caches).
+2. otherwise, silently from MSAL's persisted cache: its access token if it outlives ``min_ttl``,
+   else the refresh-token grant (``force_refresh``). The new refresh token is persisted before
+   the access token is returned, so a rotating refresh token is never lost.
+3. a rejected refresh token (``invalid_grant``, ``interaction_required``): that account is
+   dropped, and the run either signs in again (a person is present) or exits 4 naming
+   ``gatekey login -p <profile>``. Never a loop.
+4. no account: sign in if a person is present (device-code), else exit 4.
+
+MSAL's token cache (refresh tokens) lives in the OS keychain (the same chunked store as the
+keychain source), or in a 0600 file when the profile says ``token_cache = "file"`` or when Linux
+has no Secret Service (with a warning).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+import webbrowser
+from typing import Any
+
+from gatekey import logs
+from gatekey.cache import FileCache, cache_key
+from gatekey.config import Profile
+from gatekey.context import RunContext
+from gatekey.errors import (
+    ConfigError,
+    HelperError,
+    InteractionRequired,
+    SourceUnavailable,
+    TemporaryFailure,
+)
+from gatekey.token import Token
+
+log = logging.getLogger(__name__)
+
+ENTRA_HOST = "https://login.microsoftonline.com"
+MSAL_RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
+# MSAL error codes after which the refresh token is of no further use.
+DEAD_GRANT_ERRORS = frozenset({"invalid_grant", "interaction_required", "login_required"})
+KEYCHAIN_SERVICE = "gatekey-idp"
+
+
+class IdpSource:
+    """Fetches tokens for one ``entra`` or ``oidc`` profile. Never caches (beyond MSAL's own
+    refresh-token store), prints to stdout, or exits."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self.values = profile.values
+        self.flow: str = self.values["flow"]
+        self.wants_id = self.values["token"] == "id"  # noqa: S105 - a setting, not a secret
+        self.scopes: list[str] = list(self.values["scopes"] or [])
+        reserved = MSAL_RESERVED_SCOPES & set(self.scopes)
+        if reserved:
+            raise ConfigError(
+                f"remove {', '.join(sorted(reserved))}: they are always requested for sign-in",
+                file=profile.origins.get("scopes"),
+                profile=profile.name,
+                key="scopes",
+            )
+        if self.flow == "client-credentials" and not (
+            self.values.get("client_secret") or self.values.get("client_certificate")
+        ):
+            raise ConfigError(
+                "flow client-credentials needs client_secret or client_certificate "
+                '(a reference such as { env = "CORP_SECRET" })',
+                file=profile.origins.get("flow"),
+                profile=profile.name,
+                key="client_secret",
+            )
+        if profile.kind == "oidc":
+            issuer: str = self.values["issuer"]
+            if "/" not in issuer.split("://", 1)[1]:
+                raise ConfigError(
+                    f"issuer {issuer} has no path; MSAL cannot use an issuer at the root of a "
+                    "host (e.g. Google), so this provider is not supported yet",
+                    file=profile.origins.get("issuer"),
+                    profile=profile.name,
+                    key="issuer",
+                )
+        # Refresh tokens belong to (authority, client); scopes are asked per request.
+        self.state_key = cache_key(
+            profile.kind, {"authority": self.authority, "client_id": self.values["client_id"]}
+        )
+
+    @property
+    def authority(self) -> str:
+        if self.profile.kind == "oidc":
+            return str(self.values["issuer"])
+        host = self.values["authority_host"] or ENTRA_HOST
+        return f"{host}/{self.values['tenant']}"
+
+    @property
+    def name(self) -> str:
+        return self.profile.name
+
+    # --- the source interface ----------------------------------------------------------------
+    def fetch(self, run: RunContext) -> Token:
+        if self.flow == "client-credentials":
+            return self._client_credentials(run)
+        store = MsalStateStore(self, run)
+        app = self._public_app(run, store)
+        try:
+            result = self._silent(app, store, run)
+            if result is None:
+                if not run.interactive:
+                    raise InteractionRequired(
+                        f"not signed in (or the sign-in expired), and no one is present to sign "
+                        f"in ({run.name}); run: gatekey login -p {self.name}",
+                        profile=self.name,
+                    )
+                result = self._sign_in(app, run)
+                store.remember_account(result, app.token_cache)
+            return self._token(result)
+        finally:
+            store.save(app.token_cache)
+
+    def login(self, run: RunContext) -> Token:
+        """Sign in interactively, whatever the context (``gatekey login``)."""
+        if self.flow == "client-credentials":
+            return self._client_credentials(run)
+        store = MsalStateStore(self, run)
+        app = self._public_app(run, store)
+        try:
+            result = self._sign_in(app, run)
+            store.remember_account(result, app.token_cache)
+            return self._token(result)
+        finally:
+            store.save(app.token_cache)
+
+    def logout(self, run: RunContext, *, all_accounts: bool = False) -> int:
+        """Forget this profile's account (or every account); returns how many were removed."""
+        store = MsalStateStore(self, run)
+        if all_accounts:
+            return store.clear()
+        app = self._public_app(run, store, network=False)
+        accounts = [a for a in app.get_accounts() if self._is_ours(a, store)]
+        for account in accounts:
+            app.remove_account(account)
+        store.forget_account()
+        store.save(app.token_cache)
+        return len(accounts)
+
+    # --- MSAL applications -----------------------------------------------------------------
+    def _session(self, run: RunContext) -> Any:
+        from gatekey.http import IdpSession
+
+        return IdpSession(
+            run,
+            ca_bundle=self.values["ca_bundle"],
+            discovery_dir=os.path.join(FileCache().root, "discovery"),
+        )
+
+    def _app_kwargs(self, run: RunContext) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"http_client": self._session(run)}
+        if self.profile.kind == "oidc":
+            kwargs["oidc_authority"] = self.authority
+        else:
+            kwargs["authority"] = self.authority
+            if self.values["authority_host"]:
+                # Sovereign clouds and test authorities: no instance discovery on the public cloud.
+                kwargs["instance_discovery"] = False
+        return kwargs
+
+    def _public_app(self, run: RunContext, store: MsalStateStore, *, network: bool = True) -> Any:
+        import msal
+
+        cache = msal.SerializableTokenCache()
+        blob = store.load()
+        if blob:
+            try:
+                cache.deserialize(blob)
+            except (ValueError, TypeError):
+                log.warning("the saved sign-in of profile %s was damaged; sign in again", self.name)
+        kwargs = self._app_kwargs(run)
+        if self.values.get("broker"):
+            kwargs.update(broker_kwargs())
+        try:
+            return msal.PublicClientApplication(
+                self.values["client_id"], token_cache=cache, **kwargs
+            )
+        except ValueError as e:
+            raise self._authority_error(e) from None
+
+    def _client_credentials(self, run: RunContext) -> Token:
+        import msal
+
+        from gatekey import secretref
+
+        credential: Any
+        if self.values.get("client_certificate"):
+            credential = load_certificate(
+                secretref.resolve(
+                    self.values["client_certificate"],
+                    profile=self.profile,
+                    key="client_certificate",
+                    run=run,
+                ),
+                self.profile,
+            )
+        else:
+            credential = secretref.resolve(
+                self.values["client_secret"], profile=self.profile, key="client_secret", run=run
+            )
+        try:
+            app = msal.ConfidentialClientApplication(
+                self.values["client_id"], client_credential=credential, **self._app_kwargs(run)
+            )
+        except ValueError as e:
+            raise self._authority_error(e) from None
+        result = app.acquire_token_for_client(self.scopes)
+        self._raise_for(result, "requesting a token with the client credentials")
+        return self._token(result)
+
+    def _authority_error(self, error: ValueError) -> HelperError:
+        key = "issuer" if self.profile.kind == "oidc" else "tenant"
+        return HelperError(
+            f"the identity provider at {self.authority} cannot be used ({error}); check {key}",
+            profile=self.name,
+        )
+
+    # --- silent path -------------------------------------------------------------------------
+    def _silent(self, app: Any, store: MsalStateStore, run: RunContext) -> dict[str, Any] | None:
+        account = self._account(app, store)
+        if account is None:
+            return None
+        min_ttl = float(self.values["min_ttl"])
+        result = app.acquire_token_silent_with_error(self.scopes, account)
+        if result and self._usable(result) and self._remaining(result) <= min_ttl:
+            # MSAL's own copy would not outlive the app's TTL: redeem the refresh token now.
+            result = app.acquire_token_silent_with_error(self.scopes, account, force_refresh=True)
+        if result is None:
+            return None  # MSAL has no refresh token for these scopes
+        if self._usable(result):
+            return dict(result)
+        if result.get("error") in DEAD_GRANT_ERRORS:
+            app.remove_account(account)
+            store.forget_account()
+            log.warning(
+                "profile %s: the identity provider no longer accepts the saved sign-in (%s); "
+                "it was removed",
+                self.name,
+                result.get("error"),
+            )
+            return None
+        self._raise_for(result, "refreshing the sign-in")
+        return None  # pragma: no cover - _raise_for raised
+
+    def _account(self, app: Any, store: MsalStateStore) -> Any:
+        hint = self.values["login_hint"]
+        accounts = app.get_accounts(username=hint) if hint else app.get_accounts()
+        if not accounts:
+            return None
+        remembered = store.account
+        for account in accounts:
+            if account.get("home_account_id") == remembered:
+                return account
+        return accounts[0] if len(accounts) == 1 or hint else None
+
+    def _is_ours(self, account: dict[str, Any], store: MsalStateStore) -> bool:
+        hint = self.values["login_hint"]
+        if hint:
+            return str(account.get("username", "")).lower() == str(hint).lower()
+        return store.account is None or bool(account.get("home_account_id") == store.account)
+
+    # --- interactive sign-in -----------------------------------------------------------------
+    def _sign_in(self, app: Any, run: RunContext) -> dict[str, Any]:
+        if self.flow == "device-code":
+            return self._device_code(app, run)
+        return self._browser(app, run)
+
+    def _browser(self, app: Any, run: RunContext) -> dict[str, Any]:
+        """Authorization code + PKCE: MSAL listens on a loopback port; we open the browser."""
+        launcher = DetachedBrowser(self.values["browser_command"], profile=self.name)
+        webbrowser.register("gatekey", None, launcher, preferred=True)
+        left = int(run.check("starting the browser sign-in"))
+        result = app.acquire_token_interactive(
+            self.scopes,
+            login_hint=self.values["login_hint"],
+            timeout=max(left, 1),
+            auth_uri_callback=launcher.tell,
+            success_template="Signed in to gatekey. You can close this tab.",
+        )
+        if result.get("error") == "timeout" or (not result and run.remaining() <= 0):
+            raise InteractionRequired(
+                f"the browser sign-in did not finish within {run.timeout:g} s; run: gatekey "
+                f"login -p {self.name}",
+                profile=self.name,
+            )
+        self._raise_for(result, "signing in in the browser")
+        return dict(result)
+
+    def _device_code(self, app: Any, run: RunContext) -> dict[str, Any]:
+        flow = app.initiate_device_flow(scopes=self.scopes)
+        if "user_code" not in flow:
+            self._raise_for(flow, "starting the device-code sign-in")
+        uri = flow.get("verification_uri") or flow.get("verification_url") or ""
+        message = (
+            f"To sign in to profile {self.name}, open {uri} and enter the code {flow['user_code']}"
+        )
+        complete = flow.get("verification_uri_complete")
+        if complete:
+            message += f" (or open {complete})"
+        _tell_person(message)
+        # Bounded by the code's own expiry and by this run's deadline, whichever comes first.
+        flow["expires_at"] = min(float(flow["expires_at"]), time.time() + run.remaining())
+        result = app.acquire_token_by_device_flow(flow)
+        if "error" in result and result.get("error") in ("expired_token", "authorization_pending"):
+            raise InteractionRequired(
+                f"the device code expired before sign-in finished; run: gatekey login -p "
+                f"{self.name}",
+                profile=self.name,
+            )
+        self._raise_for(result, "signing in with the device code")
+        return dict(result)
+
+    # --- results -----------------------------------------------------------------------------
+    def _usable(self, result: dict[str, Any]) -> bool:
+        return bool(("id_token" if self.wants_id else "access_token") in result)
+
+    def _remaining(self, result: dict[str, Any]) -> float:
+        if self.wants_id:
+            exp = (result.get("id_token_claims") or {}).get("exp")
+            return float(exp) - time.time() if isinstance(exp, (int, float)) else 0.0
+        return float(result.get("expires_in", 0) or 0)
+
+    def _token(self, result: dict[str, Any]) -> Token:
+        which = "id_token" if self.wants_id else "access_token"
+        value = result.get(which)
+        if not isinstance(value, str) or not value:
+            raise HelperError(
+                f"the identity provider returned no {which.replace('_', ' ')}; "
+                + (
+                    'set token = "access"'
+                    if which == "id_token"
+                    else "check the profile's scopes (an API scope gives an access token)"
+                ),
+                profile=self.name,
+            )
+        logs.register_secret(value)
+        for other in ("refresh_token", "id_token", "access_token"):
+            if isinstance(result.get(other), str):
+                logs.register_secret(result[other])
+        # Lifetime from the response (access tokens may be opaque); for ID tokens, the exp claim
+        # MSAL has already validated. 600 s if the provider states none.
+        expires_in = self._remaining(result) if which == "id_token" else result.get("expires_in")
+        lifetime = float(expires_in) if isinstance(expires_in, (int, float)) else 600.0
+        claims = result.get("id_token_claims") or {}
+        account = claims.get("preferred_username") or claims.get("email") or claims.get("sub")
+        meta = {"account": str(account)} if account else {}
+        return Token.from_expires_in(value, lifetime, source=self.profile.kind, meta=meta)
+
+    def _raise_for(self, result: dict[str, Any] | None, doing: str) -> None:
+        if result and self._usable(result):
+            return
+        result = result or {}
+        code = str(result.get("error") or "no_token")
+        description = str(result.get("error_description") or "").strip().splitlines()
+        detail = f"{code}: {description[0][:200]}" if description else code
+        if code in DEAD_GRANT_ERRORS or code in ("access_denied", "authorization_declined"):
+            raise InteractionRequired(
+                f"the identity provider refused {doing} ({detail}); run: gatekey login -p "
+                f"{self.name}",
+                profile=self.name,
+            )
+        if code in ("invalid_client", "unauthorized_client", "invalid_scope", "invalid_request"):
+            raise HelperError(
+                f"the identity provider refused {doing} ({detail}); check the profile's "
+                "client_id, scopes and credentials",
+                profile=self.name,
+            )
+        if code in ("temporarily_unavailable", "server_error", "slow_down"):
+            raise TemporaryFailure(
+                f"the identity provider failed {doing} ({detail}); try again later",
+                profile=self.name,
+            )
+        raise HelperError(f"the identity provider refused {doing} ({detail})", profile=self.name)
+
+
+class MsalStateStore:
+    """Where MSAL's token cache (refresh tokens) and the chosen account are kept."""
+
+    def __init__(self, source: IdpSource, run: RunContext) -> None:
+        self.source = source
+        self.run = run
+        self.mode: str = source.values["token_cache"]
+        self.account: str | None = None
+        self._dirty = False
+
+    # Keychain first; a 0600 file when configured, or when Linux has no Secret Service.
+    def _keychain(self) -> Any:
+        from gatekey.keystore import ChunkedStore, default_backend, open_store
+
+        return ChunkedStore(open_store(default_backend(), interactive=self.run.interactive))
+
+    def _read(self) -> str | None:
+        if self.mode == "keychain":
+            from gatekey.keystore import call_with_deadline
+
+            try:
+                store = self._keychain()
+                return call_with_deadline(  # type: ignore[no-any-return]
+                    lambda: store.get(KEYCHAIN_SERVICE, self.source.state_key),
+                    self.run,
+                    "reading the saved sign-in from the keychain",
+                )
+            except SourceUnavailable as e:
+                if sys.platform != "linux":
+                    raise
+                log.warning(
+                    "profile %s: %s; keeping the sign-in in a user-only file instead (set "
+                    'token_cache = "file" to make this the choice and silence this warning)',
+                    self.source.name,
+                    e.message.split(";")[0],
+                )
+                self.mode = "file"
+        data, _ = FileCache().read_blob("msal", self.source.state_key)
+        return data
+
+    def load(self) -> str | None:
+        raw = self._read()
+        if not raw:
+            return None
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            log.warning(
+                "the saved sign-in of profile %s was damaged; sign in again", self.source.name
+            )
+            return None
+        if not isinstance(data, dict):
+            return None
+        account = data.get("account")
+        self.account = account if isinstance(account, str) else None
+        msal_state = data.get("msal")
+        return str(msal_state) if isinstance(msal_state, str) else None
+
+    def remember_account(self, result: dict[str, Any], token_cache: Any) -> None:
+        """Which of MSAL's accounts this profile signed in as (used when there are several)."""
+        claims = result.get("id_token_claims") or {}
+        self.account = _home_account_id(token_cache, claims) or self.account
+        self._dirty = True
+
+    def forget_account(self) -> None:
+        self.account = None
+        self._dirty = True
+
+    def save(self, token_cache: Any) -> None:
+        if not token_cache.has_state_changed and not self._dirty:
+            return
+        body = json.dumps({"v": 1, "account": self.account, "msal": token_cache.serialize()})
+        try:
+            if self.mode == "keychain":
+                from gatekey.keystore import call_with_deadline
+
+                store = self._keychain()
+                call_with_deadline(
+                    lambda: store.set(KEYCHAIN_SERVICE, self.source.state_key, body),
+                    self.run,
+                    "saving the sign-in to the keychain",
+                )
+            else:
+                FileCache().write_blob("msal", self.source.state_key, body)
+        except (HelperError, OSError) as e:
+            # The refresh token may have rotated: the next silent run will need a sign-in.
+            raise HelperError(
+                f"could not save the sign-in ({e}); the next run will ask you to sign in again",
+                profile=self.source.name,
+            ) from None
+        token_cache.has_state_changed = False
+        self._dirty = False
+
+    def clear(self) -> int:
+        existed = 0
+        if self.mode == "keychain":
+            try:
+                store = self._keychain()
+                existed += bool(store.delete(KEYCHAIN_SERVICE, self.source.state_key))
+            except SourceUnavailable:
+                pass
+        existed += FileCache().delete_blob("msal", self.source.state_key)
+        return existed
+
+
+def _home_account_id(token_cache: Any, claims: dict[str, Any]) -> str | None:
+    sub = claims.get("oid") or claims.get("sub")
+    for account in token_cache.find(token_cache.CredentialType.ACCOUNT):
+        if sub and str(account.get("local_account_id")) == str(sub):
+            return str(account.get("home_account_id"))
+    return None
+
+
+def broker_kwargs() -> dict[str, Any]:
+    """MSAL's broker switches (WAM on Windows, Company Portal on macOS)."""
+    return {"enable_broker_on_windows": True, "enable_broker_on_mac": True}
+
+
+def load_certificate(pem: str, profile: Profile) -> dict[str, Any]:
+    """MSAL's certificate credential from one PEM text holding the private key and certificate."""
+    import hashlib
+    import re
+    import ssl
+
+    key = re.search(
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----.+?-----END [A-Z ]*PRIVATE KEY-----", pem, re.S
+    )
+    cert = re.search(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", pem, re.S)
+    if key is None or cert is None:
+        raise ConfigError(
+            "client_certificate must name a PEM file holding both the private key and the "
+            "certificate",
+            file=profile.origins.get("client_certificate"),
+            profile=profile.name,
+            key="client_certificate",
+        )
+    der = ssl.PEM_cert_to_DER_cert(cert.group(0))
+    return {
+        "private_key": key.group(0),
+        "thumbprint": hashlib.sha1(der).hexdigest(),  # noqa: S324 - the x5t MSAL sends is SHA-1
+        "public_certificate": cert.group(0),
+    }
+
+
+class DetachedBrowser(webbrowser.BaseBrowser):
+    """A ``webbrowser`` browser that starts the configured command detached from our stdio.
+
+    The browser may outlive gatekey; started in its own session with stdin/stdout/stderr on
+    /dev/null it can neither hold the app's stdout pipe open nor write into it. The URL is always
+    printed on stderr too, for a person whose browser did not come up.
+    """
+
+    def __init__(self, command: list[str] | None, *, profile: str) -> None:
+        super().__init__("gatekey")
+        self.command = command or _browser_from_environment()
+        self.profile = profile
+
+    def tell(self, url: str) -> None:
+        _tell_person(f"to sign in to profile {self.profile}, open {url}")
+
+    def open(self, url: str, new: int = 0, autoraise: bool = True) -> bool:
+        self.tell(url)
+        if not self.command:
+            return False
+        argv = [part.replace("%s", url) for part in self.command]
+        if not any("%s" in part for part in self.command):
+            argv.append(url)
+        try:
+            subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=sys.platform != "win32",
+                close_fds=True,
+            )
+        except OSError as e:
+            log.warning("could not start the browser %s (%s)", argv[0], e.strerror)
+            return False
+        return True
+
+    def open_new(self, url: str) -> bool:
+        return self.open(url, 1)
+
+    def open_new_tab(self, url: str) -> bool:
+        return self.open(url, 2)
+
+
+def _browser_from_environment() -> list[str] | None:
+    """$BROWSER (its first entry), else the platform's opener."""
+    import shlex
+
+    for entry in os.environ.get("BROWSER", "").split(os.pathsep):
+        if entry.strip():
+            return shlex.split(entry)
+    if sys.platform == "darwin":
+        return ["open"]
+    if sys.platform == "win32":
+        return ["rundll32", "url.dll,FileProtocolHandler"]
+    opener = shutil.which("xdg-open")
+    return [opener] if opener else None
+
+
+def _tell_person(message: str) -> None:
+    """Show a sign-in instruction on stderr, and as a desktop notification with no terminal."""
+    sys.stderr.write(f"gatekey: {message}\n")
+    sys.stderr.flush()
+    if sys.stderr.isatty():
+        return
+    notifier: list[str] | None = None
+    if sys.platform == "darwin" and shutil.which("osascript"):
+        script = f'display notification {json.dumps(message)} with title "gatekey sign-in"'
+        notifier = ["osascript", "-e", script]
+    elif shutil.which("notify-send"):
+        notifier = ["notify-send", "gatekey sign-in", message]
+    if notifier:
+        with contextlib.suppress(OSError):
+            subprocess.Popen(
+                notifier,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
