@@ -31,7 +31,7 @@ def check_token(value: str) -> None:
     if not printable(value):
         raise BadToken(
             "the credential contains whitespace or control characters, so it is not a token "
-            "(a JSON document? set parse = \"json\"; a \"Bearer \" prefix? store the token "
+            '(a JSON document? set parse = "json"; a "Bearer " prefix? store the token '
             "alone); check what the source returns"
         )
 
