@@ -28,7 +28,9 @@ COMMON_KEYS: dict[str, KeySpec] = {
         "choice", "bearer", choices=("bearer", "x-api-key"), doc="how the gateway expects it"
     ),
     "output": KeySpec("choice", "token", choices=("token", "json"), doc="stdout format"),
-    "headers": KeySpec("str_table", {}, doc="static headers for the json output"),
+    "headers": KeySpec(
+        "str_table", {}, doc="headers for the json output; {claims.NAME} inserts a token claim"
+    ),
     "min_ttl": KeySpec(
         "duration", DEFAULT_MIN_TTL, doc="never print a token with less lifetime left than this"
     ),

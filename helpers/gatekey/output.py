@@ -36,8 +36,65 @@ def check_token(value: str) -> None:
         )
 
 
+CLAIM_MARK = "{claims."
+
+
+class MissingClaim(HelperError):
+    """A header template names a claim the token does not have (or the token is opaque)."""
+
+    exit_code = 78
+
+
+def fill_claims(headers: dict[str, str], token: str) -> dict[str, str]:
+    """Replace ``{claims.NAME}`` (dotted for nested claims) with the token's claim values.
+
+    Only that placeholder is special, so JSON header values such as
+    ``{"_user": "{claims.email}"}`` keep their own braces.
+    """
+    if not any(CLAIM_MARK in v for v in headers.values()):
+        return headers
+    import re
+
+    claims = jwt_claims(token)
+    filled = {}
+    for name, template in headers.items():
+
+        def value(match: re.Match[str], name: str = name) -> str:
+            claim = match.group(1)
+            if claims is None:
+                raise MissingClaim(
+                    f'header "{name}" inserts {{claims.{claim}}}, but the token is not a JWT '
+                    "(it is opaque), so it has no claims"
+                )
+            found: object = claims
+            for part in claim.split("."):
+                found = found.get(part) if isinstance(found, dict) else None
+            if found is None or isinstance(found, (dict, list)):
+                raise MissingClaim(f'header "{name}": the token has no claim {claim!r}')
+            return str(found).lower() if isinstance(found, bool) else str(found)
+
+        filled[name] = re.sub(r"\{claims\.([A-Za-z0-9_.:-]+)\}", value, template)
+    return filled
+
+
+def jwt_claims(token: str) -> dict[str, object] | None:
+    """The payload of a JWT (not verified: the gateway does that), or None if it is not one."""
+    import base64
+
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
 def render(value: str, fmt: str, *, auth_scheme: str, headers: dict[str, str]) -> bytes:
     check_token(value)
+    if fmt in ("json", "env"):
+        headers = fill_claims(headers, value)
     if fmt == "token":
         text = value
     elif fmt == "json":

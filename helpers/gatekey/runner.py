@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
 from gatekey import config, context, logs, output, sources
-from gatekey.errors import HelperError, SourceUnavailable
+from gatekey.errors import ConfigError, HelperError, SourceUnavailable
 
 if TYPE_CHECKING:
     from gatekey.cache import FileCache
@@ -156,12 +156,17 @@ def helper_run(
     log.debug("credential from %s", outcome.how)
     for warning in outcome.warnings:
         log.warning("%s", warning)
-    payload = output.render(
-        outcome.token.value,
-        fmt or prof.values["output"],
-        auth_scheme=prof.values["auth_scheme"],
-        headers=prof.values["headers"],
-    )
+    try:
+        payload = output.render(
+            outcome.token.value,
+            fmt or prof.values["output"],
+            auth_scheme=prof.values["auth_scheme"],
+            headers=prof.values["headers"],
+        )
+    except output.MissingClaim as e:
+        raise ConfigError(
+            e.message, file=prof.origins.get("headers"), profile=name, key="headers"
+        ) from None
     with _payload_lock:
         output.write_payload(payload, payload_fd)
         _payload_written.set()

@@ -86,8 +86,24 @@ def check_value(spec: KeySpec, value: Any) -> Any:
                 raise ValueError(f'entry "{name}" must be a string, got {_type_name(item)}')
             if any(c in item or c in name for c in "\r\n\0"):
                 raise ValueError(f'entry "{name}" must not contain line breaks')
+            bad = _bad_claim_placeholder(item)
+            if bad:
+                raise ValueError(
+                    f'entry "{name}": {bad!r} is not a claim placeholder; write {{claims.NAME}}, '
+                    "e.g. {claims.oid} or {claims.email}"
+                )
         return dict(value)
     raise AssertionError(f"unknown key type {kind}")
+
+
+def _bad_claim_placeholder(text: str) -> str | None:
+    """A malformed ``{claims...}`` placeholder in a header template, if any."""
+    import re
+
+    for match in re.finditer(r"\{claims[^}]*\}?", text):
+        if not re.fullmatch(r"\{claims\.[A-Za-z0-9_.:-]+\}", match.group(0)):
+            return match.group(0)
+    return None
 
 
 def describe(spec: KeySpec) -> str:

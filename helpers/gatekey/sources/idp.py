@@ -284,12 +284,17 @@ class IdpSource:
         launcher = DetachedBrowser(self.values["browser_command"], profile=self.name)
         webbrowser.register("gatekey", None, launcher, preferred=True)
         left = int(run.check("starting the browser sign-in"))
+        extra: dict[str, Any] = {}
+        if self.values.get("broker"):
+            # The broker shows its own window; MSAL needs a parent, and a console is ours.
+            extra["parent_window_handle"] = app.CONSOLE_WINDOW_HANDLE
         result = app.acquire_token_interactive(
             self.scopes,
             login_hint=self.values["login_hint"],
             timeout=max(left, 1),
             auth_uri_callback=launcher.tell,
             success_template="Signed in to gatekey. You can close this tab.",
+            **extra,
         )
         if result.get("error") == "timeout" or (not result and run.remaining() <= 0):
             raise InteractionRequired(

@@ -1,0 +1,125 @@
+"""Unit tests of the identity-provider source's plumbing that no peer here can exercise:
+the broker switches, certificate credentials, and the browser launcher."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import trustme
+
+from gatekey import config
+from gatekey.context import RunContext
+from gatekey.errors import ConfigError
+from gatekey.sources import idp
+
+
+def profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> config.Profile:
+    path = tmp_path / "c.toml"
+    path.write_text(body)
+    monkeypatch.setenv("GATEKEY_CONFIG", str(path))
+    monkeypatch.setenv("GATEKEY_MANAGED_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("GATEKEY_CACHE_DIR", str(tmp_path / "cache"))
+    return config.load().profile("p")
+
+
+ENTRA = """
+[profiles.p]
+source = "entra"
+tenant = "contoso.onmicrosoft.com"
+client_id = "11111111-2222-3333-4444-555555555555"
+scopes = ["api://gw/.default"]
+broker = true
+token_cache = "file"
+"""
+
+
+def test_broker_profiles_pass_the_broker_switches_to_msal(tmp_path, monkeypatch):
+    import msal
+
+    seen: dict[str, object] = {}
+
+    class FakeApp:
+        CONSOLE_WINDOW_HANDLE = object()
+
+        def __init__(self, client_id, **kwargs):
+            seen.update(kwargs, client_id=client_id)
+
+    monkeypatch.setattr(msal, "PublicClientApplication", FakeApp)
+    source = idp.IdpSource(profile(tmp_path, monkeypatch, ENTRA))
+    run = RunContext("interactive", interactive=True, timeout=5)
+    source._public_app(run, idp.MsalStateStore(source, run))
+    assert seen["enable_broker_on_windows"] is True
+    assert seen["enable_broker_on_mac"] is True
+    assert seen["authority"] == "https://login.microsoftonline.com/contoso.onmicrosoft.com"
+    assert "instance_discovery" not in seen  # the public cloud keeps instance discovery
+
+
+def test_browser_sign_in_with_a_broker_gives_msal_a_parent_window(tmp_path, monkeypatch):
+    source = idp.IdpSource(profile(tmp_path, monkeypatch, ENTRA))
+    calls: list[dict[str, object]] = []
+
+    class App:
+        CONSOLE_WINDOW_HANDLE = object()
+
+        def acquire_token_interactive(self, scopes, **kwargs):
+            calls.append(dict(kwargs, scopes=scopes))
+            return {"access_token": "at", "expires_in": 3600}
+
+    app = App()
+    run = RunContext("interactive", interactive=True, timeout=30)
+    assert source._browser(app, run)["access_token"] == "at"
+    assert calls[0]["parent_window_handle"] is App.CONSOLE_WINDOW_HANDLE
+    assert calls[0]["scopes"] == ["api://gw/.default"]
+    assert 0 < calls[0]["timeout"] <= 30
+
+
+def test_a_certificate_credential_has_key_certificate_and_sha1_thumbprint(tmp_path, monkeypatch):
+    import hashlib
+    import ssl
+
+    ca = trustme.CA()
+    leaf = ca.issue_cert("svc.example.test")
+    pem = leaf.private_key_pem.bytes().decode() + leaf.cert_chain_pems[0].bytes().decode()
+    credential = idp.load_certificate(pem, profile(tmp_path, monkeypatch, ENTRA))
+    cert_pem = leaf.cert_chain_pems[0].bytes().decode().strip()
+    assert credential["public_certificate"].strip() == cert_pem
+    assert "PRIVATE KEY" in credential["private_key"]
+    der = ssl.PEM_cert_to_DER_cert(cert_pem)
+    assert credential["thumbprint"] == hashlib.sha1(der).hexdigest()  # noqa: S324
+
+
+def test_a_pem_without_a_key_is_a_config_error(tmp_path, monkeypatch):
+    leaf = trustme.CA().issue_cert("x.test")
+    with pytest.raises(ConfigError, match="private key and the certificate"):
+        idp.load_certificate(
+            leaf.cert_chain_pems[0].bytes().decode(), profile(tmp_path, monkeypatch, ENTRA)
+        )
+
+
+def test_the_detached_browser_runs_the_command_with_the_url_and_no_stdio(tmp_path, capsys):
+    marker = tmp_path / "opened"
+    script = (
+        "import sys, os; "
+        f"open({str(marker)!r}, 'w').write(sys.argv[1] + ' ' + str(os.getsid(0) == os.getpid()))"
+    )
+    launcher = idp.DetachedBrowser([sys.executable, "-c", script], profile="p")
+    assert launcher.open("https://idp.example.test/auth?x=1") is True
+    for _ in range(250):
+        if marker.exists() and marker.read_text():
+            break
+        time.sleep(0.02)
+    url, own_session = marker.read_text().split()
+    assert url == "https://idp.example.test/auth?x=1"
+    assert own_session == "True"  # detached: a new session, not our process group
+    assert "open https://idp.example.test/auth?x=1" in capsys.readouterr().err
+
+
+def test_browser_command_placeholder_and_environment(monkeypatch):
+    monkeypatch.setenv("BROWSER", "firefox --new-window" + os.pathsep + "chromium")
+    assert idp._browser_from_environment() == ["firefox", "--new-window"]
+    launcher = idp.DetachedBrowser(["/bin/true", "--url=%s"], profile="p")
+    assert launcher.command == ["/bin/true", "--url=%s"]
