@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0
 DISCOVERY_TTL = 24 * 3600.0
-DISCOVERY_SUFFIXES = ("/.well-known/openid-configuration",)
+# OpenID discovery, and Entra's instance discovery (asked by MSAL on the public cloud).
+DISCOVERY_SUFFIXES = ("/.well-known/openid-configuration", "/discovery/instance")
 
 
 class _TrustStoreAdapter(HTTPAdapter):

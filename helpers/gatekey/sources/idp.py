@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 import webbrowser
+from collections.abc import Callable
 from typing import Any
 
 from gatekey import logs
@@ -110,7 +111,8 @@ class IdpSource:
             return self._client_credentials(run)
         store = MsalStateStore(self, run)
         app = self._public_app(run, store)
-        try:
+
+        def attempt() -> Token:
             result = self._silent(app, store, run)
             if result is None:
                 if not run.interactive:
@@ -122,8 +124,8 @@ class IdpSource:
                 result = self._sign_in(app, run)
                 store.remember_account(result, app.token_cache)
             return self._token(result)
-        finally:
-            store.save(app.token_cache)
+
+        return store.saved_after(attempt, app.token_cache)
 
     def login(self, run: RunContext) -> Token:
         """Sign in interactively, whatever the context (``gatekey login``)."""
@@ -131,12 +133,13 @@ class IdpSource:
             return self._client_credentials(run)
         store = MsalStateStore(self, run)
         app = self._public_app(run, store)
-        try:
+
+        def attempt() -> Token:
             result = self._sign_in(app, run)
             store.remember_account(result, app.token_cache)
             return self._token(result)
-        finally:
-            store.save(app.token_cache)
+
+        return store.saved_after(attempt, app.token_cache)
 
     def logout(self, run: RunContext, *, all_accounts: bool = False) -> int:
         """Forget this profile's account (or every account); returns how many were removed."""
@@ -449,6 +452,23 @@ class MsalStateStore:
         self.account = account if isinstance(account, str) else None
         msal_state = data.get("msal")
         return str(msal_state) if isinstance(msal_state, str) else None
+
+    def saved_after(self, attempt: Callable[[], Token], token_cache: Any) -> Token:
+        """Run ``attempt``, then persist MSAL's cache (a rotated refresh token) before returning.
+
+        If the attempt failed, whatever changed (a dropped account) is still saved, but a failure
+        to save does not hide the attempt's own error.
+        """
+        try:
+            token = attempt()
+        except BaseException:
+            try:
+                self.save(token_cache)
+            except HelperError as e:
+                log.warning("%s", e)
+            raise
+        self.save(token_cache)  # a failure here is the run's error: the next run would need it
+        return token
 
     def remember_account(self, result: dict[str, Any], token_cache: Any) -> None:
         """Which of MSAL's accounts this profile signed in as (used when there are several)."""
