@@ -245,11 +245,9 @@ def status(st: State, as_json: bool) -> None:
         if as_json:
             output.write_text(json.dumps({"profiles": rows}, indent=2))
             return
-        header = ("PROFILE", "SOURCE", "STATE", "EXPIRES IN", "OBTAINED", "STORAGE")
-        table = [header] + [
-            (r["profile"], r["source"], r["state"], r["expires_in"], r["obtained_at"], r["storage"])
-            for r in rows
-        ]
+        header = ("PROFILE", "SOURCE", "STATE", "EXPIRES IN", "OBTAINED", "ACCOUNT", "STORAGE")
+        keys = ("profile", "source", "state", "expires_in", "obtained_at", "account", "storage")
+        table = [header] + [tuple(r[k] for k in keys) for r in rows]
         widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
         for row in table:
             output.write_text(
@@ -266,6 +264,7 @@ def _status_row(cfg: config.Config, name: str, now: float) -> dict[str, Any]:
         "state": "none",
         "expires_in": "-",
         "obtained_at": "-",
+        "account": "-",
         "storage": "-",
     }
     try:
@@ -281,7 +280,12 @@ def _status_row(cfg: config.Config, name: str, now: float) -> dict[str, Any]:
         return row
     token, _ = FileCache().read(cache_key(prof.kind, prof.source_settings()))
     row["storage"] = "file cache (0600, not encrypted)"
+    if prof.spec.family == "idp" and prof.values["flow"] != "client-credentials":
+        in_file = prof.values["token_cache"] == "file"  # noqa: S105 - a setting
+        where = "user-only file" if in_file else "OS keychain"
+        row["storage"] += f"; sign-in kept in the {where}"
     if token is not None:
+        row["account"] = token.meta.get("account", "-")
         remaining = token.remaining(now)
         row["state"] = state(token, now, prof.values["min_ttl"])
         row["expires_in"] = "never" if remaining is None else format_duration(remaining)
