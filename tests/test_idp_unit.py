@@ -123,3 +123,58 @@ def test_browser_command_placeholder_and_environment(monkeypatch):
     assert idp._browser_from_environment() == ["firefox", "--new-window"]
     launcher = idp.DetachedBrowser(["/bin/true", "--url=%s"], profile="p")
     assert launcher.command == ["/bin/true", "--url=%s"]
+
+
+MI = """
+[profiles.p]
+source = "entra"
+tenant = "contoso.onmicrosoft.com"
+client_id = "11111111-2222-3333-4444-555555555555"
+scopes = ["api://llm-gateway/.default"]
+flow = "managed-identity"
+managed_identity_client_id = "mi-client-id"
+"""
+
+
+class FakeImds:
+    """Answers MSAL's IMDS request the way Azure's instance metadata service does."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict, dict]] = []
+
+    def get(self, url, params=None, headers=None, **kwargs):
+        import json as _json
+        from types import SimpleNamespace
+
+        self.calls.append((url, dict(params or {}), dict(headers or {})))
+        body = {"access_token": "mi-token", "expires_in": "3599", "resource": params["resource"]}
+        return SimpleNamespace(status_code=200, text=_json.dumps(body), headers={})
+
+    def post(self, *args, **kwargs):
+        raise AssertionError("managed identity on a VM only GETs")
+
+    def close(self):
+        pass
+
+
+def test_managed_identity_asks_imds_for_the_gateway_resource(tmp_path, monkeypatch):
+    for var in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET"):
+        monkeypatch.delenv(var, raising=False)
+    source = idp.IdpSource(profile(tmp_path, monkeypatch, MI))
+    imds = FakeImds()
+    token = source._managed_identity(RunContext("background", interactive=False, timeout=5), imds)
+    assert token.value == "mi-token"
+    assert 3500 < token.lifetime <= 3599
+    (url, params, headers) = imds.calls[0]
+    assert url.startswith("http://169.254.169.254/metadata/identity/oauth2/token")
+    assert params["resource"] == "api://llm-gateway"  # scopes' /.default removed
+    assert params["client_id"] == "mi-client-id"
+    assert headers.get("Metadata") == "true"
+
+
+def test_managed_identity_is_for_entra_only(tmp_path, monkeypatch):
+    body = MI.replace('source = "entra"', 'source = "oidc"\nissuer = "https://idp.test/x"')
+    body = body.replace('tenant = "contoso.onmicrosoft.com"\n', "")
+    body = body.replace('managed_identity_client_id = "mi-client-id"\n', "")
+    with pytest.raises(ConfigError, match="managed-identity is for entra"):
+        idp.IdpSource(profile(tmp_path, monkeypatch, body))

@@ -21,7 +21,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from gatekey.context import RunContext
-from gatekey.errors import ConfigError, DeadlineExceeded, TemporaryFailure
+from gatekey.errors import ConfigError, DeadlineExceeded, SourceUnavailable, TemporaryFailure
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,32 @@ class IdpSession(requests.Session):
             os.replace(tmp, path)
         except (OSError, ValueError) as e:
             log.debug("could not cache the discovery document (%s)", type(e).__name__)
+
+
+class ManagedIdentitySession(requests.Session):
+    """For Azure managed identity only: its endpoint (IMDS) is plain HTTP on a link-local
+    address by design, reachable only from the machine itself. Deadline-bound, no proxies."""
+
+    def __init__(self, run: RunContext) -> None:
+        super().__init__()
+        self.run = run
+        self.trust_env = False  # IMDS must never go through a proxy
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        left = self.run.check("waiting for the managed identity endpoint")
+        kwargs["timeout"] = (min(CONNECT_TIMEOUT, left), left)
+        verb = method.decode() if isinstance(method, bytes) else method
+        try:
+            return super().request(verb, url, *args, **kwargs)
+        except requests.exceptions.Timeout:
+            raise DeadlineExceeded(
+                f"the managed identity endpoint did not answer within {self.run.timeout:g} s"
+            ) from None
+        except requests.exceptions.ConnectionError:
+            raise SourceUnavailable(
+                "no managed identity endpoint answers on this machine; managed-identity works "
+                "on Azure-hosted machines only"
+            ) from None
 
 
 def _host(url: str) -> str:

@@ -100,7 +100,7 @@ _IDP_KEYS: dict[str, KeySpec] = {
     "flow": KeySpec(
         "choice",
         "browser",
-        choices=("browser", "device-code", "client-credentials"),
+        choices=("browser", "device-code", "client-credentials", "managed-identity"),
         doc="how a person (or a service) signs in",
     ),
     "browser_command": KeySpec(
@@ -131,6 +131,9 @@ ENTRA = SourceSpec(
         ),
         "broker": KeySpec(
             "bool", False, doc="sign in through WAM (Windows) / Company Portal (macOS)"
+        ),
+        "managed_identity_client_id": KeySpec(
+            "str", None, doc="flow managed-identity: a user-assigned identity's client id"
         ),
     },
     factory="gatekey.sources.idp:IdpSource",

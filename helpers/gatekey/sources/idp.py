@@ -69,6 +69,13 @@ class IdpSource:
                 profile=profile.name,
                 key="scopes",
             )
+        if self.flow == "managed-identity" and profile.kind != "entra":
+            raise ConfigError(
+                "flow managed-identity is for entra profiles on Azure-hosted machines",
+                file=profile.origins.get("flow"),
+                profile=profile.name,
+                key="flow",
+            )
         if self.flow == "client-credentials" and not (
             self.values.get("client_secret") or self.values.get("client_certificate")
         ):
@@ -109,6 +116,8 @@ class IdpSource:
     def fetch(self, run: RunContext) -> Token:
         if self.flow == "client-credentials":
             return self._client_credentials(run)
+        if self.flow == "managed-identity":
+            return self._managed_identity(run)
         store = MsalStateStore(self, run)
         app = self._public_app(run, store)
 
@@ -223,6 +232,43 @@ class IdpSource:
             raise self._authority_error(e) from None
         result = app.acquire_token_for_client(self.scopes)
         self._raise_for(result, "requesting a token with the client credentials")
+        return self._token(result)
+
+    def _managed_identity(self, run: RunContext, http_client: Any = None) -> Token:
+        """Azure managed identity (IMDS, App Service, Functions, Arc) through MSAL."""
+        import msal
+
+        if http_client is None:
+            from gatekey.http import ManagedIdentitySession
+
+            http_client = ManagedIdentitySession(run)
+        client_id = self.values["managed_identity_client_id"]
+        identity = (
+            msal.UserAssignedManagedIdentity(client_id=client_id)
+            if client_id
+            else msal.SystemAssignedManagedIdentity()
+        )
+        # Managed identity takes a resource, not scopes: "api://gw/.default" -> "api://gw".
+        scope = self.scopes[0] if self.scopes else ""
+        resource = scope[: -len("/.default")] if scope.endswith("/.default") else scope
+        if not resource:
+            raise ConfigError(
+                "flow managed-identity needs the gateway API in scopes, e.g. "
+                '["api://llm-gateway/.default"]',
+                file=self.profile.origins.get("scopes"),
+                profile=self.name,
+                key="scopes",
+            )
+        client = msal.ManagedIdentityClient(identity, http_client=http_client)
+        try:
+            result = client.acquire_token_for_client(resource=resource)
+        except msal.ManagedIdentityError as e:
+            raise SourceUnavailable(
+                f"no managed identity is available on this machine ({type(e).__name__}); "
+                "managed-identity works on Azure-hosted machines only",
+                profile=self.name,
+            ) from None
+        self._raise_for(result, "requesting a managed-identity token")
         return self._token(result)
 
     def _authority_error(self, error: ValueError) -> HelperError:
