@@ -280,10 +280,11 @@ def _status_row(cfg: config.Config, name: str, now: float) -> dict[str, Any]:
         return row
     token, _ = FileCache().read(cache_key(prof.kind, prof.source_settings()))
     row["storage"] = "file cache (0600, not encrypted)"
-    if prof.spec.family == "idp" and prof.values["flow"] != "client-credentials":
-        in_file = prof.values["token_cache"] == "file"  # noqa: S105 - a setting
-        where = "user-only file" if in_file else "OS keychain"
-        row["storage"] += f"; sign-in kept in the {where}"
+    if prof.spec.family == "idp" and prof.values["flow"] not in (
+        "client-credentials",
+        "managed-identity",
+    ):
+        row["storage"] += f"; sign-in kept in the {_sign_in_storage(prof)}"
     if token is not None:
         row["account"] = token.meta.get("account", "-")
         remaining = token.remaining(now)
@@ -291,6 +292,21 @@ def _status_row(cfg: config.Config, name: str, now: float) -> dict[str, Any]:
         row["expires_in"] = "never" if remaining is None else format_duration(remaining)
         row["obtained_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(token.obtained_at))
     return row
+
+
+def _sign_in_storage(prof: config.Profile) -> str:
+    """Where an IdP profile's sign-in actually is: a file (configured, or the fallback on Linux
+    without a Secret Service) or the OS keychain."""
+    from gatekey.refresh import make_source
+
+    try:
+        state_key = make_source(prof).state_key  # type: ignore[attr-defined]
+    except HelperError:
+        return "OS keychain (unknown)"
+    blob, _ = FileCache().read_blob("msal", state_key)
+    if blob is not None:
+        return "user-only file (0600, not encrypted)"
+    return "OS keychain" if prof.values["token_cache"] == "keychain" else "user-only file"  # noqa: S105 - a setting
 
 
 @gatekey.group("config")
@@ -338,9 +354,11 @@ def config_validate(st: State) -> None:
     def do() -> None:
         cfg = config.load()
         problems: list[ConfigError] = []
+        from gatekey.refresh import make_source
+
         for name in cfg.profile_names:
             try:
-                cfg.profile(name)
+                make_source(cfg.profile(name))  # sources check what the schema cannot
             except ConfigError as e:
                 problems.append(e)
         try:

@@ -35,6 +35,7 @@ from gatekey.config import Profile
 from gatekey.context import RunContext
 from gatekey.errors import (
     ConfigError,
+    DeadlineExceeded,
     HelperError,
     InteractionRequired,
     SourceUnavailable,
@@ -284,8 +285,12 @@ class IdpSource:
         if account is None:
             return None
         min_ttl = float(self.values["min_ttl"])
-        result = app.acquire_token_silent_with_error(self.scopes, account)
-        if result and self._usable(result) and self._remaining(result) <= min_ttl:
+        # Redeem the refresh token at once when MSAL's own copy cannot serve: the app just had
+        # its token rejected (mid-session-refresh, --force-refresh: the same token would fail
+        # again), or an ID token is wanted (MSAL's cache answers with access tokens only).
+        force = run.bypass_cache or self.wants_id
+        result = app.acquire_token_silent_with_error(self.scopes, account, force_refresh=force)
+        if not force and result and self._usable(result) and self._remaining(result) <= min_ttl:
             # MSAL's own copy would not outlive the app's TTL: redeem the refresh token now.
             result = app.acquire_token_silent_with_error(self.scopes, account, force_refresh=True)
         if result is None:
@@ -296,7 +301,7 @@ class IdpSource:
             app.remove_account(account)
             store.forget_account()
             log.warning(
-                "profile %s: the identity provider no longer accepts the saved sign-in (%s); "
+                'profile "%s": the identity provider no longer accepts the saved sign-in (%s); '
                 "it was removed",
                 self.name,
                 result.get("error"),
@@ -330,6 +335,8 @@ class IdpSource:
 
     def _browser(self, app: Any, run: RunContext) -> dict[str, Any]:
         """Authorization code + PKCE: MSAL listens on a loopback port; we open the browser."""
+        import msal
+
         launcher = DetachedBrowser(self.values["browser_command"], profile=self.name)
         webbrowser.register("gatekey", None, launcher, preferred=True)
         left = int(run.check("starting the browser sign-in"))
@@ -337,20 +344,24 @@ class IdpSource:
         if self.values.get("broker"):
             # The broker shows its own window; MSAL needs a parent, and a console is ours.
             extra["parent_window_handle"] = app.CONSOLE_WINDOW_HANDLE
-        result = app.acquire_token_interactive(
-            self.scopes,
-            login_hint=self.values["login_hint"],
-            timeout=max(left, 1),
-            auth_uri_callback=launcher.tell,
-            success_template="Signed in to gatekey. You can close this tab.",
-            **extra,
+        not_finished = InteractionRequired(
+            f"the browser sign-in did not finish within {run.timeout:g} s; run: gatekey "
+            f"login -p {self.name}",
+            profile=self.name,
         )
-        if result.get("error") == "timeout" or (not result and run.remaining() <= 0):
-            raise InteractionRequired(
-                f"the browser sign-in did not finish within {run.timeout:g} s; run: gatekey "
-                f"login -p {self.name}",
-                profile=self.name,
+        try:
+            result = app.acquire_token_interactive(
+                self.scopes,
+                login_hint=self.values["login_hint"],
+                timeout=max(left, 1),
+                auth_uri_callback=launcher.tell,
+                success_template="Signed in to gatekey. You can close this tab.",
+                **extra,
             )
+        except (msal.BrowserInteractionTimeoutError, DeadlineExceeded):
+            raise not_finished from None
+        if not result or result.get("error") == "timeout":
+            raise not_finished
         self._raise_for(result, "signing in in the browser")
         return dict(result)
 
@@ -360,21 +371,27 @@ class IdpSource:
             self._raise_for(flow, "starting the device-code sign-in")
         uri = flow.get("verification_uri") or flow.get("verification_url") or ""
         message = (
-            f"To sign in to profile {self.name}, open {uri} and enter the code {flow['user_code']}"
+            f"to sign in to profile {self.name}, open {uri} and enter the code {flow['user_code']}"
         )
         complete = flow.get("verification_uri_complete")
         if complete:
             message += f" (or open {complete})"
         _tell_person(message)
         # Bounded by the code's own expiry and by this run's deadline, whichever comes first.
-        flow["expires_at"] = min(float(flow["expires_at"]), time.time() + run.remaining())
-        result = app.acquire_token_by_device_flow(flow)
-        if "error" in result and result.get("error") in ("expired_token", "authorization_pending"):
-            raise InteractionRequired(
-                f"the device code expired before sign-in finished; run: gatekey login -p "
-                f"{self.name}",
-                profile=self.name,
-            )
+        # MSAL checks the expiry once a second while it waits between polls: stop a second
+        # early, so that the run ends (exit 4) before the watchdog's deadline.
+        flow["expires_at"] = min(float(flow["expires_at"]), time.time() + run.remaining() - 1.0)
+        not_approved = InteractionRequired(
+            f"the sign-in with the device code was not completed in time; run: gatekey login "
+            f"-p {self.name}",
+            profile=self.name,
+        )
+        try:
+            result = app.acquire_token_by_device_flow(flow)
+        except DeadlineExceeded:
+            raise not_approved from None
+        if result.get("error") in ("expired_token", "authorization_pending", "slow_down"):
+            raise not_approved
         self._raise_for(result, "signing in with the device code")
         return dict(result)
 
