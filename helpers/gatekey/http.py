@@ -94,6 +94,12 @@ class IdpSession(requests.Session):
                 "inspects TLS, set the profile's ca_bundle to its CA certificate"
             ) from None
         except requests.exceptions.Timeout:
+            if self.run.remaining() > 0.5:
+                # The connect bound (TCP and the TLS handshake) fired, not the run's deadline.
+                raise DeadlineExceeded(
+                    f"{_host(text_url)} did not complete a connection (TCP and TLS) within "
+                    f"{kwargs['timeout'][0]:g} s; check the network or VPN"
+                ) from None
             raise DeadlineExceeded(
                 f"{_host(text_url)} did not answer within the {self.run.name} time limit "
                 f"({self.run.timeout:g} s)"

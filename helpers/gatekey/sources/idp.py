@@ -97,6 +97,8 @@ class IdpSource:
                     profile=profile.name,
                     key="issuer",
                 )
+        if self.values["ca_bundle"]:
+            check_ca_bundle(self.values["ca_bundle"], profile)
         # Refresh tokens belong to (authority, client); scopes are asked per request.
         self.state_key = cache_key(
             profile.kind, {"authority": self.authority, "client_id": self.values["client_id"]}
@@ -339,7 +341,7 @@ class IdpSource:
 
         launcher = DetachedBrowser(self.values["browser_command"], profile=self.name)
         webbrowser.register("gatekey", None, launcher, preferred=True)
-        left = int(run.check("starting the browser sign-in"))
+        left = run.check("starting the browser sign-in")
         extra: dict[str, Any] = {}
         if self.values.get("broker"):
             # The broker shows its own window; MSAL needs a parent, and a console is ours.
@@ -353,7 +355,7 @@ class IdpSource:
             result = app.acquire_token_interactive(
                 self.scopes,
                 login_hint=self.values["login_hint"],
-                timeout=max(left, 1),
+                timeout=max(left - 0.5, 1.0),  # end before the watchdog does
                 auth_uri_callback=launcher.tell,
                 success_template="Signed in to gatekey. You can close this tab.",
                 **extra,
@@ -586,6 +588,22 @@ def _home_account_id(token_cache: Any, claims: dict[str, Any]) -> str | None:
         if sub and str(account.get("local_account_id")) == str(sub):
             return str(account.get("home_account_id"))
     return None
+
+
+def check_ca_bundle(path: str, profile: Profile) -> None:
+    """A ca_bundle must be a readable PEM file of certificates (checked before any request)."""
+    import ssl
+
+    try:
+        ssl.create_default_context().load_verify_locations(cafile=path)
+    except (OSError, ssl.SSLError, ValueError) as e:
+        why = "no such file" if isinstance(e, FileNotFoundError) else type(e).__name__
+        raise ConfigError(
+            f"{path} is not a readable PEM file of CA certificates ({why})",
+            file=profile.origins.get("ca_bundle"),
+            profile=profile.name,
+            key="ca_bundle",
+        ) from None
 
 
 def broker_kwargs() -> dict[str, Any]:
