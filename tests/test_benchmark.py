@@ -9,16 +9,17 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.keychain]
+pytestmark = pytest.mark.slow
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py"
+BENCH_IDP = BENCH.with_name("bench_idp.py")
 MEASUREMENTS = ("python", "cache_hit", "keychain", "secret_tool", "keyring_get")
 TARGETS = {"cache_hit_vs_python": 2.5, "keychain_vs_keyring_get": 0.9}
 
 
-def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
+def run_bench(*args: str, script: Path = BENCH) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(BENCH), *args],
+        [sys.executable, str(script), *args],
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
@@ -26,6 +27,7 @@ def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.keychain
 def test_the_benchmark_reports_every_measurement_and_both_ratios(tmp_path):
     proc = run_bench("--runs", "3", "--warmup", "1", "--json", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
@@ -51,6 +53,7 @@ def test_the_benchmark_reports_every_measurement_and_both_ratios(tmp_path):
     assert "<= 0.9" in table
 
 
+@pytest.mark.keychain
 def test_the_benchmark_prints_a_table_and_rejects_bad_options(tmp_path):
     proc = run_bench("--runs", "1", "--warmup", "0", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
@@ -61,6 +64,7 @@ def test_the_benchmark_prints_a_table_and_rejects_bad_options(tmp_path):
     assert "--runs" in bad.stderr
 
 
+@pytest.mark.keychain
 def test_check_fails_only_when_a_target_is_missed():
     import importlib.util
 
@@ -92,3 +96,49 @@ def test_check_fails_only_when_a_target_is_missed():
     )
     assert slow_keychain["keychain_vs_keyring_get"]["met"] is False  # 0.95 > 0.9
     assert bench.exit_status(slow_keychain, check=True) == 1
+
+
+IDP_MEASUREMENTS = {  # token requests each timed run must have made (the stampede: reported)
+    "python": 0,
+    "cache_hit": 0,
+    "refresh": 1,
+    "requests_refresh": 1,
+    "cold_fetch": 1,
+    "stampede": None,
+}
+IDP_TARGETS = {"cache_hit_vs_python": 2.5, "refresh_vs_requests": 1.5, "stampede_vs_cold_fetch": 2}
+
+
+@pytest.mark.oidc
+def test_the_idp_benchmark_reports_every_measurement_and_the_three_ratios(tmp_path):
+    proc = run_bench("--runs", "2", "--warmup", "0", "--out", str(tmp_path), script=BENCH_IDP)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "idp-latest.json").read_text())
+    assert result["runs"] == 2
+    assert result["stampede_processes"] == 16
+    for key, requests in IDP_MEASUREMENTS.items():
+        figures = result["medians"][key]
+        assert figures["runs"] == 2, key
+        assert figures["median_ms"] > 0, key
+        assert figures["min_ms"] <= figures["median_ms"] <= figures["p90_ms"], key
+        made = result["token_requests"][key]
+        assert len(made) == 2, key
+        if requests is not None:
+            assert made == [requests] * 2, key
+    for name, target in IDP_TARGETS.items():
+        ratio = result["ratios"][name]
+        assert ratio["target"] == target
+        assert ratio["ratio"] > 0
+        assert isinstance(ratio["met"], bool)
+    stampede = result["stampede_token_requests"]
+    assert stampede["rounds"] == 2
+    assert stampede["target"] == 1
+    assert isinstance(stampede["met"], bool)
+
+    table = (tmp_path / "idp-latest.md").read_text()
+    assert proc.stdout == table
+    for label in ("python -c pass", "cache hit", "cold refresh", "requests refresh", "cold fetch"):
+        assert label in table, label
+    assert "16 x gatekey (stampede)" in table
+    for target in ("<= 2.5", "<= 1.5", "<= 2.0", "= 1"):
+        assert target in table, target

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 MAX_ENTRY_BYTES = 1 << 20
 INDEX_MAX_ENTRIES = 32
+# Locks this process holds for the rest of its life (taken early by the cache hit; see hold()).
+_held: dict[str, int] = {}
 BACKOFF_BASE = 5.0  # first failure: wait 5 s, then 10, 20, 40, capped at BACKOFF_MAX
 BACKOFF_MAX = 60.0
 LOCK_POLL = 0.02
@@ -174,9 +176,30 @@ class FileCache:
             os.unlink(self._path("failures", key, ".json"))
 
     # --- locking -----------------------------------------------------------------------
+    def hold(self, key: str) -> bool:
+        """Take ``key``'s lock without waiting and keep it until this process exits.
+
+        The cache hit does this on a miss: the first process to miss becomes the one that
+        refreshes (its full path's lock() then returns at once), while the others wait in the
+        cache hit and print what it obtained, without loading the full path at all.
+        """
+        if key in _held:
+            return True
+        fd = os.open(
+            os.path.join(self._ensure_dir("locks"), key + ".lock"), os.O_RDWR | os.O_CREAT, 0o600
+        )
+        if _try_lock(fd):
+            _held[key] = fd
+            return True
+        os.close(fd)
+        return False
+
     @contextlib.contextmanager
     def lock(self, key: str, run: RunContext) -> Iterator[None]:
         """Hold the per-key lock; waits no longer than the run's deadline."""
+        if key in _held:  # taken earlier in this process (hold())
+            yield
+            return
         try:
             directory = self._ensure_dir("locks")
             fd = os.open(os.path.join(directory, key + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)

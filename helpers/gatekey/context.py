@@ -28,6 +28,8 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the ca
 if TYPE_CHECKING:
     from gatekey.config import Config
 
+# Deadlines count from process start: this module is among the first every executable imports.
+PROCESS_START = time.monotonic()
 ENV = "CLAUDE_HELPER_CONTEXT"
 INTERACTIVE = "interactive"
 MID_SESSION = "mid-session-refresh"
@@ -49,12 +51,18 @@ class RunContext:
     )
 
     def __init__(
-        self, name: str, *, interactive: bool, timeout: float, force_refresh: bool = False
+        self,
+        name: str,
+        *,
+        interactive: bool,
+        timeout: float,
+        force_refresh: bool = False,
+        started: float | None = None,
     ) -> None:
         self.name = name
         self.interactive = interactive
         self.timeout = timeout
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started
         self.deadline = self.started + timeout
         self.force_refresh = force_refresh
         # Process groups of running child processes (command sources), stopped by the watchdog.
@@ -101,32 +109,45 @@ def _has_tty() -> bool:
     return False
 
 
-def resolve(cfg: Config | None, *, force_refresh: bool = False) -> RunContext:
-    """The RunContext for this process from the environment and the config's timeouts."""
+DEFAULT_TIMEOUTS = {"interactive": 120.0, "mid_session_refresh": 15.0, "silent": 10.0}
+
+
+def resolve(
+    cfg: Config | dict[str, float] | None,
+    *,
+    force_refresh: bool = False,
+    started: float | None = None,
+) -> RunContext:
+    """The RunContext for this process from the environment and the config's timeouts
+    (a Config, or the plain mapping the cache index keeps)."""
     name = context_name()
 
-    def timeout(key: str, default: float) -> float:
-        return cfg.timeout(key) if cfg is not None else default
+    def timeout(key: str) -> float:
+        if cfg is None:
+            return DEFAULT_TIMEOUTS[key]
+        if isinstance(cfg, dict):
+            return float(cfg.get(key, DEFAULT_TIMEOUTS[key]))
+        return cfg.timeout(key)
 
     if name == INTERACTIVE or (name == "unset" and _has_tty()):
-        return RunContext(
+        label, interactive, key = (
             name if name != "unset" else "unset (terminal)",
-            interactive=True,
-            timeout=timeout("interactive", 120.0),
-            force_refresh=force_refresh,
+            True,
+            "interactive",
         )
-    if name == MID_SESSION:
-        return RunContext(
-            name,
-            interactive=False,
-            timeout=timeout("mid_session_refresh", 15.0),
-            force_refresh=force_refresh,
+    elif name == MID_SESSION:
+        label, interactive, key = name, False, "mid_session_refresh"
+    else:
+        # scheduled-task, setup-test, background, unset without a terminal, and values this
+        # version does not know (newer apps may add some): silent, short deadline.
+        label = {"unset": "unset (no terminal)", "unknown": "unknown (treated as silent)"}.get(
+            name, name
         )
-    # scheduled-task, setup-test, background, unset without a terminal, and values this version
-    # does not know (newer apps may add some): silent, short deadline. Never block a caller.
-    label = {"unset": "unset (no terminal)", "unknown": "unknown (treated as silent)"}.get(
-        name, name
-    )
+        interactive, key = False, "silent"
     return RunContext(
-        label, interactive=False, timeout=timeout("silent", 10.0), force_refresh=force_refresh
+        label,
+        interactive=interactive,
+        timeout=timeout(key),
+        force_refresh=force_refresh,
+        started=started,
     )

@@ -17,7 +17,7 @@ import time
 
 from gatekey import context, output
 from gatekey.cache import FileCache, config_fingerprint, selection_id
-from gatekey.token import servable
+from gatekey.token import Token, servable
 
 
 def cache_hit(family: str | None) -> bytes | None:
@@ -27,16 +27,32 @@ def cache_hit(family: str | None) -> bytes | None:
         entry = cache.read_index(selection_id(family))
         if entry is None or entry.get("config") != config_fingerprint():
             return None
-        token, _why = cache.read(entry["key"])
+        key, min_ttl = entry["key"], float(entry["min_ttl"])
         bypass = context.context_name() == context.MID_SESSION
-        if token is None or not servable(
-            token, time.time(), float(entry["min_ttl"]), bypass=bypass, force=False
-        ):
-            return None
+
+        def usable() -> Token | None:
+            token, _why = cache.read(key)
+            if token is None or not servable(
+                token, time.time(), min_ttl, bypass=bypass, force=False
+            ):
+                return None
+            return token
+
+        token = usable()
+        if token is None:
+            if cache.hold(key):
+                return None  # this run refreshes; it keeps the lock for the full path
+            # Another run is refreshing this credential (the app's tabs and tasks start
+            # together): wait for it, within this run's deadline, and print what it obtained.
+            run = context.resolve(entry.get("timeouts"), started=context.PROCESS_START)
+            with cache.lock(key, run):
+                token = usable()
+            if token is None:
+                return None
         return output.render(
             token.value, entry["output"], auth_scheme=entry["auth_scheme"], headers=entry["headers"]
         )
-    except Exception:
+    except Exception:  # the full path reports whatever this was
         return None
 
 

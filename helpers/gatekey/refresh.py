@@ -88,6 +88,9 @@ def get_token(
         "cache miss for profile %s: %s", profile.name, why or _state_text(cached, clock(), ttl)
     )
 
+    remembered = remembered_failure(cache, key, run, profile, clock())
+    if remembered is not None:  # decided without the lock: failing runs do not queue up
+        return _fall_back(cached, remembered, clock(), profile)
     source = source_factory(profile)
     try:
         with cache.lock(key, run):
@@ -125,15 +128,9 @@ def _fetch_once(
     if cached is not None and servable(cached, now, ttl, bypass=bypass, force=force):
         log.debug("reusing the token another gatekey process just obtained")
         return Outcome(cached, "cache", [])
-    remembered = None if run.interactive or run.force_refresh else cache.read_failure(key, now)
+    remembered = remembered_failure(cache, key, run, profile, now)
     if remembered is not None:
-        error, until = remembered
-        error.message += (
-            f"; not asking again until {_clock_text(until)} "
-            f"(in {format_duration(until - now)}) to spare the source; to retry now, run: "
-            f"gatekey get -p {profile.name} --force-refresh"
-        )
-        return _fall_back(cached, error, now, profile)
+        return _fall_back(cached, remembered, now, profile)
     try:
         token = _fetch(source, profile, run, clock)
     except ConfigError:
@@ -157,6 +154,23 @@ def _fetch_once(
         )
     cache.clear_failure(key)
     return token
+
+
+def remembered_failure(
+    cache: FileCache, key: str, run: RunContext, profile: Profile, now: float
+) -> HelperError | None:
+    """A failure remembered moments ago, for runs with no one present to retry deliberately."""
+    if run.interactive or run.force_refresh:
+        return None
+    remembered = cache.read_failure(key, now)
+    if remembered is None:
+        return None
+    error, until = remembered
+    error.message += (
+        f"; not asking again until {_clock_text(until)} (in {format_duration(until - now)}) "
+        f"to spare the source; to retry now, run: gatekey get -p {profile.name} --force-refresh"
+    )
+    return error
 
 
 def _fetch(source: Source, profile: Profile, run: RunContext, clock: Callable[[], float]) -> Token:

@@ -145,14 +145,14 @@ def helper_run(
     require_family(family)
     name = config.select_profile(cfg, profile, family)
     prof = cfg.profile(name)
-    run = context.resolve(cfg, force_refresh=force_refresh)
+    run = context.resolve(cfg, force_refresh=force_refresh, started=context.PROCESS_START)
     start_watchdog(run)
     log.debug("profile %s (source %s), context %s", name, prof.kind, run)
     cache = FileCache()
     outcome = refresh.get_token(prof, run, min_ttl=min_ttl, cache=cache)
     logs.register_secret(outcome.token.value)
     if no_arguments and prof.spec.file_cache and prof.values["cache"]:
-        _remember_selection(cache, selection_id(family), fingerprint, prof)
+        _remember_selection(cache, selection_id(family), fingerprint, prof, cfg)
     log.debug("credential from %s", outcome.how)
     for warning in outcome.warnings:
         log.warning("%s", warning)
@@ -175,7 +175,11 @@ def helper_run(
 
 
 def _remember_selection(
-    cache: FileCache, selection: str, fingerprint: list[list[int] | None], prof: config.Profile
+    cache: FileCache,
+    selection: str,
+    fingerprint: list[list[int] | None],
+    prof: config.Profile,
+    cfg: config.Config,
 ) -> None:
     """Record what this environment and config select, for the next no-argument cache hit."""
     from gatekey.refresh import profile_cache_key
@@ -188,6 +192,7 @@ def _remember_selection(
         "output": prof.values["output"],
         "auth_scheme": prof.values["auth_scheme"],
         "headers": prof.values["headers"],
+        "timeouts": {key: cfg.timeout(key) for key in context.DEFAULT_TIMEOUTS},
     }
     try:
         cache.write_index(selection, entry)
