@@ -105,6 +105,44 @@ class Env:
         tmp.chmod(0o600)
         os.replace(tmp, path)
 
+    def forget_failures(self) -> None:
+        """As if the backoff had passed: drop gatekey's remembered source failures."""
+        for path in (self.cache_dir / "failures").glob("*.json"):
+            path.unlink()
+
+    def msal_path(self) -> Path:
+        """MSAL's state file of the (only) signed-in profile with token_cache = "file"."""
+        files = sorted((self.cache_dir / "msal").glob("*.json"))
+        assert len(files) == 1, f"expected one MSAL state file, found {files}"
+        return files[0]
+
+    def run_together(
+        self, contexts: list[str | None], *args: str, timeout: float = 90, **extra: str
+    ) -> list[tuple[int, bytes, bytes, float]]:
+        """Start one gatekey per entry of ``contexts`` at once, then wait for all of them:
+        (exit code, stdout, stderr, seconds from the first start to this one's end)."""
+        procs = []
+        t0 = time.monotonic()
+        for ctx in contexts:
+            env = dict(self.vars, **extra)
+            if ctx is not None:
+                env["CLAUDE_HELPER_CONTEXT"] = ctx
+            procs.append(
+                subprocess.Popen(
+                    [exe(), *args],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env=env,
+                    cwd=self.root,
+                )
+            )
+        results = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=timeout)
+            results.append((proc.returncode, out, err, time.monotonic() - t0))
+        return results
+
     def count(self) -> int:
         path = Path(self.vars["COUNT_FILE"])
         return len(path.read_text().splitlines()) if path.exists() else 0

@@ -47,9 +47,7 @@ def edit_entry(gk: Env, **fields: float) -> None:
 
 
 def forget_failures(gk: Env) -> None:
-    """As if the backoff had passed: drop the remembered source failures."""
-    for path in (gk.cache_dir / "failures").glob("*.json"):
-        path.unlink()
+    gk.forget_failures()
 
 
 def make_stale(gk: Env) -> None:

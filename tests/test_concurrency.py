@@ -7,13 +7,12 @@ flight under the per-key lock) and all print the token that one fetch obtained.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import CONTEXTS, Env, exe
+from conftest import CONTEXTS, Env
 
 pytestmark = [pytest.mark.blackbox, pytest.mark.slow]
 
@@ -23,28 +22,7 @@ N = 16
 def run_together(
     gk: Env, contexts: list[str | None], *args: str, **extra: str
 ) -> list[tuple[int, bytes, bytes, float]]:
-    """Start one gatekey per entry of ``contexts`` at once, then wait for all of them."""
-    procs = []
-    t0 = time.monotonic()
-    for ctx in contexts:
-        env = dict(gk.vars, **extra)
-        if ctx is not None:
-            env["CLAUDE_HELPER_CONTEXT"] = ctx
-        procs.append(
-            subprocess.Popen(
-                [exe(), *args],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
-                cwd=gk.root,
-            )
-        )
-    results = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=60)
-        results.append((proc.returncode, out, err, time.monotonic() - t0))
-    return results
+    return gk.run_together(contexts, *args, timeout=60, **extra)
 
 
 def entry(gk: Env) -> Path:

@@ -138,9 +138,7 @@ def make_expired(gk: Env) -> None:
 
 
 def forget_failures(gk: Env) -> None:
-    """As if the backoff had passed (cache_dir/failures/ holds the remembered failures)."""
-    for path in (gk.cache_dir / "failures").glob("*.json"):
-        path.unlink()
+    gk.forget_failures()
 
 
 def msal_state(gk: Env) -> dict:
@@ -199,28 +197,11 @@ def sign_in(gk: Env, ca: str, *flags: str, rewrite: tuple[str, str] | None = Non
 def run_together(
     gk: Env, contexts: list[str | None], *args: str, **extra: str
 ) -> list[tuple[int, str, str, float]]:
-    """Start one gatekey per entry of ``contexts`` at once, then wait for all of them."""
-    procs = []
-    t0 = time.monotonic()
-    for ctx in contexts:
-        env = dict(gk.vars, **extra)
-        if ctx is not None:
-            env["CLAUDE_HELPER_CONTEXT"] = ctx
-        procs.append(
-            subprocess.Popen(
-                [exe(), *args],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
-                cwd=gk.root,
-            )
-        )
-    results = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=90)
-        results.append((proc.returncode, out.decode(), err.decode(), time.monotonic() - t0))
-    return results
+    """Start one gatekey per entry of ``contexts`` at once; outputs decoded."""
+    return [
+        (code, out.decode(), err.decode(), t)
+        for code, out, err, t in gk.run_together(contexts, *args, **extra)
+    ]
 
 
 def recording_launchers(gk: Env) -> Path:
