@@ -1182,3 +1182,35 @@ def test_mid_session_refresh_gets_a_new_token(gk: Env, signed_in: OidcProvider):
     token = printed_token(gk.run(context="mid-session-refresh"))
     assert token != first
     assert op.token_requests() == before + 1
+
+
+# ==============================================================================================
+# Extra token-request parameters (oidc): resource (RFC 8707) and audience
+# ==============================================================================================
+@pytest.mark.parametrize("flow", ["client-credentials", "device-code"])
+def test_flows_work_with_resource_and_audience_set(
+    gk: Env, make_oidc_provider: Callable[..., OidcProvider], flow: str
+):
+    """The parameters ride along on every token request (test_idp_unit shows them in the
+    request body); the provider accepts them, so every flow still signs in and refreshes."""
+    op = make_oidc_provider()
+    extra = 'resource = "https://api.example.test"\naudience = "https://api.example.test"\n'
+    if flow == "client-credentials":
+        gk.write_config(
+            idp_profile(
+                op,
+                flow=flow,
+                client_id="conf-client",
+                extra=extra + 'client_secret = { env = "CONF_SECRET" }\n',
+            )
+        )
+        r = gk.run(context="background", CONF_SECRET="conf-secret")
+    else:
+        gk.write_config(idp_profile(op, flow=flow, extra=extra))
+        assert device_sign_in(gk, op, ("login", "-p", "user")).code == 0
+        make_stale(gk)
+        age_msal_access_token(gk, 400)
+        r = gk.run(context="background")  # the refresh-token grant, with the parameters
+    assert r.code == 0, r.err
+    claims = json.loads(base64.urlsafe_b64decode(printed_token(r).split(".")[1] + "=="))
+    assert claims["aud"] == "https://api.example.test"

@@ -178,3 +178,74 @@ def test_managed_identity_is_for_entra_only(tmp_path, monkeypatch):
     body = body.replace('managed_identity_client_id = "mi-client-id"\n', "")
     with pytest.raises(ConfigError, match="managed-identity is for entra"):
         idp.IdpSource(profile(tmp_path, monkeypatch, body))
+
+
+OIDC_CC = """
+[profiles.p]
+source = "oidc"
+issuer = "https://idp.example.test/oauth2/default"
+client_id = "svc"
+client_secret = { env = "SVC_SECRET" }
+flow = "client-credentials"
+scopes = ["gateway.use"]
+audience = "https://llm-gw.example.test"
+resource = "https://llm-gw.example.test/api"
+"""
+
+
+class RecordingHttp:
+    """Answers MSAL's discovery GET and token POST, recording what was sent."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, dict]] = []
+
+    def get(self, url, params=None, headers=None, **kwargs):
+        import json as _json
+        from types import SimpleNamespace
+
+        base = "https://idp.example.test/oauth2/default"
+        doc = {
+            "issuer": base,
+            "authorization_endpoint": base + "/v1/authorize",
+            "token_endpoint": base + "/v1/token",
+            "device_authorization_endpoint": base + "/v1/device/authorize",
+        }
+        return SimpleNamespace(status_code=200, text=_json.dumps(doc), headers={})
+
+    def post(self, url, params=None, data=None, headers=None, **kwargs):
+        import json as _json
+        from types import SimpleNamespace
+
+        self.posts.append((url, dict(data or {})))
+        body = {"access_token": "at-xyz", "token_type": "Bearer", "expires_in": 3600}
+        return SimpleNamespace(status_code=200, text=_json.dumps(body), headers={})
+
+    def close(self):
+        pass
+
+
+def test_audience_and_resource_are_sent_on_token_requests(tmp_path, monkeypatch):
+    monkeypatch.setenv("SVC_SECRET", "s3cret-value")
+    source = idp.IdpSource(profile(tmp_path, monkeypatch, OIDC_CC))
+    http = RecordingHttp()
+    monkeypatch.setattr(source, "_session", lambda run: http)
+    token = source.fetch(RunContext("background", interactive=False, timeout=5))
+    assert token.value == "at-xyz"
+    url, data = http.posts[-1]
+    assert url.endswith("/v1/token")
+    assert data["grant_type"] == "client_credentials"
+    assert data["audience"] == "https://llm-gw.example.test"
+    assert data["resource"] == "https://llm-gw.example.test/api"
+
+
+def test_without_them_nothing_extra_is_sent(tmp_path, monkeypatch):
+    monkeypatch.setenv("SVC_SECRET", "s3cret-value")
+    body = OIDC_CC.replace('audience = "https://llm-gw.example.test"\n', "").replace(
+        'resource = "https://llm-gw.example.test/api"\n', ""
+    )
+    source = idp.IdpSource(profile(tmp_path, monkeypatch, body))
+    http = RecordingHttp()
+    monkeypatch.setattr(source, "_session", lambda run: http)
+    source.fetch(RunContext("background", interactive=False, timeout=5))
+    assert "audience" not in http.posts[-1][1]
+    assert "resource" not in http.posts[-1][1]

@@ -146,6 +146,8 @@ OIDC = SourceSpec(
     keys={
         "issuer": KeySpec("https_url", None, required=True, doc="the OpenID issuer URL"),
         **_IDP_KEYS,
+        "audience": KeySpec("str", None, doc="audience parameter of token requests (Auth0 style)"),
+        "resource": KeySpec("str", None, doc="resource parameter of token requests (RFC 8707)"),
     },
     factory="gatekey.sources.idp:IdpSource",
     summary="any OpenID Connect provider (MSAL)",

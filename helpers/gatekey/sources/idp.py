@@ -99,6 +99,11 @@ class IdpSource:
                 )
         if self.values["ca_bundle"]:
             check_ca_bundle(self.values["ca_bundle"], profile)
+        # Extra token-request parameters (oidc): MSAL sends them on every token request; it has
+        # no way to add them to the browser flow's authorize URL.
+        self.extra: dict[str, str] = {
+            key: self.values[key] for key in ("audience", "resource") if self.values.get(key)
+        }
         # Refresh tokens belong to (authority, client); scopes are asked per request.
         self.state_key = cache_key(
             profile.kind, {"authority": self.authority, "client_id": self.values["client_id"]}
@@ -233,7 +238,7 @@ class IdpSource:
             )
         except ValueError as e:
             raise self._authority_error(e) from None
-        result = app.acquire_token_for_client(self.scopes)
+        result = app.acquire_token_for_client(self.scopes, data=self.extra)
         self._raise_for(result, "requesting a token with the client credentials")
         return self._token(result)
 
@@ -291,10 +296,14 @@ class IdpSource:
         # its token rejected (mid-session-refresh, --force-refresh: the same token would fail
         # again), or an ID token is wanted (MSAL's cache answers with access tokens only).
         force = run.bypass_cache or self.wants_id
-        result = app.acquire_token_silent_with_error(self.scopes, account, force_refresh=force)
+        result = app.acquire_token_silent_with_error(
+            self.scopes, account, force_refresh=force, data=self.extra
+        )
         if not force and result and self._usable(result) and self._remaining(result) <= min_ttl:
             # MSAL's own copy would not outlive the app's TTL: redeem the refresh token now.
-            result = app.acquire_token_silent_with_error(self.scopes, account, force_refresh=True)
+            result = app.acquire_token_silent_with_error(
+                self.scopes, account, force_refresh=True, data=self.extra
+            )
         if result is None:
             return None  # MSAL has no refresh token for these scopes
         if self._usable(result):
@@ -358,6 +367,7 @@ class IdpSource:
                 timeout=max(left - 0.5, 1.0),  # end before the watchdog does
                 auth_uri_callback=launcher.tell,
                 success_template="Signed in to gatekey. You can close this tab.",
+                data=self.extra,
                 **extra,
             )
         except (msal.BrowserInteractionTimeoutError, DeadlineExceeded):
@@ -368,7 +378,7 @@ class IdpSource:
         return dict(result)
 
     def _device_code(self, app: Any, run: RunContext) -> dict[str, Any]:
-        flow = app.initiate_device_flow(scopes=self.scopes)
+        flow = app.initiate_device_flow(scopes=self.scopes)  # MSAL sets its own data here
         if "user_code" not in flow:
             self._raise_for(flow, "starting the device-code sign-in")
         uri = flow.get("verification_uri") or flow.get("verification_url") or ""
@@ -389,7 +399,7 @@ class IdpSource:
             profile=self.name,
         )
         try:
-            result = app.acquire_token_by_device_flow(flow)
+            result = app.acquire_token_by_device_flow(flow, data=self.extra)
         except DeadlineExceeded:
             raise not_approved from None
         if result.get("error") in ("expired_token", "authorization_pending", "slow_down"):
