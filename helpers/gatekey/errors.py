@@ -79,16 +79,3 @@ class DeadlineExceeded(TemporaryFailure):
 
 class LockTimeout(DeadlineExceeded):
     """The budget ran out waiting for another gatekey process to finish refreshing."""
-
-
-EXIT_CODES: dict[str, int] = {
-    cls.__name__: cls.exit_code
-    for cls in (
-        HelperError,
-        ConfigError,
-        SourceUnavailable,
-        CredentialNotFound,
-        InteractionRequired,
-        TemporaryFailure,
-    )
-}

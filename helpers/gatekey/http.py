@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 
+from gatekey.cache import FileCache
 from gatekey.context import RunContext
 from gatekey.errors import ConfigError, DeadlineExceeded, SourceUnavailable, TemporaryFailure
 
@@ -55,11 +55,11 @@ class IdpSession(requests.Session):
     """The HTTP client gatekey hands to MSAL."""
 
     def __init__(
-        self, run: RunContext, *, ca_bundle: str | None = None, discovery_dir: str | None = None
+        self, run: RunContext, *, ca_bundle: str | None = None, cache: FileCache | None = None
     ) -> None:
         super().__init__()
         self.run = run
-        self.discovery_dir = discovery_dir
+        self.cache = cache  # where discovery documents are kept (none: not kept)
         self.mount("https://", _TrustStoreAdapter(ca_bundle))
         self.verify = True
         self.requests_sent = 0
@@ -116,23 +116,22 @@ class IdpSession(requests.Session):
         return response
 
     # --- discovery documents --------------------------------------------------------------
-    def _discovery_path(self, method: str | bytes, url: str) -> str | None:
-        if self.discovery_dir is None or method not in ("GET", b"GET"):
+    def _discovery_key(self, method: str | bytes, url: str) -> str | None:
+        if self.cache is None or method not in ("GET", b"GET"):
             return None
         if not url.split("?", 1)[0].endswith(DISCOVERY_SUFFIXES):
             return None
         import hashlib
 
-        name = hashlib.sha256(url.encode()).hexdigest()[:32]
-        return os.path.join(self.discovery_dir, name + ".json")
+        return hashlib.sha256(url.encode()).hexdigest()[:32]
 
     def _cached_discovery(self, method: str | bytes, url: str) -> requests.Response | None:
-        path = self._discovery_path(method, url)
-        if path is None:
+        key = self._discovery_key(method, url)
+        if key is None or self.cache is None:
             return None
+        blob, _ = self.cache.read_blob("discovery", key)
         try:
-            with open(path, "rb") as f:
-                data = json.loads(f.read())
+            data = json.loads(blob or "")
             if time.time() - float(data["at"]) > DISCOVERY_TTL or data["url"] != url:
                 return None
             response = requests.Response()
@@ -141,20 +140,16 @@ class IdpSession(requests.Session):
             response.headers["Content-Type"] = "application/json"
             response.url = url
             return response
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             return None
 
     def _store_discovery(self, method: str | bytes, url: str, response: Any) -> None:
-        path = self._discovery_path(method, url)
-        if path is None or response.status_code != 200:
+        key = self._discovery_key(method, url)
+        if key is None or self.cache is None or response.status_code != 200:
             return
         try:
-            body = response.json()
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            tmp = f"{path}.{os.getpid()}.tmp"
-            with open(tmp, "w") as f:
-                json.dump({"at": time.time(), "url": url, "body": body}, f)
-            os.replace(tmp, path)
+            entry = {"at": time.time(), "url": url, "body": response.json()}
+            self.cache.write_blob("discovery", key, json.dumps(entry))
         except (OSError, ValueError) as e:
             log.debug("could not cache the discovery document (%s)", type(e).__name__)
 

@@ -177,7 +177,3 @@ def plugins() -> dict[str, SourceSpec]:
         if isinstance(spec, SourceSpec) and spec.kind not in BUILTIN:
             found[spec.kind] = spec
     return found
-
-
-def all_kinds() -> dict[str, SourceSpec]:
-    return {**plugins(), **BUILTIN}

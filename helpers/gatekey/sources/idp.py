@@ -175,11 +175,7 @@ class IdpSource:
     def _session(self, run: RunContext) -> Any:
         from gatekey.http import IdpSession
 
-        return IdpSession(
-            run,
-            ca_bundle=self.values["ca_bundle"],
-            discovery_dir=os.path.join(FileCache().root, "discovery"),
-        )
+        return IdpSession(run, ca_bundle=self.values["ca_bundle"], cache=FileCache())
 
     def _app_kwargs(self, run: RunContext) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"http_client": self._session(run)}
