@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -1128,6 +1129,28 @@ def test_config_errors(gk: Env, oidc_provider: OidcProvider, change: tuple[str, 
     assert oidc_provider.requests_log() == before
 
 
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ('authorize_params = { state = "x" }', "state"),
+        ('authorize_params = { redirect_uri = "https://evil.test" }', "redirect_uri"),
+        ('authorize_params = { login_hint = "bob" }', "use the login_hint key"),
+        ('audience = "a"\nauthorize_params = { audience = "b" }', "keep the audience key"),
+        ('authorize_params = { prompt = 1 }', 'entry "prompt" must be a string'),
+    ],
+    ids=["state", "redirect_uri", "login_hint", "audience-twice", "not-a-string"],
+)
+def test_authorize_params_the_flow_owns_are_refused(
+    gk: Env, oidc_provider: OidcProvider, extra: str, named: str
+):
+    gk.write_config(idp_profile(oidc_provider, flow="browser", extra=extra))
+    for args in [("config", "validate"), ("login", "-p", "user")]:
+        r = gk.run(*args, context="background")
+        r.assert_clean_failure(78)
+        assert 'key "authorize_params"' in r.err, r.err
+        assert named in r.err
+
+
 def test_entra_authority_host_must_be_https(gk: Env, entra_provider: OidcProvider):
     profile = idp_profile(entra_provider, kind="entra")
     gk.write_config(profile.replace('authority_host = "https://', 'authority_host = "http://'))
@@ -1148,6 +1171,37 @@ def test_config_validate_catches_idp_errors(gk: Env, oidc_provider: OidcProvider
     assert gk.run(context="background").code == 78
     r = gk.run("config", "validate")
     assert r.code == 78, r.err
+
+
+@pytest.mark.slow
+def test_browser_sign_in_url_carries_audience_resource_and_authorize_params(
+    gk: Env, oidc_provider_auto: OidcProvider, browsers: Browsers
+):
+    """Auth0-style providers need ``audience`` on the authorize URL, not only on token
+    requests; ``authorize_params`` add anything else. The provider receives them on its
+    authorize endpoint, the sign-in completes, and the token is for the requested API."""
+    op = oidc_provider_auto
+    extra = (
+        'audience = "https://api.example.test"\nresource = "https://api.example.test"\n'
+        'authorize_params = { ui_locales = "de", organization = "org 1&2" }\n'
+    )
+    gk.write_config(idp_profile(op, flow="browser", extra=extra))
+    before = len(op.requests_log())
+    r = gk.run("login", "-p", "user", **browsers.env())
+    assert r.code == 0, r.err
+    [auth] = [
+        parse_qs(urlsplit(path).query)
+        for method, path in op.requests_log()[before:]
+        if method == "GET" and urlsplit(path).path == f"{op.issuer_path}/auth"
+    ]
+    assert auth["audience"] == ["https://api.example.test"]
+    assert auth["resource"] == ["https://api.example.test"]
+    assert auth["ui_locales"] == ["de"]
+    assert auth["organization"] == ["org 1&2"]  # encoded, not spliced into the URL
+    assert auth["code_challenge_method"] == ["S256"]
+    assert auth["response_mode"] == ["form_post"]
+    token = printed_token(gk.run(context="background"))
+    assert claims(token)["aud"] == "https://api.example.test"
 
 
 # ==============================================================================================

@@ -146,8 +146,17 @@ OIDC = SourceSpec(
     keys={
         "issuer": KeySpec("https_url", None, required=True, doc="the OpenID issuer URL"),
         **_IDP_KEYS,
-        "audience": KeySpec("str", None, doc="audience parameter of token requests (Auth0 style)"),
-        "resource": KeySpec("str", None, doc="resource parameter of token requests (RFC 8707)"),
+        "audience": KeySpec(
+            "str", None, doc="audience parameter of sign-in and token requests (Auth0 style)"
+        ),
+        "resource": KeySpec(
+            "str", None, doc="resource parameter of sign-in and token requests (RFC 8707)"
+        ),
+        "authorize_params": KeySpec(
+            "str_table",
+            None,
+            doc='extra parameters of the browser sign-in URL, e.g. { organization = "org_1" }',
+        ),
     },
     factory="gatekey.sources.idp:IdpSource",
     summary="any OpenID Connect provider (MSAL)",

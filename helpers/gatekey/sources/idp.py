@@ -50,6 +50,21 @@ MSAL_RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
 # MSAL error codes after which the refresh token is of no further use.
 DEAD_GRANT_ERRORS = frozenset({"invalid_grant", "interaction_required", "login_required"})
 KEYCHAIN_SERVICE = "gatekey-idp"
+# Parameters of the authorize URL that the authorization-code flow itself sets.
+FLOW_PARAMS = frozenset(
+    {
+        "client_id",
+        "client_info",
+        "code_challenge",
+        "code_challenge_method",
+        "nonce",
+        "redirect_uri",
+        "response_mode",
+        "response_type",
+        "scope",
+        "state",
+    }
+)
 
 
 class IdpSource:
@@ -99,15 +114,39 @@ class IdpSource:
                 )
         if self.values["ca_bundle"]:
             check_ca_bundle(self.values["ca_bundle"], profile)
-        # Extra token-request parameters (oidc): MSAL sends them on every token request; it has
-        # no way to add them to the browser flow's authorize URL.
+        # Extra parameters (oidc): audience/resource go on every token request and on the
+        # browser sign-in URL; authorize_params on the sign-in URL only.
         self.extra: dict[str, str] = {
             key: self.values[key] for key in ("audience", "resource") if self.values.get(key)
         }
+        self.authorize_params = {**self.extra, **self._authorize_params(profile)}
         # Refresh tokens belong to (authority, client); scopes are asked per request.
         self.state_key = cache_key(
             profile.kind, {"authority": self.authority, "client_id": self.values["client_id"]}
         )
+
+    def _authorize_params(self, profile: Profile) -> dict[str, str]:
+        params: dict[str, str] = dict(self.values.get("authorize_params") or {})
+        taken = sorted(FLOW_PARAMS & set(params))
+        if "login_hint" in params:
+            taken.append("login_hint (use the login_hint key)")
+        if taken:
+            raise ConfigError(
+                f"remove {', '.join(taken)} from authorize_params: the sign-in flow sets them",
+                file=profile.origins.get("authorize_params"),
+                profile=profile.name,
+                key="authorize_params",
+            )
+        for key in ("audience", "resource"):
+            if key in params and self.values.get(key):
+                raise ConfigError(
+                    f"{key} is set both as a key and in authorize_params; keep the {key} key "
+                    "(it is sent on token requests too)",
+                    file=profile.origins.get("authorize_params"),
+                    profile=profile.name,
+                    key="authorize_params",
+                )
+        return params
 
     @property
     def authority(self) -> str:
@@ -341,37 +380,71 @@ class IdpSource:
         return self._browser(app, run)
 
     def _browser(self, app: Any, run: RunContext) -> dict[str, Any]:
-        """Authorization code + PKCE: MSAL listens on a loopback port; we open the browser."""
+        """Authorization code + PKCE: a loopback listener receives the code; we open the browser.
+
+        MSAL's ``acquire_token_interactive`` cannot add parameters to the authorize URL (Auth0's
+        ``audience``, ``authorize_params``), so outside the broker the flow is driven through
+        MSAL's public pieces: ``initiate_auth_code_flow`` builds the URL (PKCE, state, nonce),
+        its loopback receiver takes the answer, ``acquire_token_by_auth_code_flow`` redeems it.
+        """
         import msal
 
         launcher = DetachedBrowser(self.values["browser_command"], profile=self.name)
         webbrowser.register("gatekey", None, launcher, preferred=True)
         left = run.check("starting the browser sign-in")
-        extra: dict[str, Any] = {}
-        if self.values.get("broker"):
-            # The broker shows its own window; MSAL needs a parent, and a console is ours.
-            extra["parent_window_handle"] = app.CONSOLE_WINDOW_HANDLE
+        timeout = max(left - 0.5, 1.0)  # end before the watchdog does
         not_finished = InteractionRequired(
             f"the browser sign-in did not finish within {run.timeout:g} s; run: gatekey "
             f"login -p {self.name}",
             profile=self.name,
         )
-        try:
-            result = app.acquire_token_interactive(
-                self.scopes,
-                login_hint=self.values["login_hint"],
-                timeout=max(left - 0.5, 1.0),  # end before the watchdog does
-                auth_uri_callback=launcher.tell,
-                success_template="Signed in to gatekey. You can close this tab.",
-                data=self.extra,
-                **extra,
-            )
-        except (msal.BrowserInteractionTimeoutError, DeadlineExceeded):
-            raise not_finished from None
+        if self.values.get("broker"):
+            # The broker shows its own window; MSAL needs a parent, and a console is ours.
+            try:
+                result = app.acquire_token_interactive(
+                    self.scopes,
+                    login_hint=self.values["login_hint"],
+                    timeout=timeout,
+                    parent_window_handle=app.CONSOLE_WINDOW_HANDLE,
+                )
+            except (msal.BrowserInteractionTimeoutError, DeadlineExceeded):
+                raise not_finished from None
+        else:
+            result = self._loopback_sign_in(app, timeout, launcher)
         if not result or result.get("error") == "timeout":
             raise not_finished
         self._raise_for(result, "signing in in the browser")
         return dict(result)
+
+    def _loopback_sign_in(
+        self, app: Any, timeout: float, launcher: DetachedBrowser
+    ) -> dict[str, Any] | None:
+        from urllib.parse import urlencode
+
+        from msal.oauth2cli.authcode import AuthCodeReceiver
+
+        with AuthCodeReceiver(port=0) as receiver:
+            flow = app.initiate_auth_code_flow(
+                self.scopes,
+                redirect_uri=f"http://localhost:{receiver.get_port()}",
+                login_hint=self.values["login_hint"],
+                response_mode="form_post",  # what MSAL's receiver accepts
+            )
+            auth_uri = str(flow["auth_uri"])
+            if self.authorize_params:
+                auth_uri += "&" + urlencode(self.authorize_params)
+            response = receiver.get_auth_response(
+                auth_uri=auth_uri,
+                state=flow["state"],
+                timeout=timeout,
+                auth_uri_callback=launcher.tell,
+                browser_name="gatekey",
+                success_template="Signed in to gatekey. You can close this tab.",
+            )
+        if not response:
+            return None  # timed out, or an answer with the wrong state
+        result = app.acquire_token_by_auth_code_flow(flow, response, data=self.extra)
+        return dict(result) if result else None
 
     def _device_code(self, app: Any, run: RunContext) -> dict[str, Any]:
         flow = app.initiate_device_flow(scopes=self.scopes)  # MSAL sets its own data here
