@@ -8,7 +8,8 @@ started for the run and stopped at the end), measures on this machine:
   cold refresh        `gatekey`, a signed-in device-code profile: gatekey's token file deleted
                       and MSAL's access token expired, so the run redeems the refresh token
   requests refresh    a minimal script (same interpreter): one refresh-token POST with requests,
-                      its own sign-in; it prints the access token and keeps the rotated one
+                      its own sign-in, verifying TLS against certifi's bundle (requests' default)
+                      plus the test CA; it prints the access token and keeps the rotated one
   cold fetch          `gatekey`, the client-credentials profile, its cached token expired
   stampede            16 `gatekey` started together on that expired token: until all 16 exit
 
@@ -47,6 +48,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import certifi
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import RESULTS, VENV, VENV_BIN, exit_status, machine, run_checked, sample
@@ -318,7 +321,12 @@ def measurements(root: Path, op: OidcProvider, config: Path) -> dict[str, Measur
     state.chmod(0o600)
     script = root / "refresh_baseline.py"
     script.write_text(BASELINE_SCRIPT)
-    requests_argv = [str(VENV_BIN / "python"), str(script), str(state), op.token_endpoint, op.ca]
+    # requests verifies against certifi's bundle by default; the test CA is appended so the
+    # baseline pays for a real trust store, as gatekey does (the OS store) and as any script
+    # talking to a real provider would.
+    bundle = root / "baseline-ca.pem"
+    bundle.write_text(Path(certifi.where()).read_text() + "\n" + Path(op.ca).read_text())
+    requests_argv = [str(VENV_BIN / "python"), str(script), str(state), op.token_endpoint, bundle]
     plain = {k: v for k, v in hit.items() if k not in ("CONF_SECRET", "GATEKEY_PROFILE")}
 
     make_refresh_cold(user)
