@@ -80,13 +80,18 @@ class Env:
         self.vars["GATEKEY_CONFIG"] = str(self.config_path)
         return self.config_path
 
-    def counting_profile(self, name: str = "cmd", extra: str = "") -> str:
-        """TOML for a `command` profile running the counting source (see support/)."""
+    def counting_profile(self, name: str = "cmd", extra: str = "", *, secure: bool = False) -> str:
+        """TOML for a `command` profile running the counting source (see support/).
+
+        Its tokens go to the file cache (``allow_insecure_cache``), where the cache-core tests
+        inspect and age them; ``secure=True`` keeps the vault default (kernel keyring +
+        keychain, tests/test_secure_cache.py)."""
         return (
             f'[profiles.{name}]\nsource = "command"\n'
             f'command = ["{sys.executable}", "{COUNTING_SOURCE}"]\n'
             'parse = "json"\ntoken_path = "access_token"\nexpires_in_path = "expires_in"\n'
-            f"{extra}\n"
+            + ("" if secure else "allow_insecure_cache = true\n")
+            + f"{extra}\n"
         )
 
     def entry_path(self) -> Path:

@@ -66,7 +66,7 @@ def noisy_profile(name: str = "noisy", extra: str = "") -> str:
         f'[profiles.{name}]\nsource = "command"\n'
         f'command = ["{sys.executable}", "{NOISY_SOURCE}"]\n'
         'parse = "json"\ntoken_path = "access_token"\nexpires_in_path = "expires_in"\n'
-        f"{extra}\n"
+        f"allow_insecure_cache = true\n{extra}\n"
     )
 
 

@@ -196,7 +196,11 @@ def test_config_show_values_keep_their_type(files: Files) -> None:
         "parse",
         "token_path",
         "expires_in_path",
+        "expires_path",
+        "timeout",
         "cache_ttl",
+        "max_stale",
+        "allow_insecure_cache",
     }
 
 
@@ -325,7 +329,7 @@ PROFILE_ERRORS = [
         '[profiles.corp]\nsource = "vaultt"\n',
         "corp",
         "source",
-        ["unknown source 'vaultt'", "known sources: command, entra, keychain, oidc"],
+        ["unknown source 'vaultt'", "known sources: aws-secrets-manager, azure-key-vault, command, entra, keychain, oidc, onepassword, vault"],
         id="unknown-source",
     ),
     pytest.param(

@@ -167,7 +167,11 @@ PLAUSIBLE: dict[str, list[Any]] = {
     "parse": ["raw", "json"],
     "token_path": ["access_token", "token"],
     "expires_in_path": ["expires_in"],
-    "cache_ttl": ["15m", 60],
+    "cache_ttl": ["15m", 60, 0],
+    "max_stale": ["1h", 0],
+    "allow_insecure_cache": [True, False],
+    "expires_path": ["expires_on"],
+    "timeout": ["5s"],
 }
 
 

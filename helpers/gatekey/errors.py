@@ -65,6 +65,12 @@ class CredentialNotFound(HelperError):
     exit_code = 3
 
 
+class AccessDenied(HelperError):
+    """The source refused this identity (HTTP 403, AccessDenied): withdrawn on purpose."""
+
+    exit_code = 1
+
+
 class InteractionRequired(HelperError):
     exit_code = 4
 

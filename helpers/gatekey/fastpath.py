@@ -29,9 +29,12 @@ def cache_hit(family: str | None) -> bytes | None:
             return None
         key, min_ttl = entry["key"], float(entry["min_ttl"])
         bypass = context.context_name() == context.MID_SESSION
+        store = entry.get("store", "file")
+        if store not in ("file", "kernel"):
+            return None
 
         def usable() -> Token | None:
-            token, _why = cache.read(key)
+            token = cache.read(key)[0] if store == "file" else _kernel_token(entry["kernel_name"])
             if token is None or not servable(
                 token, time.time(), min_ttl, bypass=bypass, force=False
             ):
@@ -54,6 +57,16 @@ def cache_hit(family: str | None) -> bytes | None:
         )
     except Exception:  # the full path reports whatever this was
         return None
+
+
+def _kernel_token(name: str) -> Token | None:
+    """A vault secret cached in the kernel keyring (see securecache.py)."""
+    import json
+
+    from gatekey import kernelkeys
+
+    raw = kernelkeys.read(name)
+    return None if raw is None else Token.from_json(json.loads(raw))
 
 
 def main(family: str | None = None) -> None:

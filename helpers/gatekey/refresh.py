@@ -16,14 +16,20 @@ import importlib
 import logging
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from gatekey import logs
 from gatekey.cache import CacheUnusable, FileCache, cache_key
 from gatekey.config import Profile
 from gatekey.context import RunContext
 from gatekey.durations import format_duration
-from gatekey.errors import ConfigError, HelperError, LockTimeout
+from gatekey.errors import (
+    AccessDenied,
+    ConfigError,
+    CredentialNotFound,
+    HelperError,
+    LockTimeout,
+)
 from gatekey.output import check_token
 from gatekey.sources import Source
 from gatekey.token import (
@@ -62,6 +68,46 @@ def profile_cache_key(profile: Profile) -> str:
     return cache_key(profile.kind, profile.source_settings())
 
 
+class TokenStore(Protocol):
+    """Where a profile's cached token lives: FileCache, or securecache's stores."""
+
+    def read(self, key: str) -> tuple[Token | None, str | None]: ...
+    def write(self, key: str, token: Token) -> None: ...
+    def delete(self, key: str) -> bool: ...
+
+
+def token_store(profile: Profile, run: RunContext, cache: FileCache) -> TokenStore:
+    """A vault-like secret is cached in the kernel keyring and the OS keychain (never a plain
+    file, unless the profile allows it), or not at all with cache_ttl = 0; other sources'
+    tokens in the file cache."""
+    if not profile.spec.secure_cache:
+        return cache
+    from gatekey import securecache
+
+    if profile.values.get("cache_ttl") == 0:
+        return securecache.NoTokens()
+    if profile.values.get("allow_insecure_cache"):
+        return cache
+    return securecache.SecretTokens(cache, run, max_stale=max_stale(profile) or 0.0)
+
+
+def index_store(profile: Profile, cache: FileCache, key: str) -> dict[str, str]:
+    """Where the cache hit finds this profile's token (recorded in the index)."""
+    if not profile.spec.secure_cache or profile.values.get("allow_insecure_cache"):
+        return {"store": "file"}
+    from gatekey import kernelkeys, securecache
+
+    if profile.values.get("cache_ttl") == 0 or not kernelkeys.available():
+        return {"store": "none"}  # read through / only the keychain: the full path serves it
+    return {"store": "kernel", "kernel_name": securecache.kernel_name(cache, key)}
+
+
+def max_stale(profile: Profile) -> float | None:
+    """How old a cached secret with no expiry may be and still be served when the source fails."""
+    value = profile.values.get("max_stale")
+    return None if value is None else float(value)
+
+
 def get_token(
     profile: Profile,
     run: RunContext,
@@ -77,8 +123,9 @@ def get_token(
         return Outcome(token, "source", _lifetime_warnings(token, ttl, profile))
 
     cache = cache or FileCache()
+    store = token_store(profile, run, cache)
     key = profile_cache_key(profile)
-    cached, why = cache.read(key)
+    cached, why = store.read(key)
     if cached is not None:
         logs.register_secret(cached.value)  # a failing source may echo it on stderr
     bypass, force = run.bypass_cache, run.force_refresh
@@ -94,7 +141,7 @@ def get_token(
     source = source_factory(profile)
     try:
         with cache.lock(key, run):
-            result = _fetch_once(source, profile, run, cache, key, ttl, clock)
+            result = _fetch_once(source, profile, run, cache, store, key, ttl, clock)
     except LockTimeout as e:  # waiting for another process's refresh took the whole budget
         return _fall_back(cached, e, clock(), profile)
     except CacheUnusable as e:
@@ -115,13 +162,14 @@ def _fetch_once(
     profile: Profile,
     run: RunContext,
     cache: FileCache,
+    store: TokenStore,
     key: str,
     ttl: float,
     clock: Callable[[], float],
 ) -> Token | Outcome:
     """Under the lock: reuse a token another process just obtained, or fetch and persist one."""
     bypass, force = run.bypass_cache, run.force_refresh
-    cached, _why = cache.read(key)  # the winner of the lock may have refreshed it
+    cached, _why = store.read(key)  # the winner of the lock may have refreshed it
     if cached is not None:
         logs.register_secret(cached.value)
     now = clock()
@@ -144,7 +192,7 @@ def _fetch_once(
             log.debug("could not remember the failure (%s)", oe.strerror)
         return _fall_back(cached, e, clock(), profile)
     try:
-        cache.write(key, token)
+        store.write(key, token)
     except OSError as e:
         log.warning(
             "could not save the new token to the cache in %s (%s); every run will ask the "
@@ -189,10 +237,19 @@ def _fetch(source: Source, profile: Profile, run: RunContext, clock: Callable[[]
 
 
 def _fall_back(cached: Token | None, error: HelperError, now: float, profile: Profile) -> Outcome:
-    """Print a still-valid old token with a warning, or re-raise the failure."""
+    """Print a still-valid old token with a warning, or re-raise the failure.
+
+    Not when the source says the secret is gone or denied (withdrawn on purpose); and a
+    vault-like secret with no expiry of its own for at most ``max_stale`` after it was read.
+    """
     if error.profile is None:
         error.profile = profile.name
     if cached is None or state(cached, now, 0.0) == EXPIRED or cached.obtained_at > now + 60:
+        raise error
+    if isinstance(error, (CredentialNotFound, AccessDenied)):
+        raise error  # deleted or denied at the source: withdrawn on purpose
+    limit = max_stale(profile)
+    if limit is not None and cached.expires_at is None and cached.age(now) > limit:
         raise error
     remaining = cached.remaining(now)
     left = "no known expiry" if remaining is None else f"expires in {format_duration(remaining)}"

@@ -182,12 +182,14 @@ def _remember_selection(
     cfg: config.Config,
 ) -> None:
     """Record what this environment and config select, for the next no-argument cache hit."""
-    from gatekey.refresh import profile_cache_key
+    from gatekey.refresh import index_store, profile_cache_key
 
+    key = profile_cache_key(prof)
     entry = {
         "config": fingerprint,
         "profile": prof.name,
-        "key": profile_cache_key(prof),
+        "key": key,
+        **index_store(prof, cache, key),
         "min_ttl": prof.values["min_ttl"],
         "output": prof.values["output"],
         "auth_scheme": prof.values["auth_scheme"],

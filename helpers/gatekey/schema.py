@@ -13,13 +13,13 @@ PROFILE_NAME = "<profile name>"
 class KeySpec(NamedTuple):
     """One config key: its type, default and documentation."""
 
-    type: (
-        str  # str | bool | int | duration | choice | str_table | str_list | secret_ref | https_url
-    )
+    # str | bool | int | duration | choice | str_table | str_list | secret_ref | https_url | table
+    type: str
     default: Any = None
     required: bool = False
     choices: tuple[str, ...] = ()
     doc: str = ""
+    fields: dict[str, KeySpec] | None = None  # a table's own keys (type "table")
 
 
 def check_value(spec: KeySpec, value: Any) -> Any:
@@ -78,6 +78,8 @@ def check_value(spec: KeySpec, value: Any) -> Any:
         if not isinstance(value, str) or not value.lower().startswith("https://"):
             raise ValueError("expected an https:// URL (plain http is refused)")
         return value.rstrip("/")
+    if kind == "table":
+        return _check_table(spec, value)
     if kind == "str_table":
         if not isinstance(value, dict):
             raise ValueError(f"expected a table of strings, got {_type_name(value)}")
@@ -94,6 +96,29 @@ def check_value(spec: KeySpec, value: Any) -> Any:
                 )
         return dict(value)
     raise AssertionError(f"unknown key type {kind}")
+
+
+def _check_table(spec: KeySpec, value: Any) -> dict[str, Any]:
+    """A table with its own keys (e.g. a vault's ``auth``); errors name the inner key."""
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a table, got {_type_name(value)}")
+    fields = spec.fields or {}
+    out: dict[str, Any] = {}
+    for name, item in value.items():
+        field = fields.get(name)
+        if field is None:
+            known = ", ".join(sorted(fields))
+            raise ValueError(f'unknown key "{name}" in this table (known: {known})')
+        try:
+            out[name] = check_value(field, item)
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}") from None
+    for name, field in fields.items():
+        if name not in out:
+            if field.required:
+                raise ValueError(f'missing key "{name}" ({field.doc})')
+            out[name] = field.default
+    return out
 
 
 def _bad_claim_placeholder(text: str) -> str | None:
@@ -114,6 +139,7 @@ def describe(spec: KeySpec) -> str:
         "str_list": "array of strings",
         "secret_ref": "secret reference",
         "https_url": "https URL",
+        "table": "table",
     }
     return names.get(spec.type, spec.type)
 

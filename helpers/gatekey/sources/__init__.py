@@ -35,6 +35,9 @@ class SourceSpec(NamedTuple):
     # Whether fetched tokens go into gatekey's file cache. Sources that are themselves a secure
     # store (the keychain) say no: copying their secret into a file would weaken it.
     file_cache: bool = True
+    # Vault-like sources hand out long-lived keys: their cached copy goes to the kernel keyring
+    # and the OS keychain, never a plain file (see securecache.py).
+    secure_cache: bool = False
     summary: str = ""
 
 
@@ -66,6 +69,23 @@ KEYCHAIN = SourceSpec(
     summary="a secret stored in the OS keychain (gatekey store)",
 )
 
+# Every vault-like source: how long its secret is cached, and where.
+_VAULT_CACHE_KEYS: dict[str, KeySpec] = {
+    "cache_ttl": KeySpec(
+        "duration",
+        900.0,
+        doc="how long to keep the secret before reading the source again (0: always read)",
+    ),
+    "max_stale": KeySpec(
+        "duration",
+        24 * 3600.0,
+        doc="serve a cached secret up to this old when the source is unreachable",
+    ),
+    "allow_insecure_cache": KeySpec(
+        "bool", False, doc="cache the secret in a user-only file instead of the keychain"
+    ),
+}
+
 COMMAND = SourceSpec(
     kind="command",
     family="vault",
@@ -81,12 +101,113 @@ COMMAND = SourceSpec(
         "expires_in_path": KeySpec(
             "str", None, doc="dotted path of the lifetime in seconds in JSON output"
         ),
-        "cache_ttl": KeySpec(
-            "duration", 900.0, doc="how long to keep the output when it states no lifetime"
+        "expires_path": KeySpec(
+            "str",
+            None,
+            doc="dotted path of the expiry time in JSON output (epoch seconds or ISO 8601)",
         ),
+        "timeout": KeySpec(
+            "duration", None, doc="stop the command after this long (within the run's deadline)"
+        ),
+        **_VAULT_CACHE_KEYS,
     },
     factory="gatekey.sources.command:CommandSource",
+    secure_cache=True,
     summary="any command that prints a token (argument vector, no shell)",
+)
+
+_VAULT_AUTH_FIELDS: dict[str, KeySpec] = {
+    "method": KeySpec(
+        "choice",
+        "token",
+        choices=("token", "jwt", "oidc", "approle"),
+        doc="how gatekey logs in to Vault",
+    ),
+    "mount": KeySpec("str", None, doc="the auth mount (default: the method's name)"),
+    "role": KeySpec("str", None, doc="jwt/oidc: the role to log in as"),
+    "jwt_from": KeySpec("str", None, doc="jwt/oidc: the gatekey IdP profile that provides the JWT"),
+    "role_id": KeySpec("str", None, doc="approle: the role id"),
+    "secret_id": KeySpec("secret_ref", None, doc="approle: where the secret id is"),
+    "token": KeySpec(
+        "secret_ref", None, doc="token: where the Vault token is (else VAULT_TOKEN, ~/.vault-token)"
+    ),
+}
+
+VAULT = SourceSpec(
+    kind="vault",
+    family="vault",
+    keys={
+        "address": KeySpec("str", None, doc="the Vault/OpenBao address (default: $VAULT_ADDR)"),
+        "namespace": KeySpec("str", None, doc="Vault Enterprise / OpenBao namespace"),
+        "mount": KeySpec("str", "secret", doc="the KV secrets engine's mount"),
+        "path": KeySpec("str", None, required=True, doc="the secret's path in the mount"),
+        "field": KeySpec("str", None, doc="which field of the secret (optional if it has one)"),
+        "kv_version": KeySpec("choice", "2", choices=("1", "2"), doc="KV engine version"),
+        "ca_bundle": KeySpec("str", None, doc="extra CA certificates (PEM) for the Vault server"),
+        "auth": KeySpec(
+            "table",
+            None,
+            doc='how to log in, e.g. { method = "jwt", jwt_from = "corp", role = "llm" }',
+            fields=_VAULT_AUTH_FIELDS,
+        ),
+        **_VAULT_CACHE_KEYS,
+    },
+    factory="gatekey.sources.vault:VaultSource",
+    secure_cache=True,
+    summary="HashiCorp Vault / OpenBao KV secret",
+)
+
+AWS_SECRETS_MANAGER = SourceSpec(
+    kind="aws-secrets-manager",
+    family="vault",
+    keys={
+        "secret_id": KeySpec("str", None, required=True, doc="the secret's name or ARN"),
+        "json_key": KeySpec("str", None, doc="for a JSON secret: which key holds the token"),
+        "region": KeySpec("str", None, doc="AWS region (default: the AWS config's)"),
+        "profile": KeySpec("str", None, doc="AWS profile (default: the AWS config's)"),
+        **_VAULT_CACHE_KEYS,
+    },
+    factory="gatekey.sources.aws:AwsSecretsManagerSource",
+    secure_cache=True,
+    summary="AWS Secrets Manager secret (needs gatekey[aws])",
+)
+
+AZURE_KEY_VAULT = SourceSpec(
+    kind="azure-key-vault",
+    family="vault",
+    keys={
+        "vault_url": KeySpec(
+            "https_url", None, required=True, doc="https://<name>.vault.azure.net"
+        ),
+        "secret_name": KeySpec("str", None, required=True, doc="the secret's name"),
+        "version": KeySpec("str", None, doc="a secret version (default: the latest)"),
+        "credential_from": KeySpec(
+            "str",
+            None,
+            required=True,
+            doc='an entra profile giving Key Vault tokens, or "azure-cli" / "managed-identity"',
+        ),
+        "ca_bundle": KeySpec("str", None, doc="extra CA certificates (PEM) for the vault"),
+        **_VAULT_CACHE_KEYS,
+    },
+    factory="gatekey.sources.azure:AzureKeyVaultSource",
+    secure_cache=True,
+    summary="Azure Key Vault secret",
+)
+
+ONEPASSWORD = SourceSpec(
+    kind="onepassword",
+    family="vault",
+    keys={
+        "reference": KeySpec("str", None, required=True, doc="op://vault/item/field"),
+        "account": KeySpec("str", None, doc="1Password account (op --account)"),
+        "op_path": KeySpec("str", "op", doc="the 1Password CLI executable"),
+        "timeout": KeySpec("duration", None, doc="stop op after this long (within the deadline)"),
+        **_VAULT_CACHE_KEYS,
+    },
+    factory="gatekey.sources.onepassword:OnePasswordSource",
+    secure_cache=True,
+    summary="1Password item field (op read)",
 )
 
 _IDP_KEYS: dict[str, KeySpec] = {
@@ -162,7 +283,19 @@ OIDC = SourceSpec(
     summary="any OpenID Connect provider (MSAL)",
 )
 
-BUILTIN: dict[str, SourceSpec] = {spec.kind: spec for spec in (KEYCHAIN, COMMAND, ENTRA, OIDC)}
+BUILTIN: dict[str, SourceSpec] = {
+    spec.kind: spec
+    for spec in (
+        KEYCHAIN,
+        COMMAND,
+        ENTRA,
+        OIDC,
+        VAULT,
+        AWS_SECRETS_MANAGER,
+        AZURE_KEY_VAULT,
+        ONEPASSWORD,
+    )
+}
 
 
 def find(kind: str) -> SourceSpec | None:

@@ -1,0 +1,157 @@
+"""Where vault-like sources keep their cached secret: never a plain file.
+
+A vault secret is a long-lived key, so its cached copy (the whole Token: value, obtained_at,
+refresh_at, expiry) is kept
+
+- in the kernel's key retention service on Linux (kernelkeys.py): in memory, this user only, the
+  kernel drops it when it can no longer be served even as a fallback; the cache hit reads it
+  with the standard library alone;
+- and in the OS keychain (keystore.py, service ``gatekey-cache``): the durable copy, which
+  survives a reboot and serves the platforms without a kernel keyring.
+
+Locks and remembered failures stay in the file cache: they hold no secret. A store that cannot
+be reached is a miss (the source is read again), never a crash; if neither can hold the secret,
+the run says so once and reads through every time.
+
+The kernel key's name includes a hash of the cache directory, so two cache directories (two
+users of GATEKEY_CACHE_DIR, the test suite's many) never see each other's entries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from typing import Any
+
+from gatekey import kernelkeys
+from gatekey.cache import FileCache
+from gatekey.context import RunContext
+from gatekey.token import Token
+
+log = logging.getLogger(__name__)
+
+KEYCHAIN_SERVICE = "gatekey-cache"
+DEFAULT_MAX_STALE = 24 * 3600.0
+
+
+def kernel_name(cache: FileCache, key: str) -> str:
+    """The kernel key for ``key`` in this cache directory (written to the index for the hit)."""
+    root = os.path.realpath(cache.root)
+    return hashlib.sha256(root.encode("utf-8")).hexdigest()[:12] + ":" + key
+
+
+def keep_for(token: Token, max_stale: float, now: float) -> int:
+    """How long a copy can be of any use: until it expires, else max_stale after it was read."""
+    horizon = token.expires_at if token.expires_at is not None else token.obtained_at + max_stale
+    return max(int(horizon - now), 0)
+
+
+class NoTokens:
+    """The token store of a profile that caches nothing (``cache_ttl = 0``: always read through);
+    locks and remembered failures still apply."""
+
+    def read(self, key: str) -> tuple[Token | None, str | None]:
+        return None, "not cached (cache_ttl = 0)"
+
+    def write(self, key: str, token: Token) -> None:
+        return None
+
+    def delete(self, key: str) -> bool:
+        return False
+
+
+class SecretTokens:
+    """The token store of one run for vault-like profiles (same read/write/delete as FileCache)."""
+
+    def __init__(self, cache: FileCache, run: RunContext, *, max_stale: float) -> None:
+        self.cache = cache
+        self.run = run
+        self.max_stale = max_stale
+        self._keychain: Any = None
+        self._keychain_error: str | None = None
+
+    # --- the two homes ---------------------------------------------------------------------
+    def _store(self) -> Any:
+        if self._keychain is None and self._keychain_error is None:
+            from gatekey.errors import HelperError
+            from gatekey.keystore import ChunkedStore, default_backend, open_store
+
+            try:
+                self._keychain = ChunkedStore(
+                    open_store(default_backend(), interactive=self.run.interactive)
+                )
+            except HelperError as e:
+                self._keychain_error = e.message.split(";")[0]
+        return self._keychain
+
+    def _keychain_call(self, doing: str, fn: Any) -> Any:
+        from gatekey.errors import HelperError
+        from gatekey.keystore import call_with_deadline
+
+        store = self._store()
+        if store is None:
+            return None
+        try:
+            return call_with_deadline(lambda: fn(store), self.run, doing)
+        except HelperError as e:
+            self._keychain_error = e.message.split(";")[0]
+            log.debug("%s failed: %s", doing, self._keychain_error)
+            return None
+
+    # --- FileCache's token interface -----------------------------------------------------------
+    def read(self, key: str) -> tuple[Token | None, str | None]:
+        name = kernel_name(self.cache, key)
+        raw = kernelkeys.read(name)
+        if raw is not None:
+            token = _decode(raw)
+            if token is not None:
+                return token, None
+        text = self._keychain_call(
+            "reading the cached secret from the keychain",
+            lambda store: store.get(KEYCHAIN_SERVICE, key),
+        )
+        if text is None:
+            why = self._keychain_error or "no cached secret"
+            return None, why
+        token = _decode(text.encode("utf-8"))
+        if token is None:
+            return None, "cached secret in the keychain is damaged"
+        # Back into the fast home for the next runs.
+        timeout = keep_for(token, self.max_stale, time.time())
+        kernelkeys.write(name, text.encode("utf-8"), timeout=timeout)
+        return token, None
+
+    def write(self, key: str, token: Token) -> None:
+        text = json.dumps(token.to_json(), separators=(",", ":"))
+        name = kernel_name(self.cache, key)
+        timeout = keep_for(token, self.max_stale, time.time())
+        fast = kernelkeys.write(name, text.encode("utf-8"), timeout=timeout)
+        durable = self._keychain_call(
+            "saving the cached secret in the keychain",
+            lambda store: store.set(KEYCHAIN_SERVICE, key, text) or True,
+        )
+        if not (fast or durable):
+            log.warning(
+                "the secret was not cached (%s); every run will read the source until a keychain "
+                "is available, or set allow_insecure_cache = true to cache it in a user-only file",
+                self._keychain_error or "no keychain",
+            )
+
+    def delete(self, key: str) -> bool:
+        removed = kernelkeys.delete(kernel_name(self.cache, key))
+        durable = self._keychain_call(
+            "removing the cached secret from the keychain",
+            lambda store: store.delete(KEYCHAIN_SERVICE, key),
+        )
+        self.cache.delete(key)  # remembered failures
+        return bool(removed or durable)
+
+
+def _decode(raw: bytes) -> Token | None:
+    try:
+        return Token.from_json(json.loads(raw.decode("utf-8")))
+    except (ValueError, UnicodeDecodeError):
+        return None
