@@ -329,7 +329,11 @@ PROFILE_ERRORS = [
         '[profiles.corp]\nsource = "vaultt"\n',
         "corp",
         "source",
-        ["unknown source 'vaultt'", "known sources: aws-secrets-manager, azure-key-vault, command, entra, keychain, oidc, onepassword, vault"],
+        [
+            "unknown source 'vaultt'",
+            "known sources: aws-secrets-manager, azure-key-vault, command, entra, keychain, "
+            "oidc, onepassword, vault",
+        ],
         id="unknown-source",
     ),
     pytest.param(

@@ -239,7 +239,12 @@ class FakeSource:
 
 def make_profile(extra: dict[str, object] | None = None, name: str = "p") -> config.Profile:
     # the file store: these tests read and age its entries (securecache has its own tests)
-    table = {"source": "command", "command": ["fake"], "allow_insecure_cache": True, **(extra or {})}
+    table = {
+        "source": "command",
+        "command": ["fake"],
+        "allow_insecure_cache": True,
+        **(extra or {}),
+    }
     return config.Config([("/etc/test.toml", {"profiles": {name: table}})]).profile(name)
 
 
