@@ -55,7 +55,13 @@ class IdpSession(requests.Session):
     """The HTTP client gatekey hands to MSAL."""
 
     def __init__(
-        self, run: RunContext, *, ca_bundle: str | None = None, cache: FileCache | None = None
+        self,
+        run: RunContext,
+        *,
+        ca_bundle: str | None = None,
+        cache: FileCache | None = None,
+        loopback_http: bool = False,
+        answer_5xx: bool = False,
     ) -> None:
         super().__init__()
         self.run = run
@@ -63,6 +69,10 @@ class IdpSession(requests.Session):
         self.mount("https://", _TrustStoreAdapter(ca_bundle))
         self.verify = True
         self.requests_sent = 0
+        # Plain HTTP to this machine only (a Vault dev server, a local agent): nothing crosses a
+        # network. Identity providers never get this.
+        self.loopback_http = loopback_http
+        self.answer_5xx = answer_5xx  # the caller explains 5xx itself (e.g. "Vault is sealed")
 
     def merge_environment_settings(
         self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
@@ -75,10 +85,10 @@ class IdpSession(requests.Session):
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         text_url = url.decode() if isinstance(url, bytes) else url
-        if not text_url.lower().startswith("https://"):
-            raise ConfigError(
-                f"refusing a plain-HTTP identity provider URL ({text_url}); use https"
-            )
+        if not text_url.lower().startswith("https://") and not (
+            self.loopback_http and is_loopback_http(text_url)
+        ):
+            raise ConfigError(f"refusing a plain-HTTP URL ({_host(text_url)}); use https")
         cached = self._cached_discovery(method, text_url)
         if cached is not None:
             return cached
@@ -108,7 +118,7 @@ class IdpSession(requests.Session):
             raise TemporaryFailure(
                 f"cannot reach {_host(text_url)} ({_reason(e)}); check the network or VPN"
             ) from None
-        if response.status_code >= 500:
+        if response.status_code >= 500 and not self.answer_5xx:
             raise TemporaryFailure(
                 f"{_host(text_url)} answered HTTP {response.status_code}; try again later"
             )
@@ -178,6 +188,22 @@ class ManagedIdentitySession(requests.Session):
                 "no managed identity endpoint answers on this machine; managed-identity works "
                 "on Azure-hosted machines only"
             ) from None
+
+
+def is_loopback_http(url: str) -> bool:
+    """An http:// URL whose host is this machine (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "http" or not parts.hostname:
+        return False
+    if parts.hostname.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False
 
 
 def _host(url: str) -> str:

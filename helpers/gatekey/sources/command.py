@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from typing import IO, Any
 
 from gatekey import logs
@@ -42,9 +43,12 @@ class CommandSource:
                 "why",
                 profile=self.profile.name,
             )
-        value, expires_in = self._parse(stdout)
+        value, expires_in, expires_at = self._parse(stdout)
         logs.register_secret(value)  # before relaying: the child may have echoed it
         self._relay(stderr)
+        if expires_at is not None:
+            now = time.time()
+            return Token(value, expires_at=expires_at, obtained_at=now, source="command")
         return Token.from_expires_in(
             value, expires_in, source="command", cache_ttl=self.profile.values["cache_ttl"]
         )
@@ -56,7 +60,9 @@ class CommandSource:
                 log.warning("%s: %s", label, logs.redact(line))
 
     def _run(self, run: RunContext) -> tuple[bytes, bytes, int]:
-        timeout = run.check(f"starting {self.argv[0]}")
+        left = run.check(f"starting {self.argv[0]}")
+        limit = self.profile.values.get("timeout")
+        timeout = left if limit is None else min(left, float(limit))
         try:
             child = subprocess.Popen(
                 self.argv,
@@ -80,9 +86,13 @@ class CommandSource:
             code = child.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             _stop(child)
+            within = (
+                f"its timeout ({timeout:g} s)"
+                if timeout < left
+                else f"the {run.name} time limit ({run.timeout:g} s)"
+            )
             raise DeadlineExceeded(
-                f"command {self.argv[0]} did not finish within the {run.name} time limit "
-                f"({run.timeout:g} s)",
+                f"command {self.argv[0]} did not finish within {within}",
                 profile=self.profile.name,
             ) from None
         finally:
@@ -93,10 +103,11 @@ class CommandSource:
             reader.join(PIPE_GRACE)
         return readers[0].data(), readers[1].data(), code
 
-    def _parse(self, stdout: bytes) -> tuple[str, float | None]:
+    def _parse(self, stdout: bytes) -> tuple[str, float | None, float | None]:
+        """(token, lifetime in seconds or None, expiry time or None) from the command's output."""
         text = stdout.decode("utf-8", "replace").strip()
         if self.profile.values["parse"] == "raw":
-            return text, None
+            return text, None, None
         try:
             data = json.loads(text)
         except ValueError:
@@ -111,9 +122,12 @@ class CommandSource:
                 f"{self.profile.values['token_path']!r} (token_path)",
                 profile=self.profile.name,
             )
+        expires_path = self.profile.values.get("expires_path")
+        if expires_path is not None:
+            return value, None, self._expiry(_dig(data, expires_path), expires_path)
         path = self.profile.values["expires_in_path"]
         if path is None:
-            return value, None
+            return value, None, None
         expires_in = _dig(data, path)
         if isinstance(expires_in, str) and expires_in.strip().isdigit():
             expires_in = int(expires_in)
@@ -123,7 +137,42 @@ class CommandSource:
                 f"{path!r} (expires_in_path)",
                 profile=self.profile.name,
             )
-        return value, float(expires_in)
+        return value, float(expires_in), None
+
+    def _expiry(self, raw: Any, path: str) -> float:
+        when = parse_time(raw)
+        if when is None:
+            raise HelperError(
+                f"command {self.argv[0]} printed JSON without a time at {path!r} (expires_path: "
+                "epoch seconds or an ISO 8601 date-time)",
+                profile=self.profile.name,
+            )
+        return when
+
+
+def parse_time(raw: Any) -> float | None:
+    """Epoch seconds (or milliseconds) as a number or digits, or an ISO 8601 date-time.
+
+    A date-time without a zone is local time: what ``az account get-access-token`` prints in
+    ``expiresOn`` (its ``expires_on`` is epoch seconds).
+    """
+    from datetime import datetime
+
+    if isinstance(raw, str) and raw.strip().isdigit():
+        raw = int(raw.strip())
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        seconds = float(raw)
+        return seconds / 1000.0 if seconds > 1e11 else seconds
+    if not isinstance(raw, str):
+        return None
+    text = raw.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed.timestamp()  # naive: local time, as datetime.timestamp() assumes
 
 
 def _dig(data: Any, path: str) -> Any:
