@@ -142,7 +142,7 @@ VAULT = SourceSpec(
         "mount": KeySpec("str", "secret", doc="the KV secrets engine's mount"),
         "path": KeySpec("str", None, required=True, doc="the secret's path in the mount"),
         "field": KeySpec("str", None, doc="which field of the secret (optional if it has one)"),
-        "kv_version": KeySpec("choice", "2", choices=("1", "2"), doc="KV engine version"),
+        "kv_version": KeySpec("int", 2, doc="KV secrets engine version: 1 or 2"),
         "ca_bundle": KeySpec("str", None, doc="extra CA certificates (PEM) for the Vault server"),
         "auth": KeySpec(
             "table",

@@ -63,6 +63,8 @@ class VaultSource:
         self.mount = values["mount"].strip("/")
         self.path = values["path"].strip("/")
         self.kv_version = int(values["kv_version"])
+        if self.kv_version not in (1, 2):
+            raise self._config("expected 1 or 2 (the KV secrets engine version)", "kv_version")
         self.auth: dict[str, Any] = values["auth"] or {"method": "token"}
         self.method: str = self.auth.get("method") or "token"
         if self.method in ("jwt", "oidc"):
