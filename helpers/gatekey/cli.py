@@ -163,8 +163,12 @@ def erase(st: State, profile: str | None) -> None:
     """Remove a profile's stored secret (keychain) and its cached tokens."""
 
     def do() -> None:
+        from gatekey.refresh import token_store
+
         source, prof, run = _keychain_source(st, profile)
-        removed = FileCache().delete(cache_key(prof.kind, prof.source_settings()))
+        key = cache_key(prof.kind, prof.source_settings())
+        removed = token_store(prof, run, FileCache()).delete(key)
+        removed = FileCache().delete(key) or removed
         what = "its cached token" if removed else "nothing was cached"
         if hasattr(source, "erase"):
             erased = source.erase(run)
@@ -278,8 +282,11 @@ def _status_row(cfg: config.Config, name: str, now: float) -> dict[str, Any]:
         backend = prof.values.get("backend") or default_backend()
         row.update(state="n/a", storage=f"keychain ({backend}), read on each run")
         return row
-    token, _ = FileCache().read(cache_key(prof.kind, prof.source_settings()))
-    row["storage"] = "file cache (0600, not encrypted)"
+    from gatekey.refresh import token_store
+
+    store = token_store(prof, context.resolve(cfg), FileCache())
+    token, _ = store.read(cache_key(prof.kind, prof.source_settings()))
+    row["storage"] = getattr(store, "describe", lambda: "file cache (0600, not encrypted)")()
     if prof.spec.family == "idp" and prof.values["flow"] not in (
         "client-credentials",
         "managed-identity",

@@ -62,6 +62,9 @@ class NoTokens:
     def delete(self, key: str) -> bool:
         return False
 
+    def describe(self) -> str:
+        return "not cached (cache_ttl = 0): read on each run"
+
 
 class SecretTokens:
     """The token store of one run for vault-like profiles (same read/write/delete as FileCache)."""
@@ -72,6 +75,7 @@ class SecretTokens:
         self.max_stale = max_stale
         self._keychain: Any = None
         self._keychain_error: str | None = None
+        self.found_in: str | None = None  # where the last read found the secret
 
     # --- the two homes ---------------------------------------------------------------------
     def _store(self) -> Any:
@@ -108,6 +112,7 @@ class SecretTokens:
         if raw is not None:
             token = _decode(raw)
             if token is not None:
+                self.found_in = "kernel keyring"
                 return token, None
         text = self._keychain_call(
             "reading the cached secret from the keychain",
@@ -119,6 +124,7 @@ class SecretTokens:
         token = _decode(text.encode("utf-8"))
         if token is None:
             return None, "cached secret in the keychain is damaged"
+        self.found_in = "OS keychain"
         # Back into the fast home for the next runs.
         timeout = keep_for(token, self.max_stale, time.time())
         kernelkeys.write(name, text.encode("utf-8"), timeout=timeout)
@@ -139,6 +145,10 @@ class SecretTokens:
                 "is available, or set allow_insecure_cache = true to cache it in a user-only file",
                 self._keychain_error or "no keychain",
             )
+
+    def describe(self) -> str:
+        where = f"in the {self.found_in}" if self.found_in else "kernel keyring + OS keychain"
+        return f"vault cache, {where} (never a plain file)"
 
     def delete(self, key: str) -> bool:
         removed = kernelkeys.delete(kernel_name(self.cache, key))
