@@ -220,6 +220,32 @@ def load() -> Config:
     return Config(layers)
 
 
+def linked_profile(
+    profile: Profile, key: str, name: str, *, kinds: tuple[str, ...], what: str
+) -> Profile:
+    """The profile ``name`` that ``profile``'s ``key`` refers to (e.g. a vault's jwt_from), of
+    one of ``kinds``; mistakes are reported against the referring profile and key."""
+    cfg = load()
+    origin = profile.origins.get(key.split(".")[0])
+    if name not in cfg.profile_names:
+        raise ConfigError(
+            f"{key} names profile {name!r}, which does not exist; the profiles are: "
+            f"{', '.join(cfg.profile_names)}",
+            file=origin,
+            profile=profile.name,
+            key=key,
+        )
+    target = cfg.profile(name)
+    if target.kind not in kinds:
+        raise ConfigError(
+            f"{key} must name {what}; {name!r} uses source {target.kind!r}",
+            file=origin,
+            profile=profile.name,
+            key=key,
+        )
+    return target
+
+
 def _read(path: str, required: bool) -> dict[str, Any] | None:
     if sys.version_info >= (3, 11):
         import tomllib

@@ -252,7 +252,9 @@ def _fall_back(cached: Token | None, error: HelperError, now: float, profile: Pr
     if limit is not None and cached.expires_at is None and cached.age(now) > limit:
         raise error
     remaining = cached.remaining(now)
-    left = "no known expiry" if remaining is None else f"expires in {format_duration(remaining)}"
+    left = (
+        "has no known expiry" if remaining is None else f"expires in {format_duration(remaining)}"
+    )
     return Outcome(
         cached,
         "fallback",

@@ -165,13 +165,11 @@ def printable(value: str) -> bool:
 def state(token: Token, now: float, min_ttl: float) -> str:
     """FRESH, STALE or EXPIRED for a token at ``now`` under a profile's ``min_ttl``."""
     remaining = token.remaining(now)
-    if remaining is None:
-        if token.refresh_at is not None and now >= token.refresh_at:
-            return STALE
-        return FRESH
-    if remaining <= EXPIRY_MARGIN:
+    if remaining is not None and remaining <= EXPIRY_MARGIN:
         return EXPIRED
-    if remaining > min_ttl:
+    if token.refresh_at is not None and now >= token.refresh_at:
+        return STALE  # the source said when to read it again (cache_ttl), whatever the expiry
+    if remaining is None or remaining > min_ttl:
         return FRESH
     return STALE
 
@@ -189,6 +187,8 @@ def usable_without_fetch(token: Token, now: float, min_ttl: float) -> bool:
     if st == FRESH:
         return True
     # Only a real lifetime can be "too short"; a cache_ttl that ran out means read again.
+    if token.refresh_at is not None and now >= token.refresh_at:
+        return False
     return st == STALE and token.expires_at is not None and token.age(now) < RECENT
 
 

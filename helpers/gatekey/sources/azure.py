@@ -48,6 +48,17 @@ class AzureKeyVaultSource:
             )
         self.version: str | None = values["version"]
         self.credential_from: str = values["credential_from"]
+        self.entra: Profile | None = None
+        if self.credential_from not in BUILTIN_CREDENTIALS:
+            from gatekey.config import linked_profile
+
+            self.entra = linked_profile(
+                profile,
+                "credential_from",
+                self.credential_from,
+                kinds=("entra",),
+                what="an entra profile, or be azure-cli or managed-identity",
+            )
         if values["ca_bundle"]:
             from gatekey.sources.idp import check_ca_bundle
 
@@ -118,10 +129,11 @@ class AzureKeyVaultSource:
                 wants = "; Key Vault wants a token " + " ".join(
                     f"{k} {v}" for k, v in challenge.items()
                 )
+            resource = challenge.get("resource") or self.resource
             raise AccessDenied(
                 f"Key Vault rejected the token from {where} ({code or 'Unauthorized'}: "
                 f"{message}){wants}; for an entra profile, set its scopes to "
-                f'["{self.resource}/.default"]',
+                f'["{resource.rstrip("/")}/.default"]',
                 profile=self.name,
             )
         if status == 403:
@@ -156,18 +168,12 @@ class AzureKeyVaultSource:
             return self._azure_cli(run), "the Azure CLI"
         if self.credential_from == "managed-identity":
             return self._managed_identity(run), "the managed identity"
-        from gatekey import config
         from gatekey.refresh import get_token
 
-        target = config.load().profile(self.credential_from)
-        if target.kind != "entra":
-            raise self._config(
-                f"credential_from must name an entra profile, or be azure-cli or "
-                f"managed-identity; {self.credential_from!r} uses source {target.kind!r}",
-                "credential_from",
-            )
-        token = get_token(target, run).token.value
-        return token, f'profile "{target.name}"'
+        entra = self.entra
+        if entra is None:  # pragma: no cover - __init__ sets it for anything but the built-ins
+            raise HelperError(f"unknown credential_from {self.credential_from!r}")
+        return get_token(entra, run).token.value, f'profile "{entra.name}"'
 
     def _azure_cli(self, run: RunContext) -> str:
         from gatekey import sources

@@ -71,6 +71,15 @@ class VaultSource:
             for key in ("role", "jwt_from"):
                 if not self.auth.get(key):
                     raise self._config(f"auth.{key} is needed for method {self.method}", "auth")
+            from gatekey.config import linked_profile
+
+            self.jwt_profile = linked_profile(
+                profile,
+                "auth.jwt_from",
+                self.auth["jwt_from"],
+                kinds=("entra", "oidc"),
+                what="an entra or oidc profile",
+            )
         if self.method == "approle":
             for key in ("role_id", "secret_id"):
                 if not self.auth.get(key):
@@ -301,18 +310,9 @@ class VaultSource:
         )
 
     def _jwt(self, run: RunContext) -> str:
-        from gatekey import config
         from gatekey.refresh import get_token
 
-        name = self.auth["jwt_from"]
-        target = config.load().profile(name)
-        if target.spec.family != "idp":
-            raise self._config(
-                f"auth.jwt_from must name an entra or oidc profile; {name!r} uses source "
-                f"{target.kind!r}",
-                "auth",
-            )
-        return get_token(target, run).token.value
+        return get_token(self.jwt_profile, run).token.value
 
 
 def _json(response: Any) -> dict[str, Any]:
