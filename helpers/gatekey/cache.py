@@ -38,6 +38,16 @@ BACKOFF_BASE = 5.0  # first failure: wait 5 s, then 10, 20, 40, capped at BACKOF
 BACKOFF_MAX = 60.0
 LOCK_POLL = 0.02
 REMEMBERED_EXIT_CODES = frozenset({1, 3, 4, 69, 75})
+REMEMBERED_KINDS: dict[str, type[errors.HelperError]] = {
+    cls.__name__: cls
+    for cls in (
+        errors.AccessDenied,
+        errors.CredentialNotFound,
+        errors.InteractionRequired,
+        errors.SourceUnavailable,
+        errors.TemporaryFailure,
+    )
+}
 
 
 def cache_key(kind: str, settings: dict[str, Any]) -> str:
@@ -144,7 +154,8 @@ class FileCache:
             return None
         if until <= now or until > now + BACKOFF_MAX + 5:  # over, or a clock that jumped
             return None
-        error = errors.HelperError(message)
+        kind = REMEMBERED_KINDS.get(str(data.get("kind")), errors.HelperError)
+        error = kind(message)
         error.exit_code = code if code in REMEMBERED_EXIT_CODES else 75
         return error, float(until)
 
@@ -166,6 +177,7 @@ class FileCache:
                 "until": now + wait,
                 "count": count,
                 "exit": error.exit_code,
+                "kind": type(error).__name__,  # deleted/denied must stay so (no stale fallback)
                 "message": error.message,
             },
         )

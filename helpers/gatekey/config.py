@@ -66,8 +66,12 @@ class Profile(NamedTuple):
         return self.spec.kind
 
     def source_settings(self) -> dict[str, Any]:
-        """The inputs that decide which credential the source returns (the cache key's inputs)."""
-        return {k: v for k, v in self.values.items() if k not in PRESENTATION_KEYS}
+        """The inputs that decide which credential the source returns (the cache key's inputs):
+        the profile's values, and the environment variables the source falls back on."""
+        settings = {k: v for k, v in self.values.items() if k not in PRESENTATION_KEYS}
+        if self.spec.env_inputs:
+            settings["environment"] = {var: os.environ.get(var) for var in self.spec.env_inputs}
+        return settings
 
 
 class Config:

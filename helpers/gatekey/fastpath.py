@@ -27,6 +27,9 @@ def cache_hit(family: str | None) -> bytes | None:
         entry = cache.read_index(selection_id(family))
         if entry is None or entry.get("config") != config_fingerprint():
             return None
+        for var, value in entry.get("environment", {}).items():
+            if os.environ.get(var) != value:  # e.g. VAULT_ADDR: another credential
+                return None
         key, min_ttl = entry["key"], float(entry["min_ttl"])
         bypass = context.context_name() == context.MID_SESSION
         store = entry.get("store", "file")

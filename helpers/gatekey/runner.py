@@ -190,6 +190,7 @@ def _remember_selection(
         "profile": prof.name,
         "key": key,
         **index_store(prof, cache, key),
+        "environment": {var: os.environ.get(var) for var in prof.spec.env_inputs},
         "min_ttl": prof.values["min_ttl"],
         "output": prof.values["output"],
         "auth_scheme": prof.values["auth_scheme"],

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import time
 from typing import Any
@@ -46,7 +47,7 @@ def kernel_name(cache: FileCache, key: str) -> str:
 def keep_for(token: Token, max_stale: float, now: float) -> int:
     """How long a copy can be of any use: until it expires, else max_stale after it was read."""
     horizon = token.expires_at if token.expires_at is not None else token.obtained_at + max_stale
-    return max(int(horizon - now), 0)
+    return max(math.ceil(horizon - now), 0)  # the kernel counts whole seconds: round up
 
 
 class NoTokens:

@@ -39,6 +39,9 @@ class SourceSpec(NamedTuple):
     # and the OS keychain, never a plain file (see securecache.py).
     secure_cache: bool = False
     summary: str = ""
+    # Environment variables the source reads when the profile leaves a setting out (VAULT_ADDR):
+    # part of the cache key, and checked by the cache hit, so a changed variable is a miss.
+    env_inputs: tuple[str, ...] = ()
 
 
 class Source(Protocol):
@@ -154,6 +157,7 @@ VAULT = SourceSpec(
     },
     factory="gatekey.sources.vault:VaultSource",
     secure_cache=True,
+    env_inputs=("VAULT_ADDR", "VAULT_NAMESPACE"),
     summary="HashiCorp Vault / OpenBao KV secret",
 )
 
@@ -169,6 +173,14 @@ AWS_SECRETS_MANAGER = SourceSpec(
     },
     factory="gatekey.sources.aws:AwsSecretsManagerSource",
     secure_cache=True,
+    env_inputs=(
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    ),
     summary="AWS Secrets Manager secret (needs gatekey[aws])",
 )
 

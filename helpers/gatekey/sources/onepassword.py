@@ -24,7 +24,15 @@ from gatekey.token import Token
 INSTALL_URL = "https://developer.1password.com/docs/cli/get-started/"
 # What `op` says on stderr, and what it means for us.
 NOT_SIGNED_IN = ("not currently signed in", "signin", "session expired", "authorization")
-NOT_FOUND = ("isn't an item", "could not find", "could not get item", "no item", "isn't a field")
+NOT_FOUND = (
+    "isn't an item",
+    "isn't a vault",
+    "could not find",
+    "could not get item",
+    "no item",
+    "isn't a field",
+    "does not have a field",
+)
 
 
 class OnePasswordSource(CommandSource):

@@ -139,6 +139,12 @@ class VaultSource:
         where = f"{self.api_path} in Vault at {self.address}"
         if self.namespace:
             where += f" (namespace {self.namespace})"
+        if response.status_code == 404 and self.kv_version == 2 and _deleted(response):
+            raise CredentialNotFound(
+                f"the latest version of {where} is deleted; restore it (vault kv undelete) or "
+                "write a new version",
+                profile=self.name,
+            )
         if response.status_code == 404:
             hint = (
                 "; if the mount is KV version 1, set kv_version = 1"
@@ -148,8 +154,8 @@ class VaultSource:
             raise CredentialNotFound(f"no secret at {where}{hint}", profile=self.name)
         if response.status_code == 403:
             raise AccessDenied(
-                f"Vault denied reading {where} (permission denied); the Vault token needs a "
-                f'policy with "read" on {self.api_path}',
+                f"Vault denied reading {where} (permission denied): the Vault token is expired "
+                f'or revoked, or has no policy with "read" on {self.api_path}',
                 profile=self.name,
             )
         self._check(response, f"reading {where}")
@@ -323,6 +329,15 @@ def _json(response: Any) -> dict[str, Any]:
             f"Vault answered HTTP {response.status_code} with something that is not JSON"
         ) from None
     return body if isinstance(body, dict) else {}
+
+
+def _deleted(response: Any) -> bool:
+    """KV v2 answers a soft-deleted latest version with 404 and its metadata's deletion_time."""
+    try:
+        metadata = (response.json().get("data") or {}).get("metadata") or {}
+    except (ValueError, AttributeError):
+        return False
+    return bool(isinstance(metadata, dict) and metadata.get("deletion_time"))
 
 
 def _errors(response: Any) -> str:

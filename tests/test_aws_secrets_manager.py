@@ -1,0 +1,526 @@
+"""Black-box tests of the aws-secrets-manager source against a real Secrets Manager API (moto's
+server behind the counting proxy of support/moto_peer.py).
+
+The installed executables run as the app runs them: a subprocess, stdin closed, a private HOME,
+config and cache, CLAUDE_HELPER_CONTEXT set. What is asserted is what the app and an admin see:
+stdout bytes, the exit code, stderr lines, how many GetSecretValue requests reached the server,
+and that the secret is never on stderr (also with --debug) nor in any file gatekey writes.
+
+The cached secret lives in the kernel keyring (there is no D-Bus here, so no OS keychain): where
+a test needs a cached copy to be older than it is, ``age_cached_secret`` rewrites that kernel
+entry's timestamps, as time passing would (cache_ttl rotation is also tested with a real sleep).
+Every test's kernel entries are dropped when the module ends.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import Env, Result
+from moto_peer import MotoServer, moto_server
+
+pytestmark = pytest.mark.blackbox
+
+SECRET_ID = "prod/gateway/team-ml"
+SECRET = "sk-AWS-9f8e7d6c5b4a3210"
+ROTATED = "sk-AWS-NEW-77aa66bb55cc"
+USERNAME = "svc-Mlusr-Q4Zx"  # a non-secret value beside the key in a JSON secret
+ALL_VALUES = (SECRET, ROTATED, USERNAME)
+# Every context in which a fresh cached copy may be printed without asking AWS (None:
+# CLAUDE_HELPER_CONTEXT unset, and no TTY; the last: a value newer apps may send). For
+# mid-session-refresh, which may only reuse a copy obtained in the last minute, see below.
+CACHE_CONTEXTS = (
+    "interactive",
+    "scheduled-task",
+    "setup-test",
+    "background",
+    None,
+    "some-future-value",
+)
+
+# Rewrites the cached copy's timestamps in the kernel keyring (run with the test's environment,
+# so it finds the same cache directory and config as gatekey).
+_AGE = """
+import json, sys
+from gatekey import config, kernelkeys, securecache
+from gatekey.cache import FileCache
+from gatekey.refresh import profile_cache_key
+prof = config.load().profile(sys.argv[1])
+name = securecache.kernel_name(FileCache(), profile_cache_key(prof))
+data = json.loads(kernelkeys.read(name))
+for field in ("obtained_at", "refresh_at"):
+    if data.get(field) is not None:
+        data[field] -= float(sys.argv[2])
+assert kernelkeys.write(name, json.dumps(data).encode(), timeout=3600)
+"""
+# Drops the cached copies of every profile of the given tests' configs from the kernel keyring
+# (they would otherwise stay there for max_stale, 24 h). Reads a JSON list of environments.
+_FORGET = """
+import contextlib, json, os, sys
+from gatekey import config, kernelkeys, securecache
+from gatekey.cache import FileCache
+from gatekey.refresh import profile_cache_key
+for env in json.load(sys.stdin):
+    os.environ.clear()
+    os.environ.update(env)
+    with contextlib.suppress(Exception):
+        cfg = config.load()
+        for name in cfg.profile_names:
+            with contextlib.suppress(Exception):
+                key = profile_cache_key(cfg.profile(name))
+                kernelkeys.delete(securecache.kernel_name(FileCache(), key))
+"""
+
+
+# --- fixtures and helpers ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def moto_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    with moto_server(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def _used_environments() -> Iterator[list[dict[str, str]]]:
+    """The environments of this module's tests; their cached secrets are dropped at the end
+    (one process for all of them)."""
+    used: list[dict[str, str]] = []
+    yield used
+    subprocess.run(
+        [sys.executable, "-c", _FORGET],
+        input=json.dumps(used).encode(),
+        capture_output=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _forget_cached_secrets(gk: Env, _used_environments: list[dict[str, str]]) -> Iterator[None]:
+    yield
+    if gk.config_path.exists():
+        _used_environments.append(dict(gk.vars))
+
+
+@pytest.fixture
+def moto(moto_module: MotoServer, gk: Env) -> MotoServer:
+    """The shared server, emptied, with gk's environment pointed at it."""
+    moto_module.reset()
+    gk.vars.update(moto_module.env())
+    return moto_module
+
+
+def configure(gk: Env, extra: str = "", *, silent: str = "5s", secret_id: str = SECRET_ID) -> None:
+    gk.write_config(
+        'default_profile = "llm"\n\n'
+        f'[timeouts]\nsilent = "{silent}"\nmid_session_refresh = "{silent}"\n\n'
+        "[profiles.llm]\n"
+        'source = "aws-secrets-manager"\n'
+        f'secret_id = "{secret_id}"\n'
+        f"{extra}\n"
+    )
+
+
+def run_app(gk: Env, context: str | None = "scheduled-task", **env: str) -> Result:
+    """What the app runs: gatekey-vault, no arguments."""
+    return gk.run(exe_name="gatekey-vault", context=context, **env)
+
+
+def run_get(gk: Env, *args: str, context: str | None = "scheduled-task", **env: str) -> Result:
+    return gk.run("get", "-p", "llm", *args, context=context, **env)
+
+
+def assert_prints(result: Result, value: str, *, warnings: int = 0) -> None:
+    assert result.code == 0, result.err
+    assert result.stdout == (value + "\n").encode()
+    lines = result.err.splitlines()
+    assert len(lines) == warnings, result.err
+    assert all(line.startswith("gatekey: warning: ") for line in lines), result.err
+
+
+def assert_fails(result: Result, code: int) -> str:
+    """A clean failure: the code, nothing on stdout, exactly one ``gatekey:`` line."""
+    result.assert_clean_failure(code)
+    assert result.err.count("\n") == 1, result.err
+    return result.err
+
+
+def assert_no_leak(gk: Env, *results: Result) -> None:
+    """No secret on any run's stderr, nor in any file gatekey (or anything else) left in the
+    test's HOME, runtime directory or cache directory."""
+    for result in results:
+        for value in ALL_VALUES:
+            assert value not in result.err, f"{value!r} on stderr of {result.argv}:\n{result.err}"
+    for top in (gk.cache_dir, gk.root / "home", gk.root / "run"):
+        for path in top.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                for value in ALL_VALUES:
+                    assert value.encode() not in data, f"{value!r} in {path}"
+
+
+def age_cached_secret(gk: Env, seconds: float, profile: str = "llm") -> None:
+    """Make the cached copy ``seconds`` older (obtained_at and refresh_at move back)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _AGE, profile, str(seconds)],
+        env=gk.vars,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+# --- values -----------------------------------------------------------------------------------
+def test_plain_secret_is_printed_byte_exact(moto: MotoServer, gk: Env) -> None:
+    moto.create_secret(SECRET_ID, SECRET)
+    configure(gk)
+    first = run_app(gk)
+    assert_prints(first, SECRET)
+    assert moto.get_secret_value_calls(SECRET_ID) == 1
+    again = [run_app(gk), run_get(gk), gk.run("--debug", "get", context="background")]
+    for result in again:
+        assert result.code == 0, result.err
+        assert result.stdout == (SECRET + "\n").encode()
+    assert again[0].err == again[1].err == ""
+    assert moto.get_secret_value_calls(SECRET_ID) == 1  # all three from the cache
+    fetched = gk.run("--debug", "get", "--force-refresh", context="background")
+    assert fetched.stdout == (SECRET + "\n").encode()
+    assert "credential from fetched" in fetched.err
+    assert moto.get_secret_value_calls(SECRET_ID) == 2
+    assert_no_leak(gk, first, *again, fetched)
+    assert list(gk.cache_dir.glob("tokens/*")) == []  # a vault secret never goes to a file
+
+
+def test_json_secret_with_json_key(moto: MotoServer, gk: Env) -> None:
+    moto.create_secret(SECRET_ID, {"username": USERNAME, "api_key": SECRET})
+    configure(gk, 'json_key = "api_key"')
+    first = run_app(gk)
+    assert_prints(first, SECRET)
+    debug = gk.run("--debug", "get", "--force-refresh", context="interactive")
+    assert debug.stdout == (SECRET + "\n").encode()
+    assert_no_leak(gk, first, debug)
+
+
+def test_missing_json_key_is_a_config_error_listing_keys_not_values(
+    moto: MotoServer, gk: Env
+) -> None:
+    moto.create_secret(SECRET_ID, {"username": USERNAME, "api_key": SECRET})
+    configure(gk, 'json_key = "token"')
+    err = assert_fails(run_app(gk), 78)
+    assert str(gk.config_path) in err
+    assert 'profile "llm"' in err
+    assert 'key "json_key"' in err
+    assert "'token'" in err
+    assert "api_key" in err
+    assert "username" in err
+    debug = gk.run("--debug", "get", context="background")
+    assert debug.code == 78
+    assert debug.stdout == b""
+    assert_no_leak(gk, debug)
+
+
+def test_a_secret_that_is_not_json_with_json_key_is_a_config_error(
+    moto: MotoServer, gk: Env
+) -> None:
+    moto.create_secret(SECRET_ID, SECRET)
+    configure(gk, 'json_key = "api_key"')
+    err = assert_fails(run_app(gk), 78)
+    assert 'key "json_key"' in err
+    assert "not JSON" in err
+    assert SECRET not in err
+
+
+# --- caching ----------------------------------------------------------------------------------
+def test_rotation_shows_after_cache_ttl(moto: MotoServer, gk: Env) -> None:
+    moto.create_secret(SECRET_ID, SECRET)
+    configure(gk, 'cache_ttl = "2s"')
+    assert_prints(run_app(gk), SECRET)
+    t0 = time.monotonic()
+    moto.put_value(SECRET_ID, ROTATED)  # AWSCURRENT moves to the new version
+    assert_prints(run_app(gk), SECRET)  # the cached copy, within cache_ttl
+    assert_prints(run_get(gk), SECRET)
+    assert moto.get_secret_value_calls() == 1
+    time.sleep(max(0.0, 2.1 - (time.monotonic() - t0)))
+    assert_prints(run_app(gk), ROTATED)
+    assert moto.get_secret_value_calls() == 2
+    assert_prints(run_app(gk), ROTATED)  # and the new copy is cached again
+    assert_prints(run_get(gk), ROTATED)
+    assert moto.get_secret_value_calls() == 2
+
+
+def test_a_cache_hit_does_not_call_aws_in_any_context_that_may_use_it(
+    moto: MotoServer, gk: Env
+) -> None:
+    moto.create_secret(SECRET_ID, SECRET)
+    configure(gk)
+    assert_prints(run_app(gk, context="setup-test"), SECRET)  # the first run fetches
+    assert moto.get_secret_value_calls() == 1
+    runs = []
+    for context in CACHE_CONTEXTS:
+        runs += [run_app(gk, context=context), run_get(gk, context=context)]
+        for result in runs[-2:]:
+            assert_prints(result, SECRET)
+        assert moto.get_secret_value_calls() == 1, context or "unset"
+    assert_no_leak(gk, *runs)
+
+
+def test_mid_session_refresh_reads_through_a_copy_older_than_a_minute(
+    moto: MotoServer, gk: Env
+) -> None:
+    moto.create_secret(SECRET_ID, SECRET)
+    configure(gk)  # cache_ttl: the default 15 minutes
+    assert_prints(run_app(gk), SECRET)
+    # A copy obtained moments ago (another run refreshed just now) is reused even here.
+    assert_prints(run_app(gk, context="mid-session-refresh"), SECRET)
+    assert_prints(run_get(gk, context="mid-session-refresh"), SECRET)
+    assert moto.get_secret_value_calls() == 1
+    moto.put_value(SECRET_ID, ROTATED)
+    age_cached_secret(gk, 120)  # obtained two minutes ago: still fresh for cache_ttl
+    assert_prints(run_app(gk, context="background"), SECRET)
+    assert moto.get_secret_value_calls() == 1
+    # The app just had the key rejected: read through to AWS.
+    assert_prints(run_app(gk, context="mid-session-refresh"), ROTATED)
+    assert moto.get_secret_value_calls() == 2
+    # ... and now the copy is moments old, so the app's other callers reuse it.
+    assert_prints(run_get(gk, context="mid-session-refresh"), ROTATED)
+    assert_prints(run_app(gk, context="background"), ROTATED)
+    assert moto.get_secret_value_calls() == 2
+    age_cached_secret(gk, 120)
+    assert_prints(run_get(gk, context="mid-session-refresh"), ROTATED)
+    assert moto.get_secret_value_calls() == 3
+    # --force-refresh reads through whatever the age.
+    assert_prints(run_get(gk, "--force-refresh"), ROTATED)
+    assert moto.get_secret_value_calls() == 4
+
+
+def test_cache_ttl_zero_reads_through_on_every_run(moto: MotoServer, gk: Env) -> None:
+    moto.create_secret(SECRET_ID, SECRET)
+    configure(gk, "cache_ttl = 0")
+    runs = [run_app(gk), run_app(gk), run_get(gk, context="interactive")]
+    for result in runs:
+        assert_prints(result, SECRET)
+    assert moto.get_secret_value_calls() == 3
+    moto.put_value(SECRET_ID, ROTATED)
+    assert_prints(run_app(gk), ROTATED)
+    assert moto.get_secret_value_calls() == 4
+    assert_no_leak(gk, *runs)
+
+
+# --- failures at the source -------------------------------------------------------------------
+def test_missing_secret_exits_3(moto: MotoServer, gk: Env) -> None:
+    configure(gk)
+    err = assert_fails(run_app(gk), 3)
+    assert SECRET_ID in err
+    assert moto.get_secret_value_calls() == 1
+
+
+def test_access_denied_exits_1_naming_the_permission(moto: MotoServer, gk: Env) -> None:
+    moto.create_secret(SECRET_ID, SECRET)
+    configure(gk)
+    denied = moto.user_without_access()
+    err = assert_fails(run_app(gk, **denied), 1)
+    assert "secretsmanager:GetSecretValue" in err
+    assert SECRET_ID in err
+    debug = gk.run("--debug", "get", "--force-refresh", context="background", **denied)
+    assert debug.code == 1
+    assert debug.stdout == b""
+    assert_no_leak(gk, debug)
+
+
+def _withdraw(moto: MotoServer, how: str) -> dict[str, str]:
+    """Delete the secret, or take the caller's access away; the environment to run with."""
+    if how == "deleted":
+        moto.delete_secret(SECRET_ID)
+        return {}
+    return moto.user_without_access()
+
+
+WITHDRAWN = [("deleted", 3), ("denied", 1)]
+
+
+@pytest.mark.parametrize(("how", "code"), WITHDRAWN)
+def test_a_withdrawn_secret_is_not_served_from_the_cache(
+    moto: MotoServer, gk: Env, how: str, code: int
+) -> None:
+    moto.create_secret(SECRET_ID, SECRET)
+    configure(gk)
+    assert_prints(run_app(gk), SECRET)
+    env = _withdraw(moto, how)
+    age_cached_secret(gk, 16 * 60)  # past cache_ttl, well within max_stale
+    assert_fails(run_app(gk, **env), code)
+
+
+@pytest.mark.parametrize(("how", "code"), WITHDRAWN)
+def test_a_withdrawn_secret_stays_withdrawn_on_the_next_runs(
+    moto: MotoServer, gk: Env, how: str, code: int
+) -> None:
+    moto.create_secret(SECRET_ID, SECRET)
+    configure(gk)
+    assert_prints(run_app(gk), SECRET)
+    env = _withdraw(moto, how)
+    age_cached_secret(gk, 16 * 60)
+    assert_fails(run_app(gk, **env), code)
+    # The app's next caller, moments later (inside the failure's backoff).
+    assert_fails(run_app(gk, context="background", **env), code)
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(500, "InternalServiceError"), (503, "ServiceUnavailable"), (400, "ThrottlingException")],
+)
+def test_5xx_and_throttling_exit_75_after_one_attempt(
+    moto: MotoServer, gk: Env, status: int, code: str
+) -> None:
+    moto.create_secret(SECRET_ID, SECRET)
+    configure(gk)
+    moto.inject(status=status, code=code, times=5)
+    err = assert_fails(run_app(gk), 75)
+    assert code in err
+    assert moto.get_secret_value_calls() == 1  # no SDK retries: one attempt per run
+
+
+def test_a_server_that_does_not_answer_is_75_within_the_deadline(gk: Env, tmp_path: Path) -> None:
+    # A server of its own, so that the delayed request is not counted in another test.
+    with moto_server(tmp_path / "slow") as server:
+        server.create_secret(SECRET_ID, SECRET)
+        gk.vars.update(server.env())
+        configure(gk, silent="2s")
+        server.inject(delay=3)
+        result = run_app(gk)
+        err = assert_fails(result, 75)
+        assert result.elapsed < 3.5, result.elapsed
+        assert "time limit" in err
+        # The one request is counted once its delay ends; wait for that before stopping.
+        deadline = time.monotonic() + 5
+        while server.get_secret_value_calls() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.get_secret_value_calls() == 1
+
+
+def test_server_down_nothing_cached_is_75(gk: Env, tmp_path: Path) -> None:
+    with moto_server(tmp_path / "down") as server:
+        server.create_secret(SECRET_ID, SECRET)
+        gk.vars.update(server.env())
+    configure(gk, silent="3s")
+    for context in ("scheduled-task", "interactive"):
+        result = run_app(gk, context=context)
+        err = assert_fails(result, 75)
+        assert result.elapsed < 3.5, result.elapsed
+        assert "AWS Secrets Manager" in err
+
+
+def test_server_down_serves_the_cached_copy_with_one_warning_until_max_stale(
+    gk: Env, tmp_path: Path
+) -> None:
+    with moto_server(tmp_path / "down") as server:
+        server.create_secret(SECRET_ID, SECRET)
+        gk.vars.update(server.env())
+        configure(gk, silent="3s")  # cache_ttl 15 minutes, max_stale 24 hours: the defaults
+        assert_prints(run_app(gk), SECRET)
+    age_cached_secret(gk, 16 * 60)  # due to be read again
+    stale = run_app(gk)
+    assert_prints(stale, SECRET, warnings=1)
+    assert "could not refresh" in stale.err
+    assert "cannot reach AWS Secrets Manager" in stale.err
+    runs = [
+        stale,
+        run_get(gk),
+        run_app(gk, context="interactive"),
+        gk.run("--debug", "get", context="setup-test"),
+    ]
+    for result in runs[1:3]:
+        assert_prints(result, SECRET, warnings=1)
+    assert runs[3].code == 0, runs[3].err
+    assert runs[3].stdout == (SECRET + "\n").encode()
+    assert_no_leak(gk, *runs)
+    # Past max_stale the copy is no longer served: the outage is reported.
+    age_cached_secret(gk, 24 * 3600)
+    assert_fails(run_app(gk, context="interactive"), 75)
+
+
+def test_an_outage_is_not_asked_again_by_every_caller(moto: MotoServer, gk: Env) -> None:
+    """50 runs in a row during an outage: the negative cache spares the server."""
+    moto.create_secret(SECRET_ID, SECRET)
+    configure(gk)
+    moto.inject(status=503, times=1000)
+    t0 = time.monotonic()
+    results = [run_app(gk, context="background") for _ in range(50)]
+    elapsed = time.monotonic() - t0
+    calls = moto.get_secret_value_calls()
+    print(f"\n50 runs during an outage in {elapsed:.1f} s: {calls} GetSecretValue requests")
+    for result in results:
+        assert_fails(result, 75)
+    assert "not asking again until" in results[-1].err
+    assert "--force-refresh" in results[-1].err
+    assert 1 <= calls <= 1 + int(elapsed // 5), calls  # at most one per backoff step (5 s, 10 s…)
+    # A person retries at once.
+    assert_fails(run_app(gk, context="interactive"), 75)
+    assert_fails(run_get(gk, "--force-refresh"), 75)
+    assert moto.get_secret_value_calls() == calls + 2
+
+
+# --- region and profile -----------------------------------------------------------------------
+def _aws_files(gk: Env, config: str, credentials: str = "") -> dict[str, str]:
+    """An AWS config of the test's own (no region, no keys in the environment)."""
+    aws = gk.root / "aws"
+    aws.mkdir(exist_ok=True)
+    (aws / "config").write_text(config)
+    (aws / "credentials").write_text(credentials)
+    env = dict(gk.vars, AWS_CONFIG_FILE=str(aws / "config"))
+    env["AWS_SHARED_CREDENTIALS_FILE"] = str(aws / "credentials")
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION"):
+        env.pop(name, None)
+    return env
+
+
+def test_region_key_chooses_the_region(moto: MotoServer, gk: Env) -> None:
+    moto.create_secret(SECRET_ID, SECRET)  # in us-east-1
+    gk.vars = _aws_files(gk, "[default]\n")
+    configure(gk)
+    err = assert_fails(run_app(gk), 78)
+    assert 'key "region"' in err
+    configure(gk, 'region = "eu-west-1"')
+    assert_fails(run_app(gk), 3)
+    configure(gk, 'region = "us-east-1"')
+    assert_prints(run_app(gk), SECRET)
+
+
+def test_profile_key_uses_that_aws_profile(moto: MotoServer, gk: Env) -> None:
+    moto.create_secret(SECRET_ID, SECRET)
+    key_id, secret_key = gk.vars["AWS_ACCESS_KEY_ID"], gk.vars["AWS_SECRET_ACCESS_KEY"]
+    env = _aws_files(
+        gk,
+        "[default]\nregion = eu-west-1\n\n[profile ml-dev]\nregion = us-east-1\n",
+        f"[ml-dev]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret_key}\n",
+    )
+    env.pop("AWS_ACCESS_KEY_ID")
+    env.pop("AWS_SECRET_ACCESS_KEY")
+    gk.vars = env
+    configure(gk, 'profile = "ml-dev"')
+    assert_prints(run_app(gk), SECRET)
+    assert [s.access_key_id for s in moto.seen if s.action == "GetSecretValue"] == [key_id]
+
+
+def test_an_aws_profile_that_does_not_exist_is_a_config_error(moto: MotoServer, gk: Env) -> None:
+    moto.create_secret(SECRET_ID, SECRET)
+    configure(gk, 'profile = "no-such-profile"')
+    err = assert_fails(run_app(gk), 78)
+    assert 'key "profile"' in err
+    assert "no-such-profile" in err
+    assert str(gk.config_path) in err
+    assert moto.get_secret_value_calls() == 0
+
+
+def test_no_credentials_at_all_asks_for_a_sign_in(moto: MotoServer, gk: Env) -> None:
+    moto.create_secret(SECRET_ID, SECRET)
+    del gk.vars["AWS_ACCESS_KEY_ID"], gk.vars["AWS_SECRET_ACCESS_KEY"]
+    configure(gk)
+    err = assert_fails(run_app(gk), 4)
+    assert "aws sso login" in err
+    assert moto.get_secret_value_calls() == 0
