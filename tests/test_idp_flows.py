@@ -1136,7 +1136,7 @@ def test_config_errors(gk: Env, oidc_provider: OidcProvider, change: tuple[str, 
         ('authorize_params = { redirect_uri = "https://evil.test" }', "redirect_uri"),
         ('authorize_params = { login_hint = "bob" }', "use the login_hint key"),
         ('audience = "a"\nauthorize_params = { audience = "b" }', "keep the audience key"),
-        ('authorize_params = { prompt = 1 }', 'entry "prompt" must be a string'),
+        ("authorize_params = { prompt = 1 }", 'entry "prompt" must be a string'),
     ],
     ids=["state", "redirect_uri", "login_hint", "audience-twice", "not-a-string"],
 )
