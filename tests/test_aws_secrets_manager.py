@@ -14,17 +14,24 @@ Every test's kernel entries are dropped when the module ends.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from conftest import Env, Result
 from moto_peer import MotoServer, moto_server
+from vault_cases import (
+    age_cached_secret,
+    assert_fails,
+    assert_no_leak_of,
+    assert_prints,
+    cached_secrets_forgotten_at_end,
+    run_app,
+    run_get,
+    write_llm_profile,
+)
 
 pytestmark = pytest.mark.blackbox
 
@@ -45,39 +52,6 @@ CACHE_CONTEXTS = (
     "some-future-value",
 )
 
-# Rewrites the cached copy's timestamps in the kernel keyring (run with the test's environment,
-# so it finds the same cache directory and config as gatekey).
-_AGE = """
-import json, sys
-from gatekey import config, kernelkeys, securecache
-from gatekey.cache import FileCache
-from gatekey.refresh import profile_cache_key
-prof = config.load().profile(sys.argv[1])
-name = securecache.kernel_name(FileCache(), profile_cache_key(prof))
-data = json.loads(kernelkeys.read(name))
-for field in ("obtained_at", "refresh_at"):
-    if data.get(field) is not None:
-        data[field] -= float(sys.argv[2])
-assert kernelkeys.write(name, json.dumps(data).encode(), timeout=3600)
-"""
-# Drops the cached copies of every profile of the given tests' configs from the kernel keyring
-# (they would otherwise stay there for max_stale, 24 h). Reads a JSON list of environments.
-_FORGET = """
-import contextlib, json, os, sys
-from gatekey import config, kernelkeys, securecache
-from gatekey.cache import FileCache
-from gatekey.refresh import profile_cache_key
-for env in json.load(sys.stdin):
-    os.environ.clear()
-    os.environ.update(env)
-    with contextlib.suppress(Exception):
-        cfg = config.load()
-        for name in cfg.profile_names:
-            with contextlib.suppress(Exception):
-                key = profile_cache_key(cfg.profile(name))
-                kernelkeys.delete(securecache.kernel_name(FileCache(), key))
-"""
-
 
 # --- fixtures and helpers ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
@@ -87,24 +61,16 @@ def moto_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
 
 
 @pytest.fixture(scope="module")
-def _used_environments() -> Iterator[list[dict[str, str]]]:
-    """The environments of this module's tests; their cached secrets are dropped at the end
-    (one process for all of them)."""
-    used: list[dict[str, str]] = []
-    yield used
-    subprocess.run(
-        [sys.executable, "-c", _FORGET],
-        input=json.dumps(used).encode(),
-        capture_output=True,
-        timeout=60,
-    )
+def _remember_for_cleanup() -> Iterator[Callable[[Env], None]]:
+    """Remembers this module's tests' environments; their cached secrets are dropped at the end."""
+    with cached_secrets_forgotten_at_end() as remember:
+        yield remember
 
 
 @pytest.fixture(autouse=True)
-def _forget_cached_secrets(gk: Env, _used_environments: list[dict[str, str]]) -> Iterator[None]:
+def _forget_cached_secrets(gk: Env, _remember_for_cleanup: Callable[[Env], None]) -> Iterator[None]:
     yield
-    if gk.config_path.exists():
-        _used_environments.append(dict(gk.vars))
+    _remember_for_cleanup(gk)
 
 
 @pytest.fixture
@@ -116,64 +82,19 @@ def moto(moto_module: MotoServer, gk: Env) -> MotoServer:
 
 
 def configure(gk: Env, extra: str = "", *, silent: str = "5s", secret_id: str = SECRET_ID) -> None:
-    gk.write_config(
-        'default_profile = "llm"\n\n'
-        f'[timeouts]\nsilent = "{silent}"\nmid_session_refresh = "{silent}"\n\n'
-        "[profiles.llm]\n"
-        'source = "aws-secrets-manager"\n'
-        f'secret_id = "{secret_id}"\n'
-        f"{extra}\n"
+    write_llm_profile(
+        gk,
+        'source = "aws-secrets-manager"',
+        f'secret_id = "{secret_id}"',
+        extra=extra,
+        silent=silent,
     )
-
-
-def run_app(gk: Env, context: str | None = "scheduled-task", **env: str) -> Result:
-    """What the app runs: gatekey-vault, no arguments."""
-    return gk.run(exe_name="gatekey-vault", context=context, **env)
-
-
-def run_get(gk: Env, *args: str, context: str | None = "scheduled-task", **env: str) -> Result:
-    return gk.run("get", "-p", "llm", *args, context=context, **env)
-
-
-def assert_prints(result: Result, value: str, *, warnings: int = 0) -> None:
-    assert result.code == 0, result.err
-    assert result.stdout == (value + "\n").encode()
-    lines = result.err.splitlines()
-    assert len(lines) == warnings, result.err
-    assert all(line.startswith("gatekey: warning: ") for line in lines), result.err
-
-
-def assert_fails(result: Result, code: int) -> str:
-    """A clean failure: the code, nothing on stdout, exactly one ``gatekey:`` line."""
-    result.assert_clean_failure(code)
-    assert result.err.count("\n") == 1, result.err
-    return result.err
 
 
 def assert_no_leak(gk: Env, *results: Result) -> None:
     """No secret on any run's stderr, nor in any file gatekey (or anything else) left in the
     test's HOME, runtime directory or cache directory."""
-    for result in results:
-        for value in ALL_VALUES:
-            assert value not in result.err, f"{value!r} on stderr of {result.argv}:\n{result.err}"
-    for top in (gk.cache_dir, gk.root / "home", gk.root / "run"):
-        for path in top.rglob("*"):
-            if path.is_file():
-                data = path.read_bytes()
-                for value in ALL_VALUES:
-                    assert value.encode() not in data, f"{value!r} in {path}"
-
-
-def age_cached_secret(gk: Env, seconds: float, profile: str = "llm") -> None:
-    """Make the cached copy ``seconds`` older (obtained_at and refresh_at move back)."""
-    done = subprocess.run(
-        [sys.executable, "-c", _AGE, profile, str(seconds)],
-        env=gk.vars,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert done.returncode == 0, done.stderr
+    assert_no_leak_of(ALL_VALUES, gk, *results)
 
 
 # --- values -----------------------------------------------------------------------------------
@@ -333,12 +254,19 @@ def test_access_denied_exits_1_naming_the_permission(moto: MotoServer, gk: Env) 
     assert_no_leak(gk, debug)
 
 
-def _withdraw(moto: MotoServer, how: str) -> dict[str, str]:
-    """Delete the secret, or take the caller's access away; the environment to run with."""
+def _cache_then_withdraw(moto: MotoServer, gk: Env, how: str) -> dict[str, str]:
+    """Cache the secret, then delete it or take the caller's access away (``how``), and let the
+    cached copy fall due; the environment to run with."""
+    moto.create_secret(SECRET_ID, SECRET)
+    configure(gk)
+    assert_prints(run_app(gk), SECRET)
     if how == "deleted":
         moto.delete_secret(SECRET_ID)
-        return {}
-    return moto.user_without_access()
+        env = {}
+    else:
+        env = moto.user_without_access()
+    age_cached_secret(gk, 16 * 60)  # past cache_ttl, well within max_stale
+    return env
 
 
 WITHDRAWN = [("deleted", 3), ("denied", 1)]
@@ -348,11 +276,7 @@ WITHDRAWN = [("deleted", 3), ("denied", 1)]
 def test_a_withdrawn_secret_is_not_served_from_the_cache(
     moto: MotoServer, gk: Env, how: str, code: int
 ) -> None:
-    moto.create_secret(SECRET_ID, SECRET)
-    configure(gk)
-    assert_prints(run_app(gk), SECRET)
-    env = _withdraw(moto, how)
-    age_cached_secret(gk, 16 * 60)  # past cache_ttl, well within max_stale
+    env = _cache_then_withdraw(moto, gk, how)
     assert_fails(run_app(gk, **env), code)
 
 
@@ -360,11 +284,7 @@ def test_a_withdrawn_secret_is_not_served_from_the_cache(
 def test_a_withdrawn_secret_stays_withdrawn_on_the_next_runs(
     moto: MotoServer, gk: Env, how: str, code: int
 ) -> None:
-    moto.create_secret(SECRET_ID, SECRET)
-    configure(gk)
-    assert_prints(run_app(gk), SECRET)
-    env = _withdraw(moto, how)
-    age_cached_secret(gk, 16 * 60)
+    env = _cache_then_withdraw(moto, gk, how)
     assert_fails(run_app(gk, **env), code)
     # The app's next caller, moments later (inside the failure's backoff).
     assert_fails(run_app(gk, context="background", **env), code)

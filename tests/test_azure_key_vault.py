@@ -21,12 +21,15 @@ import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import vault_cases
 from conftest import CONTEXTS, Env, Result
-from fake_keyvault import KEY_VAULT_RESOURCE, FakeKeyVault, fake_keyvault
+from fake_keyvault import KEY_VAULT_RESOURCE, FakeKeyVault, LoggedRequest, fake_keyvault
 from oidc_peer import CONF_CLIENT, OidcProvider
+from vault_cases import drop_kernel_keys, kernel_names
 
 pytestmark = [pytest.mark.oidc, pytest.mark.blackbox]
 
@@ -118,17 +121,12 @@ def assert_no_leak(r: Result, gk: Env, *values: str) -> None:
 
 def assert_prints(r: Result, gk: Env, value: str = SECRET) -> None:
     """Success per the contract: exactly the value and a newline, and nothing on stderr."""
-    assert r.code == 0, f"exit {r.code}; stderr: {r.err}"
-    assert r.stdout == value.encode() + b"\n"
-    assert r.stderr == b"", r.err
+    vault_cases.assert_prints(r, value)
     assert_no_leak(r, gk)
 
 
 def assert_fails(r: Result, gk: Env, code: int, *words: str) -> None:
-    r.assert_clean_failure(code)
-    assert r.err.count("\n") == 1, r.err
-    for word in words:
-        assert word in r.err, f"{word!r} not in {r.err!r}"
+    vault_cases.assert_fails(r, code, *words)
     assert_no_leak(r, gk)
 
 
@@ -137,22 +135,24 @@ def gets(fake: FakeKeyVault) -> int:
     return fake.count(SECRET_NAME, status=200)
 
 
+def cache_the_secret(gk: Env, op: OidcProvider, fake: FakeKeyVault, **config: str) -> None:
+    """``configure``, then one run: it reads the secret, which is cached from then on."""
+    configure(gk, op, fake, **config)
+    assert_prints(vault(gk), gk)
+
+
+def run_against_a_vault_of_its_own(
+    gk: Env, tmp_path: Path, op: OidcProvider, **options: Any
+) -> tuple[Result, LoggedRequest]:
+    """One run against a fake vault made with ``options`` and holding SECRET; the result, and
+    the last request the vault logged."""
+    with fake_keyvault(tmp_path, op, **options) as fake:
+        fake.set_secret(SECRET_NAME, SECRET)
+        configure(gk, op, fake)
+        return vault(gk), fake.requests[-1]
+
+
 # --- the kernel keyring, where the cached secret lives -----------------------------------------
-def kernel_names(gk: Env) -> list[str]:
-    """Names (as kernelkeys takes them) of this test's cached secrets in the user keyring."""
-    from gatekey.cache import FileCache
-    from gatekey.kernelkeys import PREFIX
-    from gatekey.securecache import kernel_name
-
-    prefix = PREFIX + kernel_name(FileCache(str(gk.cache_dir)), "")
-    names = []
-    for line in Path("/proc/keys").read_text().splitlines():
-        fields = line.split(None, 8)
-        if len(fields) == 9 and fields[7] == "user" and fields[8].startswith(prefix):
-            names.append(fields[8].rpartition(": ")[0].removeprefix(PREFIX))
-    return names
-
-
 def age_cached_secret(gk: Env, seconds: float) -> None:
     """As if the (only) cached secret had been read ``seconds`` earlier."""
     from gatekey import kernelkeys
@@ -172,10 +172,7 @@ def env(gk: Env) -> Iterator[Env]:
     """``gk`` with the client secret in the environment; cached secrets removed afterwards."""
     gk.vars[SECRET_ENV] = CONF_CLIENT[1]
     yield gk
-    from gatekey import kernelkeys
-
-    for name in kernel_names(gk):
-        kernelkeys.delete(name)
+    drop_kernel_keys(gk.cache_dir)
 
 
 @pytest.fixture
@@ -207,8 +204,7 @@ def test_prints_the_secret_then_serves_it_from_the_cache(
 def test_mid_session_refresh_reads_through_a_copy_older_than_a_minute(
     env: Env, entra_provider: OidcProvider, kv: FakeKeyVault
 ) -> None:
-    configure(env, entra_provider, kv)
-    assert_prints(vault(env), env)
+    cache_the_secret(env, entra_provider, kv)
     age_cached_secret(env, 120)
     assert_prints(vault(env, context="background"), env)  # still within cache_ttl (15m)
     assert gets(kv) == 1
@@ -223,8 +219,7 @@ def test_mid_session_refresh_reads_through_a_copy_older_than_a_minute(
 def test_force_refresh_reads_through(
     env: Env, entra_provider: OidcProvider, kv: FakeKeyVault
 ) -> None:
-    configure(env, entra_provider, kv)
-    assert_prints(vault(env), env)
+    cache_the_secret(env, entra_provider, kv)
     assert_prints(vault(env, "get", "--force-refresh"), env)
     assert_prints(vault(env, "get", "-p", "kv"), env)
     assert gets(kv) == 2
@@ -233,8 +228,7 @@ def test_force_refresh_reads_through(
 def test_a_pinned_version(env: Env, entra_provider: OidcProvider, kv: FakeKeyVault) -> None:
     first = kv.versions(SECRET_NAME)[0]
     kv.set_secret(SECRET_NAME, ROTATED)  # the latest is now another value
-    configure(env, entra_provider, kv, kv=f'version = "{first}"')
-    assert_prints(vault(env), env, SECRET)
+    cache_the_secret(env, entra_provider, kv, kv=f'version = "{first}"')
     assert kv.requests[-1].path == f"/secrets/{SECRET_NAME}/{first}"
     assert kv.requests[-1].status == 200
     assert_prints(vault(env), env, SECRET)
@@ -254,8 +248,7 @@ def test_cache_ttl_0_reads_through_every_run(
 def test_rotation_is_picked_up_after_cache_ttl(
     env: Env, entra_provider: OidcProvider, kv: FakeKeyVault
 ) -> None:
-    configure(env, entra_provider, kv, kv='cache_ttl = "2s"')
-    assert_prints(vault(env), env, SECRET)
+    cache_the_secret(env, entra_provider, kv, kv='cache_ttl = "2s"')
     kv.set_secret(SECRET_NAME, ROTATED)
     assert_prints(vault(env), env, SECRET)  # the cached copy, until cache_ttl passes
     assert gets(kv) == 1
@@ -270,8 +263,7 @@ def test_rotation_is_picked_up_after_cache_ttl_when_the_secret_has_an_expiry_dat
 ) -> None:
     in_90_days = time.time() + 90 * 86400
     kv.set_secret(SECRET_NAME, SECRET, exp=in_90_days)  # Key Vault policies often require exp
-    configure(env, entra_provider, kv, kv='cache_ttl = "2s"')
-    assert_prints(vault(env), env, SECRET)
+    cache_the_secret(env, entra_provider, kv, kv='cache_ttl = "2s"')
     kv.set_secret(SECRET_NAME, ROTATED, exp=in_90_days)
     time.sleep(2.2)
     assert_prints(vault(env), env, ROTATED)
@@ -298,19 +290,15 @@ def test_missing_version_is_exit_3_naming_it(
 def test_principal_not_allowed_is_exit_1_naming_the_role(
     env: Env, tmp_path: Path, entra_provider: OidcProvider
 ) -> None:
-    with fake_keyvault(tmp_path, entra_provider, allow=()) as fake:
-        fake.set_secret(SECRET_NAME, SECRET)
-        configure(env, entra_provider, fake)
-        r = vault(env)
-        assert fake.requests[-1].status == 403
+    r, request = run_against_a_vault_of_its_own(env, tmp_path, entra_provider, allow=())
+    assert request.status == 403
     assert_fails(r, env, 1, "Key Vault Secrets User", SECRET_NAME, 'profile "corp"')
 
 
 def test_disabled_secret_is_exit_1_and_never_served_from_the_cache(
     env: Env, entra_provider: OidcProvider, kv: FakeKeyVault
 ) -> None:
-    configure(env, entra_provider, kv)
-    assert_prints(vault(env), env)
+    cache_the_secret(env, entra_provider, kv)
     kv.disable(SECRET_NAME)
     r = vault(env, "get", "--force-refresh")
     assert_fails(r, env, 1, "disabled", SECRET_NAME)
@@ -321,12 +309,11 @@ def test_wrong_audience_is_exit_1_explaining_the_challenge(
     env: Env, tmp_path: Path, entra_provider: OidcProvider
 ) -> None:
     # A vault that wants tokens for Key Vault's resource; the profile's scopes get the API's.
-    with fake_keyvault(tmp_path, entra_provider, audience=KEY_VAULT_RESOURCE) as fake:
-        fake.set_secret(SECRET_NAME, SECRET)
-        configure(env, entra_provider, fake)
-        r = vault(env)
-        assert fake.requests[-1].status == 401
-        assert fake.requests[-1].bearer
+    r, request = run_against_a_vault_of_its_own(
+        env, tmp_path, entra_provider, audience=KEY_VAULT_RESOURCE
+    )
+    assert request.status == 401
+    assert request.bearer
     assert_fails(
         r,
         env,
@@ -342,10 +329,9 @@ def test_wrong_audience_is_exit_1_explaining_the_challenge(
 def test_wrong_audience_advice_follows_the_challenge(
     env: Env, tmp_path: Path, entra_provider: OidcProvider
 ) -> None:
-    with fake_keyvault(tmp_path, entra_provider, audience=KEY_VAULT_RESOURCE) as fake:
-        fake.set_secret(SECRET_NAME, SECRET)
-        configure(env, entra_provider, fake)
-        r = vault(env)
+    r, _ = run_against_a_vault_of_its_own(
+        env, tmp_path, entra_provider, audience=KEY_VAULT_RESOURCE
+    )
     assert_fails(r, env, 1, f'["{KEY_VAULT_RESOURCE}/.default"]')
 
 
@@ -363,8 +349,7 @@ def test_vault_unavailable_with_nothing_cached_is_exit_75(
 def test_vault_unavailable_serves_the_stale_copy_with_one_warning(
     env: Env, entra_provider: OidcProvider, kv: FakeKeyVault, status: int
 ) -> None:
-    configure(env, entra_provider, kv, kv='cache_ttl = "1s"')
-    assert_prints(vault(env), env)
+    cache_the_secret(env, entra_provider, kv, kv='cache_ttl = "1s"')
     time.sleep(1.2)
     kv.status_override = (status, {}, None, None)
     r = vault(env)
@@ -381,8 +366,7 @@ def test_vault_unavailable_serves_the_stale_copy_with_one_warning(
 def test_a_copy_older_than_max_stale_is_not_served(
     env: Env, entra_provider: OidcProvider, kv: FakeKeyVault
 ) -> None:
-    configure(env, entra_provider, kv, kv='max_stale = "1h"')
-    assert_prints(vault(env), env)
+    cache_the_secret(env, entra_provider, kv, kv='max_stale = "1h"')
     age_cached_secret(env, 2 * 3600)  # past cache_ttl (15m) and max_stale
     kv.status_override = (503, {}, None, None)
     assert_fails(vault(env), env, 75, "HTTP 503")
@@ -391,8 +375,7 @@ def test_a_copy_older_than_max_stale_is_not_served(
 def test_stale_warning_reads_as_a_sentence(
     env: Env, entra_provider: OidcProvider, kv: FakeKeyVault
 ) -> None:
-    configure(env, entra_provider, kv)
-    assert_prints(vault(env), env)
+    cache_the_secret(env, entra_provider, kv)
     kv.status_override = (503, {}, None, None)
     r = vault(env, "get", "--force-refresh")
     assert r.code == 0, r.err
@@ -463,8 +446,7 @@ def test_bad_profile_is_exit_78_naming_the_key(
 def test_the_secret_is_never_written_to_a_file(
     env: Env, entra_provider: OidcProvider, kv: FakeKeyVault
 ) -> None:
-    configure(env, entra_provider, kv)
-    assert_prints(vault(env), env)
+    cache_the_secret(env, entra_provider, kv)
     assert_prints(vault(env), env)
     assert_prints(vault(env, "get", "--force-refresh"), env)
     status = vault(env, "status")

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,15 @@ from typing import Any
 import pytest
 
 from conftest import SUPPORT, Env, Result
+from vault_cases import (
+    age_cached_secret,
+    assert_no_leak_of,
+    assert_prints,
+    cached_secrets_forgotten_at_end,
+    run_app,
+    run_get,
+    write_llm_profile,
+)
 
 pytestmark = pytest.mark.blackbox
 
@@ -30,38 +38,6 @@ REFERENCE = "op://Engineering/LiteLLM/credential"
 SECRET = "Zq4Wm81Lx0-uT7vB2nE5"
 OTHER = "Hk3Pd9Rf6Sa1-other-item"
 ALL_VALUES = (SECRET, OTHER)
-
-# Drops the cached copies of every profile of the given tests' configs from the kernel keyring
-# (they would otherwise stay there for max_stale, 24 h). Reads a JSON list of environments.
-_FORGET = """
-import contextlib, json, os, sys
-from gatekey import config, kernelkeys, securecache
-from gatekey.cache import FileCache
-from gatekey.refresh import profile_cache_key
-for env in json.load(sys.stdin):
-    os.environ.clear()
-    os.environ.update(env)
-    with contextlib.suppress(Exception):
-        cfg = config.load()
-        for name in cfg.profile_names:
-            with contextlib.suppress(Exception):
-                key = profile_cache_key(cfg.profile(name))
-                kernelkeys.delete(securecache.kernel_name(FileCache(), key))
-"""
-# Rewrites the cached copy's timestamps in the kernel keyring, as time passing would.
-_AGE = """
-import json, sys
-from gatekey import config, kernelkeys, securecache
-from gatekey.cache import FileCache
-from gatekey.refresh import profile_cache_key
-prof = config.load().profile(sys.argv[1])
-name = securecache.kernel_name(FileCache(), profile_cache_key(prof))
-data = json.loads(kernelkeys.read(name))
-for field in ("obtained_at", "refresh_at"):
-    if data.get(field) is not None:
-        data[field] -= float(sys.argv[2])
-assert kernelkeys.write(name, json.dumps(data).encode(), timeout=3600)
-"""
 
 
 @dataclass
@@ -83,21 +59,14 @@ class Op:
 
 
 @pytest.fixture(scope="module")
-def _used_environments() -> Iterator[list[dict[str, str]]]:
-    """The environments of this module's tests; their cached secrets are dropped at the end
-    (one process for all of them)."""
-    used: list[dict[str, str]] = []
-    yield used
-    subprocess.run(
-        [sys.executable, "-c", _FORGET],
-        input=json.dumps(used).encode(),
-        capture_output=True,
-        timeout=60,
-    )
+def _remember_for_cleanup() -> Iterator[Callable[[Env], None]]:
+    """Remembers this module's tests' environments; their cached secrets are dropped at the end."""
+    with cached_secrets_forgotten_at_end() as remember:
+        yield remember
 
 
 @pytest.fixture
-def op(gk: Env, tmp_path: Path, _used_environments: list[dict[str, str]]) -> Iterator[Op]:
+def op(gk: Env, tmp_path: Path, _remember_for_cleanup: Callable[[Env], None]) -> Iterator[Op]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "op").symlink_to(FAKE_OP)
@@ -115,36 +84,13 @@ def op(gk: Env, tmp_path: Path, _used_environments: list[dict[str, str]]) -> Ite
         FAKE_OP_LOG=str(log),
     )
     yield Op(bin_dir, data, log)
-    if gk.config_path.exists():
-        _used_environments.append(dict(gk.vars))
+    _remember_for_cleanup(gk)
 
 
 def configure(gk: Env, extra: str = "", *, reference: str = REFERENCE, silent: str = "5s") -> None:
-    gk.write_config(
-        'default_profile = "llm"\n\n'
-        f'[timeouts]\nsilent = "{silent}"\nmid_session_refresh = "{silent}"\n\n'
-        "[profiles.llm]\n"
-        'source = "onepassword"\n'
-        f'reference = "{reference}"\n'
-        f"{extra}\n"
+    write_llm_profile(
+        gk, 'source = "onepassword"', f'reference = "{reference}"', extra=extra, silent=silent
     )
-
-
-def run_app(gk: Env, context: str | None = "scheduled-task", **env: str) -> Result:
-    """What the app runs: gatekey-vault, no arguments."""
-    return gk.run(exe_name="gatekey-vault", context=context, **env)
-
-
-def run_get(gk: Env, *args: str, context: str | None = "scheduled-task", **env: str) -> Result:
-    return gk.run("get", "-p", "llm", *args, context=context, **env)
-
-
-def assert_prints(result: Result, value: str, *, warnings: int = 0) -> None:
-    assert result.code == 0, result.err
-    assert result.stdout == (value + "\n").encode()
-    lines = result.err.splitlines()
-    assert len(lines) == warnings, result.err
-    assert all(line.startswith("gatekey: warning: ") for line in lines), result.err
 
 
 def assert_fails(result: Result, code: int) -> str:
@@ -164,15 +110,7 @@ def assert_fails(result: Result, code: int) -> str:
 def assert_no_leak(gk: Env, *results: Result) -> None:
     """No secret on any run's stderr, nor in any file under the cache directory, HOME or the
     runtime directory (the fake op's data file lives elsewhere)."""
-    for result in results:
-        for value in ALL_VALUES:
-            assert value not in result.err, f"{value!r} on stderr of {result.argv}:\n{result.err}"
-    for top in (gk.cache_dir, gk.root / "home", gk.root / "run"):
-        for path in top.rglob("*"):
-            if path.is_file():
-                data = path.read_bytes()
-                for value in ALL_VALUES:
-                    assert value.encode() not in data, f"{value!r} in {path}"
+    assert_no_leak_of(ALL_VALUES, gk, *results)
 
 
 def assert_only_the_reference_in_argv(op: Op) -> None:
@@ -182,17 +120,6 @@ def assert_only_the_reference_in_argv(op: Op) -> None:
         assert argv[-1].startswith("op://"), argv
         assert all(value not in arg for arg in argv for value in ALL_VALUES), argv
     assert all(value not in op.log.read_text() for value in ALL_VALUES)
-
-
-def age_cached_secret(gk: Env, seconds: float, profile: str = "llm") -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", _AGE, profile, str(seconds)],
-        env=gk.vars,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert done.returncode == 0, done.stderr
 
 
 def _running(pid: int) -> bool:
@@ -212,6 +139,12 @@ def wait_gone(pids: list[int], timeout: float = 3.0) -> list[int]:
             return []
         time.sleep(0.05)
     return [pid for pid in pids if _running(pid)]
+
+
+def assert_op_stopped(op: Op) -> None:
+    """The op that hung, and the child it started, are gone (the process group was stopped)."""
+    [hang] = op.events("hang")
+    assert wait_gone([hang["pid"], hang["child_pid"]]) == []
 
 
 # --- values -----------------------------------------------------------------------------------
@@ -302,27 +235,24 @@ def test_noisy_stderr_is_relayed_with_the_secret_masked(op: Op, gk: Env) -> None
     assert_no_leak(gk, result, debug)
 
 
-@pytest.mark.parametrize("how", ["1", "stubborn"])
-def test_a_hung_op_is_stopped_at_the_deadline_with_its_process_group(
-    op: Op, gk: Env, how: str
+@pytest.mark.parametrize(
+    ("extra", "silent", "hang", "limit", "why"),
+    [
+        pytest.param("", "3s", "1", 3, "time limit", id="deadline"),
+        pytest.param("", "3s", "stubborn", 3, "time limit", id="deadline-stubborn"),
+        pytest.param('timeout = "1s"', "8s", "1", 1, "timeout (1 s)", id="op-timeout-key-sooner"),
+    ],
+)
+def test_a_hung_op_is_stopped_with_its_process_group(
+    op: Op, gk: Env, extra: str, silent: str, hang: str, limit: float, why: str
 ) -> None:
-    configure(gk, silent="3s")
-    result = run_app(gk, FAKE_OP_HANG=how, FAKE_OP_HANG_SECONDS="30")
+    """At the deadline of the context (``silent``), or sooner at the profile's own ``timeout``."""
+    configure(gk, extra, silent=silent)
+    result = run_app(gk, FAKE_OP_HANG=hang, FAKE_OP_HANG_SECONDS="30")
     last = assert_fails(result, 75)
-    assert result.elapsed < 3 + 1.5, result.elapsed
-    assert "time limit" in last
-    [hang] = op.events("hang")
-    assert wait_gone([hang["pid"], hang["child_pid"]]) == []
-
-
-def test_op_timeout_key_stops_it_sooner(op: Op, gk: Env) -> None:
-    configure(gk, 'timeout = "1s"', silent="8s")
-    result = run_app(gk, FAKE_OP_HANG="1", FAKE_OP_HANG_SECONDS="30")
-    last = assert_fails(result, 75)
-    assert result.elapsed < 1 + 1.5, result.elapsed
-    assert "timeout (1 s)" in last
-    [hang] = op.events("hang")
-    assert wait_gone([hang["pid"], hang["child_pid"]]) == []
+    assert result.elapsed < limit + 1.5, result.elapsed
+    assert why in last
+    assert_op_stopped(op)
 
 
 def test_a_hung_op_with_a_cached_copy_prints_it_within_the_deadline(op: Op, gk: Env) -> None:
@@ -332,8 +262,7 @@ def test_a_hung_op_with_a_cached_copy_prints_it_within_the_deadline(op: Op, gk: 
     result = run_app(gk, FAKE_OP_HANG="1", FAKE_OP_HANG_SECONDS="30")
     assert_prints(result, SECRET, warnings=1)
     assert result.elapsed < 3, result.elapsed
-    [hang] = op.events("hang")
-    assert wait_gone([hang["pid"], hang["child_pid"]]) == []
+    assert_op_stopped(op)
     assert_no_leak(gk, result)
 
 

@@ -9,6 +9,7 @@ Every kernel key a test's cache directories produced is removed when the test en
 from __future__ import annotations
 
 import calendar
+import contextlib
 import json
 import math
 import os
@@ -28,6 +29,7 @@ from gatekey.errors import AccessDenied, CredentialNotFound, HelperError
 from gatekey.refresh import _fall_back
 from gatekey.securecache import keep_for, kernel_name
 from gatekey.token import Token
+from vault_cases import drop_kernel_keys, kernel_keys, kernel_name_prefix
 
 pytestmark = [
     pytest.mark.blackbox,
@@ -83,25 +85,12 @@ def index_entry(gk: Env, cache_dir: Path | None = None) -> dict:
     return next(iter(index.values()))
 
 
-def name_prefix(cache_dir: Path) -> str:
-    """The kernel key description prefix of every entry of ``cache_dir``."""
-    return kernelkeys.PREFIX + kernel_name(FileCache(str(cache_dir)), "")
-
-
 def proc_key_rows(cache_dir: Path) -> dict[str, list[str]]:
     """{kernel name (without "gatekey:"): its /proc/keys columns} of the keys of ``cache_dir``."""
     try:
-        lines = Path("/proc/keys").read_text().splitlines()
+        return kernel_keys(cache_dir)
     except OSError:
         pytest.skip("/proc/keys is not readable here")
-    prefix = name_prefix(cache_dir)
-    found = {}
-    for line in lines:
-        parts = line.split(None, 8)
-        if len(parts) == 9 and parts[7] == "user" and parts[8].startswith(prefix):
-            description = parts[8].rsplit(": ", 1)[0]
-            found[description[len(kernelkeys.PREFIX) :]] = parts
-    return found
 
 
 def proc_keys(cache_dir: Path) -> dict[str, str]:
@@ -149,17 +138,9 @@ def warnings_about_cache(stderr: str) -> list[str]:
 def _remove_kernel_keys(tmp_path: Path) -> Iterator[None]:
     """Leave no secret in this user's keyring: drop the keys of every directory of the test."""
     yield
-    dirs = [tmp_path, *(p for p in tmp_path.rglob("*") if p.is_dir())]
-    prefixes = {name_prefix(d) for d in dirs}
-    try:
-        lines = Path("/proc/keys").read_text().splitlines()
-    except OSError:
-        return
-    for line in lines:
-        parts = line.split(None, 8)
-        if len(parts) == 9 and parts[8].startswith(tuple(prefixes)):
-            description = parts[8].rsplit(": ", 1)[0]
-            kernelkeys.delete(description[len(kernelkeys.PREFIX) :])
+    with contextlib.suppress(OSError):  # /proc/keys is not readable here
+        for directory in [tmp_path, *(p for p in tmp_path.rglob("*") if p.is_dir())]:
+            drop_kernel_keys(directory)
 
 
 @pytest.fixture
@@ -206,7 +187,7 @@ def test_cache_hit_comes_from_the_kernel_keyring(gk: Env):
     entry = index_entry(gk)
     assert entry["store"] == "kernel"
     assert entry["kernel_name"] == kernel_name(FileCache(str(gk.cache_dir)), entry["key"])
-    assert entry["kernel_name"].startswith(name_prefix(gk.cache_dir)[len(kernelkeys.PREFIX) :])
+    assert entry["kernel_name"].startswith(kernel_name_prefix(gk.cache_dir))
     ((_, _, _, _, perm, uid, *_),) = proc_key_rows(gk.cache_dir).values()
     assert (perm, int(uid)) == ("3f3f0000", os.getuid())  # this user (and possessor) only
     assert (kernel_token(entry["kernel_name"]) or {}).get("token") == "tok-1"

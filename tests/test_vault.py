@@ -27,9 +27,11 @@ from pathlib import Path
 
 import pytest
 
+import vault_cases
 from conftest import Env, Result, exe
 from fake_vault import FakeVault, fake_vault
 from oidc_peer import API_AUDIENCE, CONF_CLIENT, PUBLIC_CLIENT, OidcProvider
+from vault_cases import drop_kernel_keys, kernel_names
 
 pytestmark = [pytest.mark.blackbox]
 
@@ -135,18 +137,13 @@ def assert_no_leak(r: Result, gk: Env, *values: str) -> None:
 
 def assert_prints(r: Result, gk: Env, value: str, *secrets_: str) -> None:
     """Success per the contract: exactly the value and a newline, and nothing on stderr."""
-    assert r.code == 0, f"exit {r.code}; stderr: {r.err}"
-    assert r.stdout == value.encode() + b"\n"
-    assert r.stderr == b"", r.err
+    vault_cases.assert_prints(r, value)
     assert_no_leak(r, gk, *secrets_)
 
 
 def assert_fails(r: Result, gk: Env, code: int, *words: str, hidden: tuple[str, ...] = ()) -> None:
     """A clean failure: the code, no stdout, one ``gatekey:`` line holding ``words``."""
-    r.assert_clean_failure(code)
-    assert r.err.count("\n") == 1, r.err
-    for word in words:
-        assert word in r.err, f"{word!r} not in {r.err!r}"
+    vault_cases.assert_fails(r, code, *words)
     assert_no_leak(r, gk, *hidden)
 
 
@@ -165,29 +162,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-# --- the kernel keyring, where cached secrets and login tokens live ---------------------------
-def kernel_names(gk: Env) -> list[str]:
-    from gatekey.cache import FileCache
-    from gatekey.kernelkeys import PREFIX
-    from gatekey.securecache import kernel_name
-
-    prefix = PREFIX + kernel_name(FileCache(str(gk.cache_dir)), "")
-    names = []
-    for line in Path("/proc/keys").read_text().splitlines():
-        fields = line.split(None, 8)
-        if len(fields) == 9 and fields[7] == "user" and fields[8].startswith(prefix):
-            names.append(fields[8].rpartition(": ")[0].removeprefix(PREFIX))
-    return names
-
-
+# --- fixtures ---------------------------------------------------------------------------------
 @pytest.fixture
 def env(gk: Env) -> Iterator[Env]:
     """``gk``; its kernel keyring entries removed afterwards (the kernel would keep them)."""
     yield gk
-    from gatekey import kernelkeys
-
-    for name in kernel_names(gk):
-        kernelkeys.delete(name)
+    drop_kernel_keys(gk.cache_dir)
 
 
 @pytest.fixture
@@ -482,13 +462,19 @@ def test_cache_ttl_0_reads_every_run(env: Env, fake: FakeVault) -> None:
     assert kernel_names(env) == []  # nothing stored
 
 
+def cache_until_due(gk: Env, fake: FakeVault, token: str) -> None:
+    """Read the secret with ``token`` into the cache, then wait until it is due for a re-read
+    (cache_ttl 1 s)."""
+    write(gk, vault_profile(fake, cache_ttl="1s"))
+    assert_prints(run(gk, VAULT_TOKEN=token), gk, SECRET, token)
+    time.sleep(1.1)
+
+
 @pytest.mark.parametrize("outage", ["sealed", "down", "500"])
 def test_stale_value_served_with_one_warning_when_vault_is_unreachable(
     env: Env, fake: FakeVault, outage: str
 ) -> None:
-    write(env, vault_profile(fake, cache_ttl="1s"))
-    assert_prints(run(env, VAULT_TOKEN=ROOT_TOKEN), env, SECRET, ROOT_TOKEN)
-    time.sleep(1.1)
+    cache_until_due(env, fake, ROOT_TOKEN)
     if outage == "sealed":
         fake.seal()
     elif outage == "500":
@@ -509,9 +495,7 @@ def test_stale_value_served_with_one_warning_when_vault_is_unreachable(
 def test_deleted_or_denied_secret_is_never_served_stale(
     env: Env, fake: FakeVault, withdrawn: str
 ) -> None:
-    write(env, vault_profile(fake, cache_ttl="1s"))
-    assert_prints(run(env, VAULT_TOKEN=READ_TOKEN), env, SECRET, READ_TOKEN)
-    time.sleep(1.1)
+    cache_until_due(env, fake, READ_TOKEN)
     if withdrawn == "deleted":
         fake.delete_secret("app")
     else:
@@ -546,6 +530,15 @@ def jwt_auth(role: str = ROLE, jwt_from: str = "corp") -> str:
     return f'{{ method = "jwt", jwt_from = "{jwt_from}", role = "{role}" }}'
 
 
+def configure_jwt_chain(
+    gk: Env, op: OidcProvider, fake: FakeVault, role: str = ROLE, **keys: str | int
+) -> None:
+    """conf-client's client credentials (its secret in the environment), and the vault profile
+    ``llm`` (more ``keys``) logging in to ``fake`` as ``role`` with the JWT they obtain."""
+    gk.vars[CONF_SECRET_ENV] = CONF_CLIENT[1]
+    write(gk, oidc_cc_profile(op), vault_profile(fake, auth=jwt_auth(role), **keys))
+
+
 def idp_tokens(gk: Env) -> list[str]:
     """The JWTs the oidc profile cached (gatekey's file cache holds IdP access tokens)."""
     found = []
@@ -559,12 +552,7 @@ def idp_tokens(gk: Env) -> list[str]:
 def test_jwt_login_chain_caches_and_renews_the_vault_token(
     env: Env, oidc_provider: OidcProvider, jwt_fake: FakeVault
 ) -> None:
-    env.vars[CONF_SECRET_ENV] = CONF_CLIENT[1]
-    write(
-        env,
-        oidc_cc_profile(oidc_provider),
-        vault_profile(jwt_fake, auth=jwt_auth(), cache_ttl="2s"),
-    )
+    configure_jwt_chain(env, oidc_provider, jwt_fake, cache_ttl="2s")
     r = run(env)
     assert_prints(r, env, SECRET)
     [jwt] = idp_tokens(env)
@@ -619,9 +607,7 @@ def test_a_vault_token_leased_for_less_than_the_margin_is_not_reused(
     jwt_fake.add_jwt_role(
         "short", bound_audiences=[API_AUDIENCE], token_policies=["app-read"], token_ttl=30
     )
-    env.vars[CONF_SECRET_ENV] = CONF_CLIENT[1]
-    auth = jwt_auth("short")
-    write(env, oidc_cc_profile(oidc_provider), vault_profile(jwt_fake, auth=auth, cache_ttl=0))
+    configure_jwt_chain(env, oidc_provider, jwt_fake, "short", cache_ttl=0)
     before = oidc_provider.token_requests()
     for _ in range(2):
         assert_prints(run(env), env, SECRET)
@@ -643,12 +629,7 @@ def test_jwt_login_in_a_namespace(
         ROLE, bound_audiences=[API_AUDIENCE], token_policies=["app-read"], namespace="eng"
     )
     jwt_fake.put_secret("app", {"api_key": ENG_SECRET}, namespace="eng")
-    env.vars[CONF_SECRET_ENV] = CONF_CLIENT[1]
-    write(
-        env,
-        oidc_cc_profile(oidc_provider),
-        vault_profile(jwt_fake, auth=jwt_auth(), namespace="eng"),
-    )
+    configure_jwt_chain(env, oidc_provider, jwt_fake, namespace="eng")
     r = run(env)
     assert_prints(r, env, ENG_SECRET, *jwt_fake.issued_tokens())
     assert [(q.api_path, q.namespace, q.status) for q in jwt_fake.requests] == [
@@ -660,8 +641,7 @@ def test_jwt_login_in_a_namespace(
 def test_jwt_login_with_a_wrong_role_exits_1(
     env: Env, oidc_provider: OidcProvider, jwt_fake: FakeVault
 ) -> None:
-    env.vars[CONF_SECRET_ENV] = CONF_CLIENT[1]
-    write(env, oidc_cc_profile(oidc_provider), vault_profile(jwt_fake, auth=jwt_auth("nobody")))
+    configure_jwt_chain(env, oidc_provider, jwt_fake, "nobody")
     r = run(env)
     assert_fails(r, env, 1, "refused the JWT login", "nobody", hidden=tuple(idp_tokens(env)))
     assert reads(jwt_fake) == 0
@@ -672,8 +652,7 @@ def test_jwt_rejected_audience_exits_1(
     env: Env, oidc_provider: OidcProvider, jwt_fake: FakeVault
 ) -> None:
     jwt_fake.add_jwt_role("other-api", bound_audiences=["https://other.example.test"])
-    env.vars[CONF_SECRET_ENV] = CONF_CLIENT[1]
-    write(env, oidc_cc_profile(oidc_provider), vault_profile(jwt_fake, auth=jwt_auth("other-api")))
+    configure_jwt_chain(env, oidc_provider, jwt_fake, "other-api")
     r = run(env)
     assert_fails(r, env, 1, "refused the JWT login", "aud", hidden=tuple(idp_tokens(env)))
 
