@@ -432,3 +432,14 @@ def cli_main(family: str | None = None) -> None:
     except click.Abort:
         runner.fail("aborted", 1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _register_diagnostics() -> None:
+    """inspect, doctor and check live in gatekey.diagnostics (their imports load on use)."""
+    from gatekey.diagnostics import check, doctor, inspect
+
+    for module in (inspect, doctor, check):
+        gatekey.add_command(module.command)
+
+
+_register_diagnostics()

@@ -1,0 +1,1 @@
+"""Operator and debugging commands: inspect, doctor, check. Imported only when one runs."""
