@@ -238,12 +238,16 @@ def logout(st: State, profile: str | None, all_accounts: bool) -> None:
 
 @gatekey.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--runs", is_flag=True, help="Summarise the run log (log_file) instead.")
 @pass_state
-def status(st: State, as_json: bool) -> None:
+def status(st: State, as_json: bool, runs: bool) -> None:
     """One line per profile: source, cache state, expiry. Never a secret."""
 
     def do() -> None:
         cfg = config.load()
+        if runs:
+            _runs_summary(cfg, as_json)
+            return
         now = time.time()
         rows = [_status_row(cfg, name, now) for name in cfg.profile_names]
         if as_json:
@@ -259,6 +263,82 @@ def status(st: State, as_json: bool) -> None:
             )
 
     st.guard(do)
+
+
+def _runs_summary(cfg: config.Config, as_json: bool) -> None:
+    """Runs, cache hit rate, p50/p95 latency and failures by cause, from the run log."""
+    from gatekey import runlog
+
+    path, _origin = cfg.log_file
+    if path is None:
+        raise ConfigError(
+            'no run log is configured; add log_file = "~/.local/state/gatekey/runs.jsonl" at '
+            "the top of the config to record one line per helper run",
+            file=cfg.describe_files(),
+            key="log_file",
+        )
+    entries = runlog.read(path)
+    summary = summarise_runs(entries)
+    summary["log_file"] = path
+    if as_json:
+        output.write_text(json.dumps(summary, indent=2))
+        return
+    if not entries:
+        output.write_text(f"no runs recorded yet in {path}")
+        return
+    lines = [
+        f"run log: {path} ({summary['first']} .. {summary['last']})",
+        f"runs: {summary['runs']}, cache hit rate: {summary['cache_hit_rate']:.0%}, "
+        f"source requests: {summary['source_requests']}",
+        f"latency: p50 {summary['p50_ms']:.0f} ms, p95 {summary['p95_ms']:.0f} ms",
+        f"failures: {summary['failures']}",
+    ]
+    for cause, count in summary["failures_by_cause"].items():
+        lines.append(f"  {cause}: {count}")
+    for name, row in summary["profiles"].items():
+        lines.append(
+            f"profile {name}: {row['runs']} runs, {row['cache_hits']} cache hits, "
+            f"{row['failures']} failures"
+        )
+    output.write_text("\n".join(lines))
+
+
+def summarise_runs(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    durations = sorted(
+        float(e["duration_ms"]) for e in entries if isinstance(e.get("duration_ms"), (int, float))
+    )
+
+    def pct(q: float) -> float:
+        if not durations:
+            return 0.0
+        return durations[min(len(durations) - 1, round(q * (len(durations) - 1)))]
+
+    failures = [e for e in entries if e.get("exit") != 0]
+    causes: dict[str, int] = {}
+    for e in failures:
+        cause = f"{e.get('cause', 'unknown')} (exit {e.get('exit')})"
+        causes[cause] = causes.get(cause, 0) + 1
+    profiles: dict[str, dict[str, int]] = {}
+    for e in entries:
+        row = profiles.setdefault(
+            str(e.get("profile")), {"runs": 0, "cache_hits": 0, "failures": 0}
+        )
+        row["runs"] += 1
+        row["cache_hits"] += e.get("cache") == "hit"
+        row["failures"] += e.get("exit") != 0
+    hits = sum(1 for e in entries if e.get("cache") == "hit")
+    return {
+        "runs": len(entries),
+        "first": entries[0].get("time") if entries else None,
+        "last": entries[-1].get("time") if entries else None,
+        "cache_hit_rate": hits / len(entries) if entries else 0.0,
+        "source_requests": sum(int(e.get("source_requests") or 0) for e in entries),
+        "p50_ms": pct(0.50),
+        "p95_ms": pct(0.95),
+        "failures": len(failures),
+        "failures_by_cause": dict(sorted(causes.items(), key=lambda kv: -kv[1])),
+        "profiles": profiles,
+    }
 
 
 def _status_row(cfg: config.Config, name: str, now: float) -> dict[str, Any]:

@@ -48,7 +48,7 @@ TIMEOUT_KEYS: dict[str, KeySpec] = {
     "silent": KeySpec("duration", 10.0, doc="scheduled-task, setup-test, background"),
 }
 MAX_MID_SESSION = 19.0  # the app clamps mid-session-refresh runs to 20 s
-TOP_KEYS = ("default_profile", "profiles", "timeouts")
+TOP_KEYS = ("default_profile", "log_file", "profiles", "timeouts")
 
 EMBEDDED_PROFILES: dict[str, dict[str, Any]] = {"default": {"source": "keychain"}}
 
@@ -181,6 +181,12 @@ class Config:
         value, origin = self._top.get("default_profile", (None, BUILTIN_ORIGIN))
         return value, origin
 
+    @property
+    def log_file(self) -> tuple[str | None, str]:
+        """The run log (one JSON line per helper run), if configured: (path, origin)."""
+        value, origin = self._top.get("log_file", (None, BUILTIN_ORIGIN))
+        return (os.path.expanduser(value) if value else None), origin
+
     def timeout(self, key: str) -> float:
         return float(self.timeout_with_origin(key)[0])
 
@@ -190,7 +196,10 @@ class Config:
         return float(value), origin
 
     def top_level(self) -> dict[str, tuple[Any, str]]:
-        out: dict[str, tuple[Any, str]] = {"default_profile": self.default_profile}
+        out: dict[str, tuple[Any, str]] = {
+            "default_profile": self.default_profile,
+            "log_file": self.log_file,
+        }
         for key in TIMEOUT_KEYS:
             out[f"timeouts.{key}"] = self.timeout_with_origin(key)
         return out
@@ -290,6 +299,13 @@ def _check_shape(path: str, data: dict[str, Any]) -> None:
             )
         if key == "default_profile" and (not isinstance(value, str) or not value):
             raise ConfigError("expected a profile name (a string)", file=path, key=key)
+        if key == "log_file" and (not isinstance(value, str) or not value.strip()):
+            raise ConfigError(
+                "expected the path of the run log (a string), e.g. "
+                '"~/.local/state/gatekey/runs.jsonl"',
+                file=path,
+                key=key,
+            )
     profiles = data.get("profiles", {})
     if not isinstance(profiles, dict):
         raise ConfigError("expected tables such as [profiles.corp]", file=path, key="profiles")

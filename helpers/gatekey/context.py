@@ -43,6 +43,7 @@ class RunContext:
     __slots__ = (
         "children",
         "deadline",
+        "fetches",
         "force_refresh",
         "interactive",
         "name",
@@ -67,6 +68,7 @@ class RunContext:
         self.force_refresh = force_refresh
         # Process groups of running child processes (command sources), stopped by the watchdog.
         self.children: set[int] = set()
+        self.fetches = 0  # how many times a source was asked (the run log's source_requests)
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()

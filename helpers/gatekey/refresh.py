@@ -223,6 +223,7 @@ def remembered_failure(
 
 def _fetch(source: Source, profile: Profile, run: RunContext, clock: Callable[[], float]) -> Token:
     run.check("starting to fetch a credential")
+    run.fetches += 1
     token = source.fetch(run)
     check_token(token.value)
     remaining = token.remaining(clock())

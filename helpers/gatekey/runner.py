@@ -12,9 +12,9 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from gatekey import config, context, logs, output, sources
+from gatekey import config, context, logs, output, runlog, sources
 from gatekey.errors import ConfigError, HelperError, SourceUnavailable
 
 if TYPE_CHECKING:
@@ -28,6 +28,8 @@ EXIT_INTERRUPTED = 130
 
 _payload_lock = threading.Lock()  # the payload and the watchdog's verdict never both happen
 _payload_written = threading.Event()
+# The helper run in progress, for the run log: path, profile, family, RunContext (see runlog.py).
+_run_log: dict[str, Any] = {}
 
 
 def ensure_std_streams() -> None:
@@ -64,19 +66,42 @@ def guard(fn: Callable[[], None], *, debug: bool = False) -> None:
     except HelperError as e:
         if debug:
             log.debug("failure detail", exc_info=True)
+        _log_failure(e.exit_code, type(e).__name__, logs.redact(str(e)))
         fail(str(e), e.exit_code)
     except KeyboardInterrupt:
+        _log_failure(EXIT_INTERRUPTED, "KeyboardInterrupt", "interrupted")
         fail("interrupted", EXIT_INTERRUPTED)
     except SystemExit:
         raise
     except Exception as e:
         if debug:
             log.exception("internal error")
+        _log_failure(EXIT_INTERNAL, "InternalError", type(e).__name__)
         fail(
             f"internal error ({type(e).__name__}); this is a bug in gatekey: rerun with "
             "--debug (or GATEKEY_LOG_LEVEL=debug) and report it",
             EXIT_INTERNAL,
         )
+
+
+def _log_failure(code: int, cause: str, message: str) -> None:
+    """A failed helper run's line in the run log (when one is configured)."""
+    if not _run_log.get("path"):
+        return
+    run = _run_log.get("run")
+    runlog.append(
+        _run_log["path"],
+        runlog.line(
+            profile=_run_log.get("profile"),
+            family=_run_log.get("family"),
+            outcome="error",
+            exit_code=code,
+            cache="miss",
+            fetches=run.fetches if run is not None else 0,
+            cause=cause,
+            message=message,
+        ),
+    )
 
 
 def protect_stdout() -> int:
@@ -101,11 +126,13 @@ def start_watchdog(run: context.RunContext) -> None:
         with _payload_lock:
             if _payload_written.is_set():
                 return  # the run succeeded just in time; let it exit 0
-            sys.stderr.write(
-                f"gatekey: gave up after {run.timeout:g} s ({run.name} time limit); "
-                "run gatekey in a terminal to see what it is waiting for\n"
+            message = (
+                f"gave up after {run.timeout:g} s ({run.name} time limit); "
+                "run gatekey in a terminal to see what it is waiting for"
             )
+            sys.stderr.write(f"gatekey: {message}\n")
             sys.stderr.flush()
+            _log_failure(75, "DeadlineExceeded", message)
             os._exit(75)
 
     timer = threading.Timer(max(run.remaining(), 0) + WATCHDOG_GRACE, expire)
@@ -146,6 +173,7 @@ def helper_run(
     name = config.select_profile(cfg, profile, family)
     prof = cfg.profile(name)
     run = context.resolve(cfg, force_refresh=force_refresh, started=context.PROCESS_START)
+    _run_log.update(path=cfg.log_file[0], profile=name, family=family, run=run)
     start_watchdog(run)
     log.debug("profile %s (source %s), context %s", name, prof.kind, run)
     cache = FileCache()
@@ -171,6 +199,17 @@ def helper_run(
         output.write_payload(payload, payload_fd)
         _payload_written.set()
     sys.stderr.flush()
+    runlog.append(
+        cfg.log_file[0],
+        runlog.line(
+            profile=name,
+            family=family,
+            outcome=outcome.how,
+            exit_code=0,
+            cache={"cache": "hit", "source": "off"}.get(outcome.how, "miss"),
+            fetches=run.fetches,
+        ),
+    )
     raise SystemExit(0)
 
 
@@ -196,6 +235,7 @@ def _remember_selection(
         "auth_scheme": prof.values["auth_scheme"],
         "headers": prof.values["headers"],
         "timeouts": {key: cfg.timeout(key) for key in context.DEFAULT_TIMEOUTS},
+        "log_file": cfg.log_file[0],
     }
     try:
         cache.write_index(selection, entry)
