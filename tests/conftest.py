@@ -66,6 +66,13 @@ class Env:
 
     root: Path
     vars: dict[str, str] = field(default_factory=dict)
+    # What successful runs printed: the run log must never contain any of it (see runlog_clean).
+    printed: list[bytes] = field(default_factory=list)
+
+    @property
+    def run_log(self) -> Path:
+        """Every test's config logs its runs here (unless it sets log_file itself)."""
+        return self.root / "gatekey-runs.jsonl"
 
     @property
     def cache_dir(self) -> Path:
@@ -75,7 +82,9 @@ class Env:
     def config_path(self) -> Path:
         return self.root / "config.toml"
 
-    def write_config(self, text: str) -> Path:
+    def write_config(self, text: str, *, run_log: bool = True) -> Path:
+        if run_log and "log_file" not in text:
+            text = f'log_file = "{self.run_log}"\n' + text
         self.config_path.write_text(text)
         self.vars["GATEKEY_CONFIG"] = str(self.config_path)
         return self.config_path
@@ -175,6 +184,9 @@ class Env:
             timeout=timeout,
             cwd=self.root,
         )
+        commands = [a for a in args if not a.startswith("-")]
+        if proc.returncode == 0 and (not commands or commands[0] == "get"):
+            self.printed.append(proc.stdout)  # a credential (helper runs and `get` only)
         return Result(argv, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - t0)
 
 
@@ -183,9 +195,20 @@ def _base_env(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def gk(tmp_path: Path) -> Env:
-    """A private gatekey environment with no config file and no D-Bus session bus."""
-    return Env(tmp_path, _base_env(tmp_path))
+def gk(tmp_path: Path) -> Iterator[Env]:
+    """A private gatekey environment with no config file and no D-Bus session bus.
+
+    Its configs log every run (log_file); afterwards the log must hold none of what the runs
+    printed: no token, nor any 12-character piece of one, ever reaches the run log."""
+    env = Env(tmp_path, _base_env(tmp_path))
+    yield env
+    if env.run_log.is_file():
+        log = env.run_log.read_text(errors="replace")
+        for printed in env.printed:
+            for token in printed.decode("utf-8", "replace").split():
+                for start in range(0, max(len(token) - 11, 0), 4):
+                    piece = token[start : start + 12]
+                    assert piece not in log, f"a piece of a printed credential is in {env.run_log}"
 
 
 # --- the real Secret Service (gnome-keyring on a private D-Bus) ------------------------------

@@ -28,7 +28,7 @@ def configure(gk: Env, *, log: bool = True) -> Path:
     top = (f'log_file = "{path}"\n' if log else "") + 'default_profile = "cmd"\n'
     # "bad" differs in a setting, so it has a cache entry of its own (none, when it fails)
     bad = gk.counting_profile("bad", extra='cache_ttl = "1m"')
-    gk.write_config(top + gk.counting_profile() + bad)
+    gk.write_config(top + gk.counting_profile() + bad, run_log=log)
     return path
 
 

@@ -1,18 +1,830 @@
-"""`gatekey doctor` (issue 5). Placeholder until it lands: says so and exits 1."""
+"""`gatekey doctor`: a checklist of what a working setup needs, one verdict and fix per line.
+
+  config   config files found and valid, and which file the profile came from
+  source   the profile's source reachable: OpenID discovery, Vault health, the keychain backend
+           (and whether it is a secure one), the executable of a command / 1Password profile
+  sign-in  a saved sign-in, for identity providers a person signs in to
+  clock    this machine's clock against the source's HTTP ``Date`` (warn > 60 s, fail > 5 min)
+  token    a token obtained silently, exactly as a background run would (never a browser)
+  gateway  ``GET {gateway}/v1/models`` with that token, in the profile's auth scheme
+  ttl      Claude's inferenceCredentialHelperTtlSec / TimeoutSec against the token's lifetime,
+           ``min_ttl`` and gatekey's deadlines, with the values that would work
+
+Verdicts: OK; WARN (works, but worth changing); FAIL (will not work as configured; a fix
+follows); SKIP (does not apply, or needs what an earlier check could not get). Exit 0 unless a
+check FAILs: warnings do not fail doctor, so it can gate a deployment script.
+
+Doctor is diagnostic: nothing changes beyond what a silent ``gatekey get`` does (the token
+check may fetch and cache a token, rotate a refresh token or remember a failure, exactly like
+one). Discovery documents are fetched afresh and not cached. No line holds a token or secret:
+the token goes only to the gateway, and everything printed passes through the log redactor.
+Claude's managed configuration is read by ``claude_settings`` (``GATEKEY_MANAGED_ROOT``).
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
 import click
 
-from gatekey.errors import HelperError
+from gatekey import config, logs, output
+from gatekey.context import RunContext
+from gatekey.diagnostics import advice, claude_settings
+from gatekey.diagnostics.advice import FAIL, OK, SKIP, WARN, Finding
+from gatekey.diagnostics.claude_settings import BASE_URL_KEY, HEADERS_KEY, SCHEME_KEY
+from gatekey.diagnostics.present import verdict, when
+from gatekey.durations import format_duration
+from gatekey.errors import (
+    ConfigError,
+    CredentialNotFound,
+    HelperError,
+    InteractionRequired,
+    SourceUnavailable,
+    TemporaryFailure,
+)
+
+if TYPE_CHECKING:
+    import requests
+
+    from gatekey.cli import State
+    from gatekey.token import Token
+
+log = logging.getLogger(__name__)
+
+GATEWAY_TIMEOUT = 15.0
+ANTHROPIC_VERSION = "2023-06-01"  # sent by Anthropic clients; some gateways require it
+SIGN_IN_FLOWS = ("browser", "device-code")
+PROBE = ("gatekey-doctor", "probe")  # a keychain entry looked up (never written) to test access
 
 
+@dataclass
+class Check:
+    name: str
+    verdict: str  # OK / WARN / FAIL / SKIP
+    detail: str
+    fixes: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+# --- the command --------------------------------------------------------------------------------
 @click.command("doctor")
+@click.option(
+    "-p",
+    "--profile",
+    metavar="NAME",
+    help="Profile to check (default: GATEKEY_PROFILE, default_profile, or the only one).",
+)
+@click.option(
+    "--gateway-url",
+    metavar="URL",
+    help="The gateway's base URL (default: inferenceGatewayBaseUrl from Claude's managed "
+    "configuration); doctor calls GET <URL>/v1/models with the profile's token.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def command(st: object) -> None:
-    """Not available yet."""
-    st.guard(_missing)  # type: ignore[attr-defined]
+def command(st: State, profile: str | None, gateway_url: str | None, as_json: bool) -> None:
+    """Check the setup end to end: config, source, sign-in, clock, token, gateway, Claude's TTL.
+
+    One line per check (OK / WARN / FAIL / SKIP) and a fix for each problem. Exits 0 unless a
+    check fails (warnings do not), 1 if one does. Never prints a token or secret, and changes
+    nothing a silent `gatekey get` would not.
+
+    Claude's settings are read from its managed configuration (Linux
+    /etc/claude-desktop/managed-settings.json, the macOS managed preferences, the Windows policy
+    registry key); GATEKEY_MANAGED_ROOT=DIR reads the Linux/macOS files under DIR instead of /.
+    """
+
+    def do() -> None:
+        doctor = Doctor(profile, st.family, gateway_url)
+        checks = doctor.run()
+        _report(doctor, checks, as_json)
+        failed = [c.name for c in checks if c.verdict == FAIL]
+        if failed:
+            raise HelperError(
+                f"doctor: {len(failed)} of {len(checks)} checks failed ({', '.join(failed)}); "
+                "see the fixes above"
+            )
+
+    st.guard(do)
 
 
-def _missing() -> None:
-    raise HelperError("gatekey doctor is not available in this version yet")
+def _report(doctor: Doctor, checks: list[Check], as_json: bool) -> None:
+    if as_json:
+        doc = {
+            "profile": doctor.name,
+            "source": doctor.prof.kind if doctor.prof else None,
+            "ok": not any(c.verdict == FAIL for c in checks),
+            "checks": [
+                {
+                    "check": c.name,
+                    "verdict": c.verdict,
+                    "detail": c.detail,
+                    "fixes": c.fixes,
+                    "data": c.data,
+                }
+                for c in checks
+            ],
+        }
+        output.write_text(logs.redact(json.dumps(doc, indent=2)))
+        return
+    title = "gatekey doctor"
+    if doctor.prof is not None:
+        title += f': profile "{doctor.prof.name}" ({doctor.prof.kind})'
+    lines = [title]
+    width = max(len(c.name) for c in checks)
+    for c in checks:
+        lines.append(f"{verdict(c.verdict)}  {c.name.ljust(width)}  {c.detail}")
+        lines += [f"{' ' * (width + 8)}fix: {fix}" for fix in c.fixes]
+    failed, warned = (sum(c.verdict == v for c in checks) for v in (FAIL, WARN))
+    summary = f"{failed} check(s) failed" if failed else "all checks passed"
+    if warned:
+        summary += f", {warned} warning(s) (warnings do not fail doctor)"
+    for line in [*lines, "", summary]:
+        output.write_text(logs.redact(line))
+
+
+# --- the checks ---------------------------------------------------------------------------------
+class Doctor:
+    """Runs the checks in order; each may use what the earlier ones found."""
+
+    def __init__(self, explicit: str | None, family: str | None, gateway_url: str | None) -> None:
+        self.explicit, self.family, self.gateway_url = explicit, family, gateway_url
+        self.cfg: config.Config | None = None
+        self.name: str | None = None
+        self.prof: config.Profile | None = None
+        self.source: Any = None
+        self.server_date: tuple[float, float, str] | None = None  # (theirs, ours, host)
+        self.not_signed_in = False
+        self.unavailable = False  # the source check found the source cannot run here
+        self.token: Token | None = None
+        self.claude = claude_settings.read()
+
+    def run(self) -> list[Check]:
+        steps: list[tuple[str, Callable[[], Check]]] = [
+            ("config", self.check_config),
+            ("source", self.check_source),
+            ("sign-in", self.check_sign_in),
+            ("clock", self.check_clock),
+            ("token", self.check_token),
+            ("gateway", self.check_gateway),
+            ("ttl", self.check_ttl),
+        ]
+        return [self._safely(name, step) for name, step in steps]
+
+    def _safely(self, name: str, step: Callable[[], Check]) -> Check:
+        """A failing check reports its error as its verdict; the others still run."""
+        if name != "config" and self.prof is None:
+            return Check(name, SKIP, "no usable profile (see the config check)")
+        if name == "token" and self.unavailable:
+            return Check(name, SKIP, "the source cannot run here (see the source check)")
+        try:
+            return step()
+        except HelperError as e:
+            self.unavailable = name == "source" and isinstance(e, SourceUnavailable)
+            return Check(name, FAIL, *self._explain(e, name))
+        except Exception as e:
+            log.debug("doctor check %s failed", name, exc_info=True)
+            return Check(
+                name,
+                FAIL,
+                f"internal error in this check ({type(e).__name__}); this is a bug in gatekey",
+                ["rerun with: gatekey --debug doctor, and report it"],
+            )
+
+    # --- 1. config -------------------------------------------------------------------------
+    def check_config(self) -> Check:
+        from gatekey.refresh import make_source
+
+        files = [
+            {"role": role, "path": path, "present": os.path.exists(path)}
+            for (path, _required), role in zip(config.locate(), ("managed", "user"), strict=True)
+        ]
+        data: dict[str, Any] = {"files": files}
+        looked = "; ".join(
+            f"{f['role']} {f['path']} ({'present' if f['present'] else 'absent'})" for f in files
+        )
+        cfg = self.cfg = config.load()  # a ConfigError fails this check (see _safely)
+        problems: list[ConfigError] = []
+        sources: dict[str, Any] = {}
+        for name in cfg.profile_names:  # as `gatekey config validate` does
+            try:
+                sources[name] = make_source(cfg.profile(name))
+            except ConfigError as e:
+                problems.append(e)
+            except HelperError as e:  # e.g. an SDK not installed: the source check says so
+                log.debug("profile %s: %s", name, e)
+        try:
+            self.name = config.select_profile(cfg, self.explicit, self.family)
+            self.prof = cfg.profile(self.name)
+            self.source = sources.get(self.name)
+        except ConfigError as e:
+            problems.insert(0, e)
+        if any(e.profile == self.name for e in problems):
+            self.prof = None  # the profile to check is itself broken
+        data["profiles"] = len(cfg.profile_names)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            fix = "correct the file and key named; gatekey config validate lists every problem"
+            return Check("config", FAIL, f"{problems[0]}{more}", [fix], data)
+        assert self.prof is not None  # noqa: S101 - selected without a problem
+        origin = data["profile_from"] = self.prof.origins.get("source", "built-in default")
+        if not cfg.files:
+            return Check("config", OK, f"no config file ({looked}): the built-in profile", [], data)
+        detail = (
+            f"{len(cfg.profile_names)} profile(s), all valid; this one from {origin} ({looked})"
+        )
+        return Check("config", OK, detail, [], data)
+
+    # --- 2. source -------------------------------------------------------------------------
+    def check_source(self) -> Check:
+        prof = self._profile()
+        kind, values = prof.kind, prof.values
+        if kind in ("entra", "oidc"):
+            if values["flow"] == "managed-identity":
+                return Check("source", SKIP, "managed identity: the token check asks for one")
+            return self._discovery(prof)
+        if kind == "vault":
+            return self._vault_health(prof)
+        if kind == "keychain":
+            return self._keychain(prof)
+        if kind in ("command", "onepassword"):
+            key = "command" if kind == "command" else "op_path"
+            program = values["command"][0] if kind == "command" else values["op_path"]
+            return self._executable(program, key)
+        if kind == "azure-key-vault":
+            response = self._get(prof, values["vault_url"])
+            return Check(
+                "source",
+                OK,
+                f"Azure Key Vault at {values['vault_url']} answers (HTTP {response.status_code} "
+                "without credentials)",
+            )
+        if kind == "aws-secrets-manager":
+            import importlib.util
+
+            if importlib.util.find_spec("boto3") is None:
+                fix = "install it into gatekey's environment: pip install 'gatekey[aws]'"
+                return Check("source", FAIL, "the AWS SDK (boto3) is not installed", [fix])
+            return Check("source", OK, "the AWS SDK is installed; the token check reads the secret")
+        return Check("source", SKIP, f"no reachability probe for source {kind!r}")
+
+    def _get(self, prof: config.Profile, url: str) -> requests.Response:
+        """One GET with the profile's TLS settings; keeps the server's Date for the clock."""
+        from email.utils import parsedate_to_datetime
+        from urllib.parse import urlsplit
+
+        from gatekey.http import IdpSession
+
+        run = RunContext("background", interactive=False, timeout=self._silent())
+        # cache=None: fetched afresh, and gatekey's discovery cache is left alone.
+        session = IdpSession(
+            run,
+            ca_bundle=prof.values.get("ca_bundle"),
+            cache=None,
+            loopback_http=prof.kind == "vault",  # as the vault source allows
+            answer_5xx=True,
+        )
+        with session:
+            before = time.time()
+            response: requests.Response = session.get(url, allow_redirects=False)
+            ours = (before + time.time()) / 2
+        try:
+            theirs = parsedate_to_datetime(response.headers.get("Date", "")).timestamp()
+            self.server_date = (theirs + 0.5, ours, urlsplit(url).netloc)  # Date: whole seconds
+        except (TypeError, ValueError):
+            pass
+        return response
+
+    def _discovery(self, prof: config.Profile) -> Check:
+        from gatekey.sources.idp import ENTRA_HOST
+
+        values = prof.values
+        if prof.kind == "oidc":
+            base, key = str(values["issuer"]).rstrip("/"), "issuer"
+        else:
+            base, key = (
+                f"{values['authority_host'] or ENTRA_HOST}/{values['tenant']}/v2.0",
+                "tenant",
+            )
+        url = f"{base}/.well-known/openid-configuration"
+        t0 = time.monotonic()
+        response = self._get(prof, url)
+        took = time.monotonic() - t0
+        data = {"url": url, "status": response.status_code}
+        if response.status_code != 200:
+            fix = (
+                f"check the profile's {key}: the provider serves its discovery document there"
+                if response.status_code < 500
+                else "the identity provider is failing: try again later, or ask its operators"
+            )
+            detail = f"OpenID discovery at {url} answered HTTP {response.status_code}"
+            return Check("source", FAIL, detail, [fix], data)
+        try:
+            doc = response.json()
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict) or "token_endpoint" not in doc:
+            fix = f"check the profile's {key} (a proxy or captive portal may have answered)"
+            return Check("source", FAIL, f"{url} is not OpenID discovery", [fix], data)
+        if values["flow"] == "device-code" and "device_authorization_endpoint" not in doc:
+            fix = 'set flow = "browser"'
+            return Check("source", FAIL, "the provider offers no device-code flow", [fix], data)
+        issuer = str(doc.get("issuer", "")).rstrip("/")
+        if prof.kind == "oidc" and issuer != base:
+            fix = f'set issuer = "{issuer}" (tokens are checked against it)'
+            return Check("source", WARN, f"{url} names another issuer, {issuer}", [fix], data)
+        return Check("source", OK, f"OpenID discovery at {url} answered in {took:.2f} s", [], data)
+
+    def _vault_health(self, prof: config.Profile) -> Check:
+        address = str(getattr(self.source, "address", "")).rstrip("/")
+        response = self._get(prof, f"{address}/v1/sys/health")
+        code = response.status_code
+        word, state, fix = {
+            200: (OK, "initialized, unsealed and active", None),
+            429: (OK, "unsealed, a standby node", None),
+            473: (OK, "unsealed, a performance standby", None),
+            472: (WARN, "a disaster-recovery secondary", "point address at the primary cluster"),
+            501: (FAIL, "not initialized", "initialize Vault (vault operator init)"),
+            503: (FAIL, "sealed", "unseal Vault (vault operator unseal), or ask its operators"),
+        }.get(code, (FAIL, f"answered HTTP {code}", "check address: the Vault API's base URL"))
+        fixes = [fix] if fix else []
+        return Check("source", word, f"Vault at {address}: {state}", fixes, {"status": code})
+
+    def _keychain(self, prof: config.Profile) -> Check:
+        from gatekey.keystore import call_with_deadline, default_backend, is_secure, open_store
+
+        backend = prof.values["backend"] or default_backend()
+        store = open_store(backend, interactive=False)
+        run = RunContext("background", interactive=False, timeout=self._silent())
+        call_with_deadline(lambda: store.get(*PROBE), run, "asking the keychain")
+        data = {"backend": backend, "secure": is_secure(backend)}
+        if not is_secure(backend):
+            return Check(
+                "source",
+                WARN,
+                f"keychain backend {backend} answers, but it is not an OS keychain (it may keep "
+                "secrets in a plaintext file)",
+                ["remove backend and allow_insecure_backend to use the platform keychain"],
+                data,
+            )
+        return Check("source", OK, f"keychain backend {backend} answers (an OS keychain)", [], data)
+
+    def _executable(self, program: str, key: str) -> Check:
+        import shutil
+
+        found = shutil.which(program)
+        if found is None:
+            fix = f"install it, or set {key} to its absolute path"
+            return Check("source", FAIL, f"{program} is not found, or not executable", [fix])
+        note = "" if os.path.isabs(program) else " (an absolute path is safer: PATHs differ)"
+        return Check("source", OK, f"{program} found at {found}{note}", [], {"path": found})
+
+    # --- 3. sign-in --------------------------------------------------------------------------
+    def check_sign_in(self) -> Check:
+        prof = self._profile()
+        idp = self._sign_in_profile(prof)
+        if idp is None:
+            return Check("sign-in", SKIP, f"source {prof.kind} has no sign-in")
+        if idp.values["flow"] not in SIGN_IN_FLOWS:
+            return Check("sign-in", SKIP, f"flow {idp.values['flow']}: no person signs in")
+        from gatekey.refresh import make_source
+        from gatekey.sources.idp import MsalStateStore
+
+        run = RunContext("background", interactive=False, timeout=self._silent())
+        source: Any = make_source(idp)
+        store = MsalStateStore(source, run)
+        account, has_refresh = saved_account(store.load(), store.account)  # read only
+        where = "a user-only file" if store.mode == "file" else "the OS keychain"
+        via = "" if idp is prof else f' (through profile "{idp.name}")'
+        data: dict[str, Any] = {"signed_in": account is not None, "storage": store.mode}
+        if account is None:
+            self.not_signed_in = idp is prof
+            fix = f"run: gatekey login -p {idp.name}"
+            return Check("sign-in", FAIL, f"not signed in{via} (looked in {where})", [fix], data)
+        data["account"] = account
+        if not has_refresh:
+            return Check(
+                "sign-in",
+                WARN,
+                f"signed in as {account}{via}, but no refresh token is saved, so silent "
+                "refreshes stop when the current token expires",
+                [
+                    "allow the app registration refresh tokens (offline_access), then run: "
+                    f"gatekey login -p {idp.name}"
+                ],
+                data,
+            )
+        return Check("sign-in", OK, f"signed in as {account}{via}; kept in {where}", [], data)
+
+    def _sign_in_profile(self, prof: config.Profile) -> config.Profile | None:
+        """The identity-provider profile whose sign-in ``prof`` needs: itself, or the one a
+        vault logs in with (auth.jwt_from) or a Key Vault gets its tokens from."""
+        if prof.spec.family == "idp":
+            return prof
+        linked = None
+        if prof.kind == "vault":
+            linked = (prof.values.get("auth") or {}).get("jwt_from")
+        elif prof.kind == "azure-key-vault":
+            linked = prof.values.get("credential_from")
+        if self.cfg is None or linked not in self.cfg.profile_names:
+            return None
+        target = self.cfg.profile(str(linked))
+        return target if target.spec.family == "idp" else None
+
+    # --- 4. clock --------------------------------------------------------------------------
+    def check_clock(self) -> Check:
+        if self.server_date is None:
+            return Check("clock", SKIP, "no server answered with a Date to compare with")
+        theirs, ours, host = self.server_date
+        finding = advice.clock(ours - theirs, host)
+        data = {"skew_seconds": round(ours - theirs, 1), "server": host}
+        return self._from(Check("clock", OK, "", [], data), [finding])
+
+    # --- 5. token --------------------------------------------------------------------------
+    def check_token(self) -> Check:
+        prof = self._profile()
+        if self.not_signed_in:
+            return Check("token", SKIP, "not signed in (see the sign-in check)")
+        from gatekey.refresh import get_token
+
+        # A background run: silent only (never a browser or device code), the silent deadline.
+        run = RunContext("background", interactive=False, timeout=self._silent())
+        t0 = time.monotonic()
+        outcome = get_token(prof, run)
+        took = time.monotonic() - t0
+        token = self.token = outcome.token
+        logs.register_secret(token.value)
+        how = {"fetched": "fetched from the source", "source": "read from the source"}.get(
+            outcome.how, "from gatekey's cache"
+        )
+        detail = f"obtained silently, {how}, in {took:.1f} s; "
+        if token.expires_at is not None and token.lifetime is not None:
+            detail += f"lives {format_duration(token.lifetime)}, expires {when(token.expires_at)}"
+        else:
+            detail += "no stated expiry"
+        data = {
+            "how": outcome.how,
+            "seconds": round(took, 2),
+            "lifetime": token.lifetime,
+            "expires_at": token.expires_at,
+            "account": token.meta.get("account"),
+        }
+        if outcome.how == "fallback":
+            return Check(
+                "token",
+                WARN,
+                f"{detail}; but {'; '.join(outcome.warnings)}",
+                [f"see the source check; then retry: gatekey get -p {prof.name} --force-refresh"],
+                data,
+            )
+        budget = self.cfg.timeout("mid_session_refresh") if self.cfg else 15.0
+        if outcome.how in ("fetched", "source") and took > budget:
+            return Check(
+                "token",
+                WARN,
+                f"{detail}; slower than the mid-session-refresh budget ({budget:g} s; the app "
+                f"kills those runs at {claude_settings.MID_SESSION_CLAMP} s)",
+                [f"see what is slow with: gatekey -v get -p {prof.name} --force-refresh"],
+                data,
+            )
+        return Check("token", OK, detail, [], data)
+
+    # --- 6. gateway -------------------------------------------------------------------------
+    def check_gateway(self) -> Check:
+        from urllib.parse import urlsplit
+
+        from gatekey.http import is_loopback_http
+
+        prof = self._profile()
+        url, origin = self.gateway_url, "--gateway-url"
+        if not url:
+            url, origin = self.claude.values.get(BASE_URL_KEY), BASE_URL_KEY
+        if not url:
+            return Check(
+                "gateway",
+                SKIP,
+                f"no gateway URL: pass --gateway-url, or set {BASE_URL_KEY} in Claude's managed "
+                "configuration",
+            )
+        if self.token is None:
+            return Check("gateway", SKIP, f"no token to try at {url} (see the token check)")
+        parts = urlsplit(url)
+        notes: list[Finding] = []
+        if parts.scheme.lower() != "https" or not parts.netloc:
+            if not is_loopback_http(url):
+                return Check(
+                    "gateway",
+                    FAIL,
+                    f"{url} ({origin}) is not an https:// URL; doctor sends no token to it",
+                    ["use the gateway's https:// address (Claude requires https://)"],
+                )
+            notes.append(Finding(OK, "plain HTTP to this machine; Claude itself wants https://"))
+        scheme = prof.values["auth_scheme"]
+        app_scheme = self.claude.values.get(SCHEME_KEY, "").strip().lower()
+        if app_scheme and app_scheme != scheme:
+            notes.append(
+                Finding(
+                    WARN,
+                    f"Claude sends the token as {app_scheme} ({SCHEME_KEY}), the profile says "
+                    f"{scheme}; doctor used the profile's",
+                    f"make {SCHEME_KEY} and the profile's auth_scheme the same",
+                )
+            )
+        endpoint = url.rstrip("/") + "/v1/models"
+        headers = self._gateway_headers(prof, self.token.value, notes)
+        if scheme == "bearer":
+            headers["Authorization"] = f"Bearer {self.token.value}"
+        else:
+            headers["x-api-key"] = self.token.value
+        data = {"url": endpoint, "auth_scheme": scheme}
+        answer = self._call_gateway(prof, endpoint, headers, data)
+        return self._from(Check("gateway", OK, "", [], data), [answer, *notes])
+
+    def _gateway_headers(
+        self, prof: config.Profile, token: str, notes: list[Finding]
+    ) -> dict[str, str]:
+        """What Claude sends besides the credential: inferenceCustomHeaders, then (when the
+        profile prints JSON) the helper's headers, which win."""
+        headers = {"anthropic-version": ANTHROPIC_VERSION}
+        custom = self.claude.values.get(HEADERS_KEY)
+        if custom:
+            try:
+                parsed = json.loads(custom)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict) and all(isinstance(v, str) for v in parsed.values()):
+                headers.update(parsed)
+            else:
+                fix = f'write {HEADERS_KEY} as a JSON object string, e.g. {{"X-Team": "a"}}'
+                notes.append(Finding(WARN, f"{HEADERS_KEY} is not a JSON object of strings", fix))
+        if prof.values["output"] == "json":
+            headers.update(output.fill_claims(prof.values["headers"], token))
+        return headers
+
+    def _call_gateway(
+        self, prof: config.Profile, endpoint: str, headers: dict[str, str], data: dict[str, Any]
+    ) -> Finding:
+        import requests
+
+        from gatekey.http import IdpSession
+
+        def call(ca_bundle: str | None) -> requests.Response:
+            run = RunContext("background", interactive=False, timeout=GATEWAY_TIMEOUT)
+            # IdpSession's TLS set-up (the OS trust store, plus ca_bundle when given; never
+            # REQUESTS_CA_BUNDLE) without its error translation: the gateway gets its own advice.
+            # No redirects: the token must not follow one to another host.
+            with IdpSession(run, ca_bundle=ca_bundle, loopback_http=True) as session:
+                return requests.Session.request(
+                    session,
+                    "GET",
+                    endpoint,
+                    headers=headers,
+                    allow_redirects=False,
+                    timeout=(5.0, GATEWAY_TIMEOUT),
+                )
+
+        host = endpoint.split("/")[2]
+        untrusted = None
+        try:
+            try:
+                response = call(None)  # the trust Claude has: the OS trust store alone
+            except requests.exceptions.SSLError as e:
+                if not prof.values.get("ca_bundle"):
+                    raise
+                response, untrusted = call(prof.values["ca_bundle"]), tls_reason(e)
+        except requests.exceptions.SSLError as e:
+            return Finding(
+                FAIL, f"TLS with {host} failed: {tls_reason(e)}", advice.tls(tls_reason(e), host)
+            )
+        except requests.exceptions.Timeout:
+            return Finding(
+                FAIL,
+                f"{host} did not answer GET /v1/models within {GATEWAY_TIMEOUT:g} s",
+                "check the URL, the network or VPN, and HTTPS_PROXY / NO_PROXY",
+            )
+        except requests.exceptions.ConnectionError as e:
+            return Finding(
+                FAIL,
+                f"cannot reach {host} ({exception_reason(e)})",
+                "check the URL, DNS, the network or VPN, and HTTPS_PROXY / NO_PROXY",
+            )
+        data["status"] = response.status_code
+        answer = advice.gateway(
+            response.status_code,
+            endpoint=endpoint,
+            profile=prof,
+            claims=output.jwt_claims(self.token.value) if self.token else None,
+            challenge=response.headers.get("WWW-Authenticate", ""),
+            message=error_text(response),
+            models=count_models(response),
+            location=response.headers.get("Location"),
+        )
+        if untrusted is None:
+            return answer
+        return Finding(
+            WARN if answer.verdict == OK else answer.verdict,
+            f"{answer.text}; but {host}'s certificate is trusted only through the profile's "
+            f"ca_bundle ({untrusted}), which Claude does not use",
+            (f"{answer.fix}; and " if answer.fix else "")
+            + f"add the CA of {host}'s certificate to this machine's trust store",
+        )
+
+    # --- 7. ttl ------------------------------------------------------------------------------
+    def check_ttl(self) -> Check:
+        prof, cfg, claude = self._profile(), self.cfg, self.claude
+        assert cfg is not None  # noqa: S101 - a profile implies a config
+        findings: list[Finding] = []
+        if claude.problem:
+            findings.append(Finding(FAIL, claude.problem, claude.fix))
+        ttl, bad_ttl = advice.seconds_setting(
+            claude.values, claude_settings.TTL_KEY, claude_settings.DEFAULT_TTL, 0, 366 * 86400
+        )
+        timeout, bad_timeout = advice.seconds_setting(
+            claude.values, claude_settings.TIMEOUT_KEY, claude_settings.DEFAULT_TIMEOUT, 1, 600
+        )
+        findings += [f for f in (bad_ttl, bad_timeout) if f is not None]
+        lifetime = self.token.lifetime if self.token else None
+        idp = self._sign_in_profile(prof)
+        min_ttl = float(prof.values["min_ttl"])
+        findings += advice.ttl(
+            ttl=ttl,
+            timeout=timeout,
+            lifetime=lifetime,
+            known=self.token is not None,
+            min_ttl=min_ttl,
+            silent=cfg.timeout("silent"),
+            interactive=cfg.timeout("interactive")
+            if idp is not None and idp.values["flow"] in SIGN_IN_FLOWS
+            else None,
+            profile=prof.name,
+        )
+        where = claude.where or f"the app's defaults: no managed settings at {claude.looked[0]}"
+        life = format_duration(lifetime) if lifetime is not None else "no stated expiry"
+        mid = cfg.timeout("mid_session_refresh")
+        detail = (
+            f"Claude keeps a token {ttl} s and waits {timeout} s for the helper ({where}; "
+            f"mid-session refreshes: {claude_settings.MID_SESSION_CLAMP} s at most, gatekey "
+            f"uses {mid:g} s); token lifetime {life if self.token else 'unknown (no token)'}; "
+            f"min_ttl {format_duration(min_ttl)}"
+        )
+        data = {
+            "settings_from": claude.where,
+            "ttl": ttl,
+            "timeout": timeout,
+            "lifetime": lifetime,
+            "min_ttl": min_ttl,
+            "mid_session_refresh": mid,
+        }
+        if not findings:
+            findings.append(Finding(OK, "these fit"))
+        return self._from(Check("ttl", OK, detail, [], data), findings)
+
+    # --- helpers -----------------------------------------------------------------------------
+    @staticmethod
+    def _from(check: Check, findings: list[Finding]) -> Check:
+        """``check`` with the findings' worst verdict, their texts and fixes."""
+        check.verdict = advice.worst(findings)
+        texts = [f.text for f in findings if f.text]
+        check.detail = ": ".join(p for p in (check.detail, "; ".join(texts)) if p)
+        check.fixes += [f.fix for f in findings if f.fix]
+        return check
+
+    def _profile(self) -> config.Profile:
+        assert self.prof is not None  # noqa: S101 - _safely skips the checks that need one
+        return self.prof
+
+    def _silent(self) -> float:
+        return self.cfg.timeout("silent") if self.cfg else 10.0
+
+    def _explain(self, error: HelperError, check: str) -> tuple[str, list[str]]:
+        """A failure as (what happened, [the next step]): the step its message names, else one
+        by kind of error."""
+        name = self.name or "NAME"
+        text = error.message if error.profile == self.name else str(error)
+        if isinstance(error, ConfigError):
+            return str(error), ["correct the file and key named above (gatekey config validate)"]
+        if "; run: " in text:
+            what, step = text.split("; run: ", 1)
+            return what, [f"run: {step}"]
+        if isinstance(error, (SourceUnavailable, TemporaryFailure)) and "; " in text:
+            what, step = text.split("; ", 1)  # our messages end with what to do
+            if isinstance(error, TemporaryFailure) and check == "token":
+                step += f"; then retry: gatekey get -p {name} --force-refresh"
+            return what, [step]
+        if isinstance(error, InteractionRequired):
+            if "keychain" in text:
+                return text, ["unlock the keychain (sign in to the desktop session), then retry"]
+            return text, [f"run: gatekey login -p {name}"]
+        if isinstance(error, CredentialNotFound):
+            return text, [f"see where the profile looks: gatekey config show -p {name}"]
+        if isinstance(error, TemporaryFailure):
+            return text, [
+                "check the network or VPN (and HTTPS_PROXY), then retry: gatekey get -p "
+                f"{name} --force-refresh"
+            ]
+        return text, [f"for more detail: gatekey -v get -p {name}"]
+
+
+# --- reading answers (no secrets: names, statuses and messages only) ------------------------------
+def saved_account(blob: str | None, chosen: str | None) -> tuple[str | None, bool]:
+    """From MSAL's serialized cache: the signed-in account's name, and whether a refresh token
+    is saved for it. Reads account names only, never a credential."""
+    try:
+        data = json.loads(blob or "")
+    except ValueError:
+        return None, False
+    if not isinstance(data, dict):
+        return None, False
+    accounts = [a for a in (data.get("Account") or {}).values() if isinstance(a, dict)]
+    if chosen is not None:
+        accounts = [a for a in accounts if a.get("home_account_id") == chosen]
+    if not accounts:
+        return None, False
+    home = accounts[0].get("home_account_id")
+    refresh = [
+        rt
+        for rt in (data.get("RefreshToken") or {}).values()
+        if isinstance(rt, dict) and rt.get("home_account_id") == home
+    ]
+    name = accounts[0].get("username") or accounts[0].get("local_account_id") or "an account"
+    return str(name), bool(refresh)
+
+
+def error_text(response: requests.Response) -> str:
+    """A gateway's error message (JSON ``error.message`` and the like), one short line."""
+    if response.status_code < 300:
+        return ""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        text = response.text
+    else:
+        text = ""
+        if isinstance(body, dict):
+            error = body.get("error")
+            if isinstance(error, dict):
+                text = str(error.get("message") or error.get("type") or "")
+            elif isinstance(error, str):
+                text = error
+            text = text or str(body.get("message") or body.get("detail") or "")
+    lines = text.strip().splitlines()
+    return lines[0][:200] if lines else ""
+
+
+def count_models(response: requests.Response) -> int | None:
+    if response.status_code != 200:
+        return None
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return None
+    models = body.get("data") if isinstance(body, dict) else None
+    return len(models) if isinstance(models, list) else None
+
+
+def tls_reason(error: BaseException) -> str:
+    """OpenSSL's reason inside requests' wrapping (e.g. "self-signed certificate")."""
+    import ssl
+
+    found = _find(error, ssl.SSLCertVerificationError)
+    if isinstance(found, ssl.SSLCertVerificationError):
+        return str(found.verify_message or found.reason or "certificate not trusted")
+    found = _find(error, ssl.SSLError)
+    if isinstance(found, ssl.SSLError):
+        return str(found.reason or type(found).__name__)
+    return exception_reason(error)
+
+
+def exception_reason(error: BaseException) -> str:
+    """The innermost cause, without URLs (they could carry query parameters)."""
+    inner = error
+    while inner.__context__ is not None and inner.__context__ is not inner:
+        inner = inner.__context__
+    reason = getattr(inner, "reason", None) or getattr(inner, "strerror", None)
+    return f"{type(inner).__name__}: {reason}" if isinstance(reason, str) else type(inner).__name__
+
+
+def _find(error: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The first ``kind`` among an exception's arguments, reasons and causes."""
+    seen: set[int] = set()
+    todo = [error]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, kind):
+            return current
+        linked = (*current.args, getattr(current, "reason", None))
+        todo += [
+            x
+            for x in (*linked, current.__cause__, current.__context__)
+            if isinstance(x, BaseException)
+        ]
+    return None
