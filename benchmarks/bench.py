@@ -275,23 +275,33 @@ def use_venv_interpreter() -> None:
         os.execv(str(python), [str(python), script, *sys.argv[1:]])  # noqa: S606 - no shell
 
 
-def main(argv: list[str] | None = None) -> int:
-    use_venv_interpreter()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=40, help="timed runs per command (40)")
-    parser.add_argument("--warmup", type=int, default=None, help="warm-up runs (default: 3)")
+def parse_args(
+    argv: list[str] | None, doc: str, *, runs: int, warmup: int, results: str
+) -> argparse.Namespace:
+    """The options every benchmark takes: --runs, --warmup, --json, --check, --out."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=runs, help=f"timed rounds ({runs})")
+    parser.add_argument("--warmup", type=int, default=warmup, help=f"warm-up rounds ({warmup})")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     parser.add_argument(
         "--out",
         type=Path,
         default=RESULTS,
-        help="where to write latest.json and latest.md (default: benchmarks/results)",
+        help=f"where to write {results}.json and {results}.md (default: benchmarks/results)",
     )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
-    warmup = 3 if args.warmup is None else args.warmup
+    if args.warmup < 0:
+        parser.error("--warmup must not be negative")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    use_venv_interpreter()
+    args = parse_args(argv, __doc__ or "", runs=40, warmup=3, results="latest")
+    warmup = args.warmup
 
     with tempfile.TemporaryDirectory(prefix="gatekey-bench-") as tmp:
         root = Path(tmp)

@@ -32,7 +32,6 @@ a target is missed.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -52,7 +51,15 @@ from typing import TYPE_CHECKING, Any
 import certifi
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import RESULTS, VENV, VENV_BIN, exit_status, machine, run_checked, sample
+from bench import (
+    VENV,
+    VENV_BIN,
+    exit_status,
+    machine,
+    parse_args,
+    run_checked,
+    sample,
+)
 
 from peers import isolated_env  # bench.py put tests/support on the path
 
@@ -433,23 +440,8 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     use_venv_interpreter()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=20, help="timed rounds (20)")
-    parser.add_argument("--warmup", type=int, default=None, help="warm-up rounds (default: 2)")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=RESULTS,
-        help="where to write idp-latest.json and idp-latest.md (default: benchmarks/results)",
-    )
-    args = parser.parse_args(argv)
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
-    warmup = 2 if args.warmup is None else args.warmup
-    if warmup < 0:
-        parser.error("--warmup must not be negative")
+    args = parse_args(argv, __doc__ or "", runs=20, warmup=2, results="idp-latest")
+    warmup = args.warmup
 
     # A plain `kill` must still stop the provider and remove the temporary directory.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))

@@ -37,7 +37,6 @@ missed.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -50,7 +49,7 @@ from types import SimpleNamespace
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import RESULTS, VENV, VENV_BIN, exit_status, machine, run_checked, sample
+from bench import VENV, VENV_BIN, exit_status, machine, parse_args, run_checked, sample
 from bench_idp import Measurement, requests_text, stats
 
 from peers import isolated_env  # bench.py put tests/support on the path
@@ -241,22 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         if not python.exists():
             raise SystemExit(f"bench: {python} not found; run scripts/test.sh once")
         os.execv(python, [python, str(Path(__file__).resolve()), *sys.argv[1:]])  # noqa: S606
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=20, help="timed rounds (20)")
-    parser.add_argument("--warmup", type=int, default=2, help="warm-up rounds (2)")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=RESULTS,
-        help="where to write vault-latest.json and vault-latest.md (default: benchmarks/results)",
-    )
-    args = parser.parse_args(argv)
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
-    if args.warmup < 0:
-        parser.error("--warmup must not be negative")
+    args = parse_args(argv, __doc__ or "", runs=20, warmup=2, results="vault-latest")
 
     # A plain `kill` must still stop moto, erase the cached secret and remove the directory.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))

@@ -46,7 +46,6 @@ import http.client
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -58,6 +57,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
+
+from peers import stop_group
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account: every user and secret here lives in it
@@ -378,16 +379,7 @@ class MotoServer:
         if self._proxy_thread is not None:
             self._proxy_thread.join(5)
             self._proxy_thread = None
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            except ProcessLookupError:
-                proc.wait()
+        stop_group(self.proc)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -58,7 +58,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -68,6 +67,8 @@ from typing import IO, Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+
+from peers import stop_group
 
 PEER_DIR = Path(__file__).resolve().parent.parent / "peers" / "oidc"
 SERVER = PEER_DIR / "server.mjs"
@@ -186,16 +187,7 @@ class OidcProvider:
 
     def stop(self) -> None:
         """SIGTERM to the process group, SIGKILL after 5 s. Idempotent."""
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            except ProcessLookupError:
-                proc.wait()
+        stop_group(self.proc)
         for f in self._files:
             f.close()
         self._files = []
