@@ -514,12 +514,14 @@ def cli_main(family: str | None = None) -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def _register_diagnostics() -> None:
-    """inspect, doctor and check live in gatekey.diagnostics (their imports load on use)."""
+def _register_commands() -> None:
+    """inspect, doctor, check (gatekey.diagnostics) and mdm, wrap (gatekey.fleet): their heavy
+    imports load when they run."""
     from gatekey.diagnostics import check, doctor, inspect
+    from gatekey.fleet import mdm, wrap
 
-    for module in (inspect, doctor, check):
+    for module in (inspect, doctor, check, mdm, wrap):
         gatekey.add_command(module.command)
 
 
-_register_diagnostics()
+_register_commands()

@@ -1,0 +1,1 @@
+"""Fleet deployment commands: mdm (Claude managed configuration) and wrap (per-profile wrappers)."""
