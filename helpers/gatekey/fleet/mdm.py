@@ -1,18 +1,205 @@
-"""`gatekey mdm` (issue 6). Placeholder until it lands: says so and exits 1."""
+"""`gatekey mdm`: Claude's managed configuration for a gateway with this helper, or gatekey's own
+system config, generated from a profile so that no admin writes these formats by hand.
+
+Defaults come from the profile (``-p``, else the usual selection):
+- the helper: this installed executable (``gatekey``, or ``gatekey-<family>`` when run as that);
+- the auth scheme: the profile's ``auth_scheme``;
+- the TTL: the profile's ``min_ttl`` minus 5 minutes. gatekey never prints a token with less than
+  ``min_ttl`` left and the app keeps a printed token for its TTL without looking at the expiry,
+  so TTL <= min_ttl is what keeps the app from using an expired token; the margin covers clock
+  skew and the request in flight (``min_ttl`` 65 min, the default, gives the app's own 3600);
+- the timeout: ``[timeouts] interactive`` (120 s) when a person may sign in during a run (an
+  entra / oidc profile with a browser or device-code flow, or a vault / Key Vault logging in
+  through one), else ``[timeouts] silent`` + 15 s.
+"""
 
 from __future__ import annotations
 
+import math
+import os
+import sys
+from typing import Any
+
 import click
 
-from gatekey.errors import HelperError
+from gatekey import config, output
+from gatekey.errors import ConfigError
+from gatekey.fleet import managed, system_config
+from gatekey.fleet.files import write_file
+
+TTL_MARGIN = 300  # seconds between min_ttl and the TTL the app is given
+TIMEOUT_MARGIN = 15  # seconds above gatekey's silent deadline: start-up, a slow disk
+SIGN_IN_FLOWS = ("browser", "device-code")
+# The OS each format configures: this machine's own gatekey path is a default only there.
+TARGET_PLATFORM = {
+    "mobileconfig": "darwin",
+    "plist": "darwin",
+    "reg": "win32",
+    "linux-json": "linux",
+}
 
 
 @click.command("mdm")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(managed.FORMATS),
+    help="mobileconfig (macOS profile), plist (bare macOS preference domain), reg (Windows), "
+    "linux-json (/etc/claude-desktop/managed-settings.json).",
+)
+@click.option(
+    "--gatekey-config",
+    "gatekey_config",
+    is_flag=True,
+    help="Instead: gatekey's own system config (TOML) with the selected profile.",
+)
+@click.option(
+    "--all-profiles", is_flag=True, help="With --gatekey-config: every profile, not just one."
+)
+@click.option("-p", "--profile", metavar="NAME", help="The profile the defaults come from.")
+@click.option("--gateway-url", metavar="URL", help="The gateway's https:// base URL (required).")
+@click.option(
+    "--helper",
+    metavar="PATH",
+    help="Absolute path of the helper on the endpoints (default: this gatekey executable). "
+    "No arguments: for another profile, give a wrapper from `gatekey wrap`.",
+)
+@click.option("--ttl", type=int, metavar="SEC", help="inferenceCredentialHelperTtlSec.")
+@click.option("--timeout", type=int, metavar="SEC", help="inferenceCredentialHelperTimeoutSec.")
+@click.option(
+    "--auth-scheme",
+    type=click.Choice(("bearer", "x-api-key")),
+    help="inferenceGatewayAuthScheme (default: the profile's auth_scheme).",
+)
+@click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A static, non-secret header (inferenceCustomHeaders); repeatable.",
+)
+@click.option(
+    "--identifier",
+    default=managed.DEFAULT_IDENTIFIER,
+    show_default=True,
+    metavar="REVERSE-DNS",
+    help="mobileconfig PayloadIdentifier (keep it stable so a new profile replaces the old).",
+)
+@click.option(
+    "-o", "--output", "out", type=click.Path(dir_okay=False), help="Write to FILE (mode 644)."
+)
 @click.pass_obj
-def command(st: object) -> None:
-    """Not available yet."""
-    st.guard(_missing)  # type: ignore[attr-defined]
+def command(st: Any, /, **opts: Any) -> None:
+    """Generate Claude's managed configuration (every value a string) for a gateway with gatekey
+    as inferenceCredentialHelper; or, with --gatekey-config, gatekey's own system config."""
+    if opts["gatekey_config"] == bool(opts["fmt"]):
+        raise click.UsageError("give --format FORMAT or --gatekey-config (one of them)")
+    st.guard(lambda: _run(st.family, opts))
 
 
-def _missing() -> None:
-    raise HelperError("gatekey mdm is not available in this version yet")
+def _run(family: str | None, opts: dict[str, Any]) -> None:
+    cfg = config.load()
+    name = config.select_profile(cfg, opts["profile"], family)
+    prof = cfg.profile(name)  # validates it: exit 78 naming the key
+    if opts["gatekey_config"]:
+        names = cfg.profile_names if opts["all_profiles"] else system_config.linked(cfg, [name])
+        data = system_config.render(cfg, names, name).encode("utf-8")
+        _emit(data, opts["out"])
+        click.echo(
+            "gatekey: install it root/Administrators-owned, not user-writable, at "
+            + "; ".join(f"{k}: {v}" for k, v in system_config.MANAGED_PATHS.items()),
+            err=True,
+        )
+        return
+    fmt = opts["fmt"]
+    if not opts["gateway_url"]:
+        raise managed.UsageProblem("--gateway-url", "is required, e.g. https://llm-gw.example.com")
+    url = managed.check_gateway_url(opts["gateway_url"])
+    helper, default_helper = opts["helper"], opts["helper"] is None
+    windows = fmt in managed.WINDOWS_FORMATS
+    if helper is None:
+        from gatekey.diagnostics.check import default_helper as find_helper
+
+        if not sys.platform.startswith(TARGET_PLATFORM[fmt]):
+            raise managed.UsageProblem(
+                "--helper",
+                f"is required for --format {fmt} here: this machine's gatekey is not the path on "
+                f"the endpoints, e.g. {managed.EXAMPLE_HELPER[windows]}",
+            )
+        helper = find_helper(family)
+    exists = os.path.isfile(helper)
+    helper = managed.check_helper_path(helper, windows=windows, exists=exists)
+    min_ttl = float(prof.values["min_ttl"])
+    if opts["ttl"] is None:
+        ttl = int(min_ttl) - TTL_MARGIN
+        if ttl <= managed.MIN_APP_TTL:
+            raise ConfigError(
+                f"min_ttl {min_ttl:g} s leaves no workable TTL (min_ttl - {TTL_MARGIN} s must be "
+                f"above {managed.MIN_APP_TTL} s); raise min_ttl (the default is 65m) or give --ttl",
+                file=prof.origins["min_ttl"],
+                profile=name,
+                key="min_ttl",
+            )
+    else:
+        ttl = managed.check_ttl(opts["ttl"], min_ttl, name)
+    silent = cfg.timeout("silent")
+    sign_in = _signs_in(cfg, prof)
+    if opts["timeout"] is None:
+        wanted = cfg.timeout("interactive") if sign_in else silent + TIMEOUT_MARGIN
+        timeout = min(managed.MAX_APP_TIMEOUT, math.ceil(max(wanted, silent)))
+    else:
+        timeout = managed.check_timeout(opts["timeout"], silent)
+        if sign_in and timeout < cfg.timeout("interactive"):
+            _note(
+                f"--timeout {timeout} is shorter than gatekey's interactive deadline "
+                f"({cfg.timeout('interactive'):g} s): a sign-in during an app run may be cut "
+                f"short; have people sign in beforehand (gatekey login -p {name})"
+            )
+    values = managed.settings(
+        gateway_url=url,
+        helper=helper,
+        auth_scheme=opts["auth_scheme"] or prof.values["auth_scheme"],
+        ttl=ttl,
+        timeout=timeout,
+        headers=managed.check_headers(opts["headers"]),
+    )
+    _emit(managed.render(fmt, values, identifier=opts["identifier"]), opts["out"])
+    if not exists and not windows:
+        _note(f"{helper} does not exist on this machine; make sure it does on the endpoints")
+    chosen = _no_argument_profile(cfg, family)
+    if default_helper and opts["profile"] and chosen != name:
+        _note(
+            f'a no-argument run of {helper} selects profile "{chosen}", '
+            f'not "{name}": pin it with gatekey wrap -p {name} -o PATH and pass --helper PATH, '
+            "or make it default_profile (gatekey mdm --gatekey-config)"
+        )
+    _note(managed.install_note(fmt, opts["out"]))
+
+
+def _no_argument_profile(cfg: config.Config, family: str | None) -> str | None:
+    try:
+        return config.select_profile(cfg, None, family)
+    except ConfigError:
+        return None
+
+
+def _signs_in(cfg: config.Config, prof: config.Profile) -> bool:
+    """Whether a person may sign in during a run of ``prof`` (itself or a profile it uses)."""
+    for name in system_config.linked(cfg, [prof.name]):
+        linked = cfg.profile(name)
+        if linked.spec.family == "idp" and linked.values.get("flow") in SIGN_IN_FLOWS:
+            return True
+    return False
+
+
+def _emit(data: bytes, out: str | None) -> None:
+    if out is None:
+        sys.stdout.flush()
+        output.write_payload(data)
+        return
+    path = write_file(out, data, 0o644)
+    _note(f"wrote {path}")
+
+
+def _note(text: str) -> None:
+    click.echo(f"gatekey: {text}", err=True)
