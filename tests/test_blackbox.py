@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CONTEXTS, SILENT_CONTEXTS, SUPPORT, Env, Result, exe
+from peers import alive
 
 pytestmark = pytest.mark.blackbox
 
@@ -105,15 +106,6 @@ def assert_failure(result: Result, code: int, *, debug: bool = False) -> None:
         assert all(line.startswith("gatekey: ") for line in lines(result)), result.err
     assert lines(result)[-1].startswith("gatekey: "), result.err
     assert not lines(result)[-1].startswith("gatekey: warning:"), result.err
-
-
-def alive(pid: int) -> bool:
-    """Whether a process exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def source_pids(gk: Env) -> list[int]:

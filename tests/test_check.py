@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import time
 import urllib.parse
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 
 from conftest import SUPPORT, Env, Result, exe
 from gatekey.diagnostics import check as chk
+from peers import alive
 
 pytestmark = pytest.mark.blackbox
 
@@ -85,21 +85,6 @@ def run_check(gk: Env, *args: str, **env: str) -> Result:
     res = gk.run("check", *args, **env)
     assert "Traceback" not in res.err, res.err
     return res
-
-
-def running(pid: int) -> bool:
-    """Whether ``pid`` is alive (a zombie is not: this machine's init may never reap it)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def runs_by_context(res: Result) -> dict[str, dict[str, object]]:
@@ -258,7 +243,7 @@ def test_broken_helper_reported_as_its_specific_failure(
         # Stopped at the (scaled) 2 s limit, the whole process group with it.
         assert elapsed < 8, elapsed
         assert runs[failing[0]]["within_limit"] is False
-        assert not running(int(pidfile.read_text())), "the helper's child outlived the limit"
+        assert not alive(int(pidfile.read_text())), "the helper's child outlived the limit"
 
 
 def test_good_foreign_helper_passes_with_contract_default_limits(gk: Env) -> None:

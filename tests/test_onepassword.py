@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from conftest import SUPPORT, Env, Result
+from peers import alive
 from vault_cases import (
     age_cached_secret,
     assert_no_leak_of,
@@ -122,23 +123,14 @@ def assert_only_the_reference_in_argv(op: Op) -> None:
     assert all(value not in op.log.read_text() for value in ALL_VALUES)
 
 
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (a zombie holds no pipes and waits only to be reaped)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def wait_gone(pids: list[int], timeout: float = 3.0) -> list[int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        alive = [pid for pid in pids if _running(pid)]
+        alive = [pid for pid in pids if alive(pid)]
         if not alive:
             return []
         time.sleep(0.05)
-    return [pid for pid in pids if _running(pid)]
+    return [pid for pid in pids if alive(pid)]
 
 
 def assert_op_stopped(op: Op) -> None:

@@ -26,6 +26,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from moto_peer import MotoServer, moto_server
+from peers import alive
 
 SUPPORT = Path(__file__).parent / "support"
 FAKE_OP = SUPPORT / "fake_op"
@@ -435,21 +436,6 @@ def test_op_delay_then_answers(op: Op) -> None:
     assert result.stdout == SECRET
 
 
-def _alive(pid: int) -> bool:
-    """Running (a zombie waiting for init to reap it is not: it holds no pipes)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc: ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def test_op_hang_holds_the_pipes_until_the_group_dies(op: Op) -> None:
     proc = op.spawn(
         "read", "op://Private/api/credential", FAKE_OP_HANG="1", FAKE_OP_HANG_SECONDS="30"
@@ -459,14 +445,14 @@ def test_op_hang_holds_the_pipes_until_the_group_dies(op: Op) -> None:
     proc.kill()
     with pytest.raises(subprocess.TimeoutExpired):
         proc.communicate(timeout=0.5)
-    assert _alive(event["child_pid"])
+    assert alive(event["child_pid"])
     os.killpg(proc.pid, signal.SIGTERM)
     out, _ = proc.communicate(timeout=5)
     assert out == b""
     deadline = time.monotonic() + 5
-    while _alive(event["child_pid"]) and time.monotonic() < deadline:
+    while alive(event["child_pid"]) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not _alive(event["child_pid"])
+    assert not alive(event["child_pid"])
 
 
 def test_op_stubborn_hang_needs_sigkill(op: Op) -> None:

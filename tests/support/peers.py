@@ -13,6 +13,22 @@ from pathlib import Path
 KEEP_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT", "TMPDIR")
 
 
+def alive(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie (a zombie holds no pipes; this machine's init
+    may never reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def stop_group(proc: subprocess.Popen[bytes] | None, grace: float = 5.0) -> None:
     """Stop a peer started in its own process group: SIGTERM, SIGKILL after ``grace`` s."""
     if proc is None or proc.poll() is not None:
