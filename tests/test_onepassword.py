@@ -126,8 +126,8 @@ def assert_only_the_reference_in_argv(op: Op) -> None:
 def wait_gone(pids: list[int], timeout: float = 3.0) -> list[int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        alive = [pid for pid in pids if alive(pid)]
-        if not alive:
+        left = [pid for pid in pids if alive(pid)]
+        if not left:
             return []
         time.sleep(0.05)
     return [pid for pid in pids if alive(pid)]
