@@ -6,6 +6,7 @@ run the installed executable on the same kinds of files.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -866,3 +867,42 @@ def test_family_config_validate_agrees_with_the_family_run(gk) -> None:
     run.assert_clean_failure(78)
     validate = gk.run("config", "validate", exe_name="gatekey-vault")
     assert validate.code == 78, validate.err
+
+
+# --- the managed file must be the admin's alone ------------------------------------------------
+@pytest.mark.parametrize("mode", [0o664, 0o646, 0o666])
+def test_a_managed_config_writable_by_others_is_refused(files: Files, mode: int) -> None:
+    managed = files.managed(keychain_profile("corp"))
+    managed.chmod(mode)
+    with pytest.raises(ConfigError) as info:
+        files.load()
+    text = str(info.value)
+    assert str(managed) in text
+    assert f"mode {mode:o}" in text
+    assert f"chmod 644 {managed}" in text
+
+
+def test_the_real_managed_config_must_be_owned_by_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the real system file (not a stand-in), a file root does not own is refused."""
+    real = tmp_path / "etc-gatekey-config.toml"
+    real.write_text(keychain_profile("corp"))
+    real.chmod(0o644)
+    monkeypatch.setattr(paths, "managed_config_file", lambda: str(real))
+    monkeypatch.delenv("GATEKEY_MANAGED_CONFIG", raising=False)
+    monkeypatch.setenv("GATEKEY_CONFIG", str(tmp_path / "user.toml"))
+    (tmp_path / "user.toml").write_text("")
+    if os.geteuid() == 0:
+        os.chown(real, 12345, -1)  # as if a user had created it
+    with pytest.raises(ConfigError) as info:
+        config.load()
+    assert "not root" in str(info.value)
+    assert f"chown root {real}" in str(info.value)
+
+
+def test_a_managed_config_that_only_root_can_change_loads(files: Files) -> None:
+    managed = files.managed(keychain_profile("corp"))
+    managed.chmod(0o644)
+    files.user("")
+    assert files.load().profile_names == ["corp"]

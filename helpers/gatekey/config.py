@@ -225,8 +225,8 @@ def locate() -> list[tuple[str, bool]]:
 def load() -> Config:
     """Read and merge every config file; ConfigError names the file and key of any mistake."""
     layers: list[tuple[str, dict[str, Any]]] = []
-    for path, required in locate():
-        data = _read(path, required)
+    for index, (path, required) in enumerate(locate()):
+        data = _read(path, required, managed=index == 0)
         if data is not None:
             _check_shape(path, data)
             layers.append((path, data))
@@ -259,13 +259,15 @@ def linked_profile(
     return target
 
 
-def _read(path: str, required: bool) -> dict[str, Any] | None:
+def _read(path: str, required: bool, *, managed: bool = False) -> dict[str, Any] | None:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - Python 3.10
         import tomli as tomllib
     try:
         with open(path, "rb") as f:
+            if managed:
+                _check_managed_file(path, os.fstat(f.fileno()))
             raw = f.read()
     except FileNotFoundError:
         if required:
@@ -286,6 +288,29 @@ def _read(path: str, required: bool) -> dict[str, Any] | None:
         raise ConfigError(f"not valid TOML ({e})", file=path) from None
     except RecursionError:
         raise ConfigError("not valid TOML (nested too deeply)", file=path) from None
+
+
+def _check_managed_file(path: str, st: os.stat_result) -> None:
+    """The admin's file decides which helper commands run and where tokens go: refuse it if
+    anyone but its owner could have changed it, or (the real system file) if root does not own
+    it. Checked on the open file, so it cannot be swapped between the check and the read."""
+    if sys.platform == "win32":
+        return  # %ProgramData% ACLs; checked by the installer
+    import stat
+
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(
+            f"the managed config is writable by other users (mode {mode:o}), so anyone could "
+            f"change what gatekey runs; refusing it. Run: sudo chmod 644 {path}",
+            file=path,
+        )
+    if path == paths.managed_config_file() and st.st_uid != 0:
+        raise ConfigError(
+            f"the managed config is owned by uid {st.st_uid}, not root, so that user could change "
+            f"what gatekey runs for everyone; refusing it. Run: sudo chown root {path}",
+            file=path,
+        )
 
 
 def _check_shape(path: str, data: dict[str, Any]) -> None:
