@@ -524,3 +524,22 @@ def test_the_lock_is_released_after_use_and_after_an_error(fc: FileCache, root: 
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # would raise if still held
     finally:
         os.close(fd)
+
+
+def test_an_entry_that_is_a_symbolic_link_is_a_miss(tmp_path: Path) -> None:
+    """A link planted in the cache (to feed gatekey another file) is not followed on read;
+    the next write replaces the link itself, never its target."""
+    cache = FileCache(str(tmp_path / "cache"))
+    cache.write(KEY, tok())
+    entry = tmp_path / "cache" / "tokens" / f"{KEY}.json"
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text(entry.read_text())
+    entry.unlink()
+    entry.symlink_to(elsewhere)
+    token, why = cache.read(KEY)
+    assert token is None
+    assert why == "cache entry is a symbolic link (ignored)"
+    cache.write(KEY, tok("a-new-token-value-1"))
+    assert not entry.is_symlink()
+    assert json.loads(elsewhere.read_text())["token"] == "dummy-cache-token-42"
+    assert cache.read(KEY)[0].value == "a-new-token-value-1"  # type: ignore[union-attr]

@@ -15,6 +15,7 @@ Standard library only (the cache hit reads it). Layout under the cache directory
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sys
@@ -267,11 +268,19 @@ class FileCache:
 
 
 def _read_json(path: str) -> tuple[Any, str | None]:
+    # O_NOFOLLOW: an entry that is a symbolic link (planted to feed us another file) is a miss.
+    flags = os.O_RDONLY | _O_BINARY | getattr(os, "O_NOFOLLOW", 0)
     try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_ENTRY_BYTES + 1)
+        fd = os.open(path, flags)
     except FileNotFoundError:
         return None, "no cache entry"
+    except OSError as e:
+        if e.errno == getattr(errno, "ELOOP", None):
+            return None, "cache entry is a symbolic link (ignored)"
+        return None, f"cache entry unreadable ({e.strerror})"
+    try:
+        with os.fdopen(fd, "rb") as f:
+            raw = f.read(MAX_ENTRY_BYTES + 1)
     except OSError as e:
         return None, f"cache entry unreadable ({e.strerror})"
     if len(raw) > MAX_ENTRY_BYTES:
