@@ -165,6 +165,13 @@ class IdpSource:
             return self._client_credentials(run)
         if self.flow == "managed-identity":
             return self._managed_identity(run)
+        # Profiles with the same authority and client share MSAL's state (one file or keychain
+        # entry holding every account): load → redeem → save under the state's own lock, or two
+        # accounts refreshing at once would each save the other's old, rotated refresh token.
+        with FileCache().lock(self.state_key, run):
+            return self._fetch_public(run)
+
+    def _fetch_public(self, run: RunContext) -> Token:
         store = MsalStateStore(self, run)
         app = self._public_app(run, store)
 
@@ -187,28 +194,30 @@ class IdpSource:
         """Sign in interactively, whatever the context (``gatekey login``)."""
         if self.flow == "client-credentials":
             return self._client_credentials(run)
-        store = MsalStateStore(self, run)
-        app = self._public_app(run, store)
+        with FileCache().lock(self.state_key, run):  # see fetch()
+            store = MsalStateStore(self, run)
+            app = self._public_app(run, store)
 
-        def attempt() -> Token:
-            result = self._sign_in(app, run)
-            store.remember_account(result, app.token_cache)
-            return self._token(result)
+            def attempt() -> Token:
+                result = self._sign_in(app, run)
+                store.remember_account(result, app.token_cache)
+                return self._token(result)
 
-        return store.saved_after(attempt, app.token_cache)
+            return store.saved_after(attempt, app.token_cache)
 
     def logout(self, run: RunContext, *, all_accounts: bool = False) -> int:
         """Forget this profile's account (or every account); returns how many were removed."""
-        store = MsalStateStore(self, run)
-        if all_accounts:
-            return store.clear()
-        app = self._public_app(run, store, network=False)
-        accounts = [a for a in app.get_accounts() if self._is_ours(a, store)]
-        for account in accounts:
-            app.remove_account(account)
-        store.forget_account()
-        store.save(app.token_cache)
-        return len(accounts)
+        with FileCache().lock(self.state_key, run):  # see fetch()
+            store = MsalStateStore(self, run)
+            if all_accounts:
+                return store.clear()
+            app = self._public_app(run, store, network=False)
+            accounts = [a for a in app.get_accounts() if self._is_ours(a, store)]
+            for account in accounts:
+                app.remove_account(account)
+            store.forget_account()
+            store.save(app.token_cache)
+            return len(accounts)
 
     # --- MSAL applications -----------------------------------------------------------------
     def _session(self, run: RunContext) -> Any:
