@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 import webbrowser
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from gatekey import logs
@@ -169,7 +169,13 @@ class IdpSource:
         # entry holding every account): load → redeem → save under the state's own lock, or two
         # accounts refreshing at once would each save the other's old, rotated refresh token.
         with FileCache().lock(self.state_key, run):
-            return self._fetch_public(run)
+            if run.interactive:
+                return self._fetch_public(run)  # Ctrl-C must work during a sign-in
+            # A silent refresh redeems a refresh token that the provider then revokes (rotation):
+            # a SIGTERM between the request and the save would lose the sign-in. Hold it (and
+            # SIGINT, SIGHUP) until the new state is saved; the deadline bounds the wait.
+            with signals_held():
+                return self._fetch_public(run)
 
     def _fetch_public(self, run: RunContext) -> Token:
         store = MsalStateStore(self, run)
@@ -668,6 +674,33 @@ class MsalStateStore:
                 pass
         existed += FileCache().delete_blob("msal", self.source.state_key)
         return existed
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGTERM, SIGINT and SIGHUP for the block; one that arrived is delivered after it."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous: dict[int, Any] = {}
+    for name in ("SIGTERM", "SIGINT", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is None:
+            continue
+        with contextlib.suppress(ValueError, OSError):
+            previous[number] = signal.signal(number, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if caught:
+            log.debug("a signal arrived during the refresh; delivering it now the state is saved")
+            signal.raise_signal(caught[0])
 
 
 def _home_account_id(token_cache: Any, claims: dict[str, Any]) -> str | None:
