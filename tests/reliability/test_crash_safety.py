@@ -292,6 +292,23 @@ LIMIT_SIGKILL = (
 )
 
 
+def signal_at_redeem(gk: Env, op: OidcProvider, sig: signal.Signals) -> str:
+    """Start a refresh, send ``sig`` the moment the provider logs the refresh-token request,
+    wait for the run to end; returns the refresh token saved before it."""
+    stale_everywhere(gk)
+    rt_before = refresh_token(read_msal(gk))
+    requests_before = redeem_requests(op)
+    proc = start(gk)
+    deadline = time.monotonic() + 15
+    while redeem_requests(op) == requests_before and proc.poll() is None:
+        assert time.monotonic() < deadline, "the run never redeemed the refresh token"
+        time.sleep(0.0005)
+    proc.send_signal(sig)
+    proc.wait(timeout=15)
+    check_idp_cache(gk.cache_dir)
+    return rt_before
+
+
 @pytest.mark.oidc
 @pytest.mark.parametrize(
     "sig",
@@ -309,17 +326,7 @@ def test_kill_between_redeem_and_save_loses_the_sign_in(
     """Deterministic: the signal the moment the provider logs the refresh request."""
     op = idp
     for _attempt in range(5):
-        stale_everywhere(gk)
-        rt_before = refresh_token(read_msal(gk))
-        requests_before = redeem_requests(op)
-        proc = start(gk)
-        deadline = time.monotonic() + 15
-        while redeem_requests(op) == requests_before and proc.poll() is None:
-            assert time.monotonic() < deadline, "the run never redeemed the refresh token"
-            time.sleep(0.0005)
-        proc.send_signal(sig)
-        proc.wait()
-        check_idp_cache(gk.cache_dir)
+        rt_before = signal_at_redeem(gk, op, sig)
         if refresh_token(read_msal(gk)) == rt_before:
             break  # killed inside the window: redeemed at the provider, not saved
     else:
@@ -341,18 +348,7 @@ def test_a_polite_stop_during_a_refresh_waits_for_the_save(
     """SIGTERM (an app's timeout), SIGINT or SIGHUP the moment the provider logs the refresh
     request: gatekey holds it until the rotated refresh token is saved, then stops; the next run
     refreshes silently."""
-    op = idp
-    stale_everywhere(gk)
-    rt_before = refresh_token(read_msal(gk))
-    requests_before = redeem_requests(op)
-    proc = start(gk)
-    deadline = time.monotonic() + 15
-    while redeem_requests(op) == requests_before and proc.poll() is None:
-        assert time.monotonic() < deadline, "the run never redeemed the refresh token"
-        time.sleep(0.0005)
-    proc.send_signal(sig)
-    proc.wait(timeout=15)
-    check_idp_cache(gk.cache_dir)
+    rt_before = signal_at_redeem(gk, idp, sig)
     assert refresh_token(read_msal(gk)) != rt_before, "the rotated refresh token was not saved"
     stale_everywhere(gk)
     r = gk.run(context=CONTEXT)
