@@ -265,14 +265,15 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def use_venv_interpreter() -> None:
-    """Re-execute under the venv's python, which has gatekey and jeepney installed."""
+def use_venv_interpreter(script: str = __file__) -> None:
+    """Re-execute ``script`` under the venv's python, where gatekey and the benchmarks'
+    libraries (jeepney, msal, requests, trustme, boto3, moto) are installed."""
     python = VENV_BIN / "python"
     if not python.exists():
         raise SystemExit(f"bench: {python} not found; run scripts/test.sh once to create the venv")
     if Path(sys.prefix).resolve() != VENV.resolve():
-        script = str(Path(__file__).resolve())
-        os.execv(str(python), [str(python), script, *sys.argv[1:]])  # noqa: S606 - no shell
+        path = str(Path(script).resolve())
+        os.execv(str(python), [str(python), path, *sys.argv[1:]])  # noqa: S606 - no shell
 
 
 def parse_args(

@@ -52,13 +52,13 @@ import certifi
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import (
-    VENV,
     VENV_BIN,
     exit_status,
     machine,
     parse_args,
     run_checked,
     sample,
+    use_venv_interpreter,
 )
 
 from peers import isolated_env  # bench.py put tests/support on the path
@@ -124,16 +124,6 @@ with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
 os.replace(tmp, state)  # the refresh token rotated: keep the new one for the next run
 print(body["access_token"])
 """
-
-
-def use_venv_interpreter() -> None:
-    """Re-execute under the venv's python (gatekey, msal, requests and trustme are there)."""
-    python = VENV_BIN / "python"
-    if not python.exists():
-        raise SystemExit(f"bench: {python} not found; run scripts/test.sh once to create the venv")
-    if Path(sys.prefix).resolve() != VENV.resolve():
-        script = str(Path(__file__).resolve())
-        os.execv(str(python), [str(python), script, *sys.argv[1:]])  # noqa: S606 - no shell
 
 
 # --- the provider, the config and the sign-ins ---------------------------------------------------
@@ -439,7 +429,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    use_venv_interpreter()
+    use_venv_interpreter(__file__)
     args = parse_args(argv, __doc__ or "", runs=20, warmup=2, results="idp-latest")
     warmup = args.warmup
 

@@ -38,7 +38,6 @@ missed.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -49,7 +48,15 @@ from types import SimpleNamespace
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import VENV, VENV_BIN, exit_status, machine, parse_args, run_checked, sample
+from bench import (
+    VENV_BIN,
+    exit_status,
+    machine,
+    parse_args,
+    run_checked,
+    sample,
+    use_venv_interpreter,
+)
 from bench_idp import Measurement, requests_text, stats
 
 from peers import isolated_env  # bench.py put tests/support on the path
@@ -235,11 +242,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    python = VENV_BIN / "python"
-    if Path(sys.prefix).resolve() != VENV.resolve():  # gatekey, boto3 and moto live there
-        if not python.exists():
-            raise SystemExit(f"bench: {python} not found; run scripts/test.sh once")
-        os.execv(python, [python, str(Path(__file__).resolve()), *sys.argv[1:]])  # noqa: S606
+    use_venv_interpreter(__file__)
     args = parse_args(argv, __doc__ or "", runs=20, warmup=2, results="vault-latest")
 
     # A plain `kill` must still stop moto, erase the cached secret and remove the directory.

@@ -105,6 +105,10 @@ class FileCache:
     def write(self, key: str, token: Token) -> None:
         self._write_json("tokens", key, token.to_json())
 
+    def describe(self) -> str:
+        """Where tokens live, for ``gatekey status``."""
+        return "file cache (0600, not encrypted)"
+
     def delete(self, key: str) -> bool:
         removed = False
         for area, suffix in (("tokens", ".json"), ("failures", ".json")):

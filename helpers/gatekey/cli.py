@@ -366,7 +366,7 @@ def _status_row(cfg: config.Config, name: str, now: float) -> dict[str, Any]:
 
     store = token_store(prof, context.resolve(cfg), FileCache())
     token, _ = store.read(cache_key(prof.kind, prof.source_settings()))
-    row["storage"] = getattr(store, "describe", lambda: "file cache (0600, not encrypted)")()
+    row["storage"] = store.describe()
     if prof.spec.family == "idp" and prof.values["flow"] not in (
         "client-credentials",
         "managed-identity",

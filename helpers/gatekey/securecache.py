@@ -36,7 +36,6 @@ from gatekey.token import Token
 log = logging.getLogger(__name__)
 
 KEYCHAIN_SERVICE = "gatekey-cache"
-DEFAULT_MAX_STALE = 24 * 3600.0
 
 
 def kernel_name(cache: FileCache, key: str) -> str:
