@@ -61,10 +61,16 @@ def _short(value: str) -> str:
     return repr(value) if len(value) <= 40 else repr(value[:37] + "...")
 
 
-def format_duration(seconds: float) -> str:
-    """A short human form: ``41 min``, ``2 h 5 min``, ``30 s``; negative values get a minus."""
+def format_duration(seconds: float, *, nearest: bool = False) -> str:
+    """A short human form: ``41 min``, ``2 h 5 min``, ``30 s``; negative values get a minus.
+
+    Truncated (a lifetime is never overstated), or rounded to the unit shown with ``nearest``
+    (a measured difference: 599.6 s is "10 min")."""
     sign = "" if seconds >= 0 else "-"
     s = int(abs(seconds))
+    if nearest:
+        s = round(abs(seconds))
+        s = s if s < 120 else round(s / 60) * 60
     if s < 120:
         text = f"{s} s"
     elif s < 7200:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
-from gatekey import logs
+from gatekey import clocks, logs
 from gatekey.cache import CacheUnusable, FileCache, cache_key
 from gatekey.config import Profile
 from gatekey.context import RunContext
@@ -227,6 +227,7 @@ def _fetch(source: Source, profile: Profile, run: RunContext, clock: Callable[[]
     run.fetches += 1
     token = source.fetch(run)
     check_token(token.value)
+    clocks.settle(token, profile.kind, profile.name, run, clock)
     remaining = token.remaining(clock())
     if remaining is not None and remaining <= EXPIRY_MARGIN:
         raise ExpiredOnArrival(

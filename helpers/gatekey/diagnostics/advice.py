@@ -39,7 +39,8 @@ def clock(skew: float, host: str) -> Finding:
     size = abs(skew)
     if size <= 2:  # Date has whole seconds, and the request took a moment
         return Finding(OK, f"in step with {host} (its Date header)")
-    text = f"this machine's clock is {format_duration(size)} {'ahead of' if skew > 0 else 'behind'}"
+    direction = "ahead of" if skew > 0 else "behind"
+    text = f"this machine's clock is {format_duration(size, nearest=True)} {direction}"
     text += f" {host}"
     fix = (
         "turn on network time (Linux: timedatectl set-ntp true; macOS: Date & Time, set "
