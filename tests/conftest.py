@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
+import hygiene
 from oidc_peer import ENTRA_TENANT, OidcProvider, make_tls
 from oidc_peer import missing_tools as oidc_missing_tools
 from peers import SecretService, isolated_env
@@ -191,7 +192,38 @@ class Env:
 
 
 def _base_env(root: Path) -> dict[str, str]:
-    return dict(isolated_env(root), COUNT_FILE=str(root / "count.txt"), PYTHONPATH=str(SUPPORT))
+    return dict(
+        isolated_env(root),
+        COUNT_FILE=str(root / "count.txt"),
+        PYTHONPATH=str(SUPPORT),  # also loads support/sitecustomize.py: argv to the log below
+        **{hygiene.ARGV_LOG: str(root / "argv.log")},
+    )
+
+
+# --- secret hygiene, suite-wide (support/hygiene.py) --------------------------------------------
+hygiene.install()
+
+
+@pytest.fixture(autouse=True)
+def secret_hygiene(request: pytest.FixtureRequest) -> Iterator[hygiene.Recorder]:
+    """Every test: record its subprocesses, then find any registered secret (raw, base64,
+    base64url, URL-encoded) where none may be: gatekey's stderr, its stdout but for a payload,
+    argv (gatekey's and its children's), run logs, cache file names. Tests may register more
+    secrets with ``secret_hygiene.register(value, origin)``."""
+    recorder = hygiene.Recorder()
+    hygiene.current = recorder
+    yield recorder
+    hygiene.current = None
+    findings = recorder.findings()
+    request.node.user_properties.extend(
+        [
+            ("hygiene_runs", len(recorder.runs)),
+            ("hygiene_secrets", len(recorder.secrets)),
+            ("hygiene_findings", len(findings)),
+        ]
+    )
+    if findings:
+        pytest.fail("secret hygiene:\n" + "\n".join(findings), pytrace=False)
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@
 # $HEADLESS_BROWSER_PIDFILE so the test can kill the whole session afterwards. Every launch is
 # recorded in $BROWSER_LAUNCHES ("headless <argv>"). --ignore-certificate-errors: the provider's
 # certificate comes from the tests' throwaway CA, which Chromium does not know.
+# The suite's secret-hygiene check reads every argv gatekey passes (tests/support/hygiene.py).
+if [ -n "${GATEKEY_TEST_ARGV_LOG:-}" ]; then { cat /proc/$$/cmdline; echo; } >>"$GATEKEY_TEST_ARGV_LOG"; fi
 for url; do :; done
 if [ -n "$BROWSER_LAUNCHES" ]; then echo "headless $*" >>"$BROWSER_LAUNCHES"; fi
 profile=$(mktemp -d "${HEADLESS_BROWSER_TMP:-${TMPDIR:-/tmp}}/chromium.XXXXXX")

@@ -4,6 +4,8 @@
 # the user name and password, confirms consent. Backgrounded in a new session like
 # headless_browser.sh, its PID appended to $HEADLESS_BROWSER_PIDFILE; launches recorded in
 # $BROWSER_LAUNCHES ("playwright <argv>").
+# The suite's secret-hygiene check reads every argv gatekey passes (tests/support/hygiene.py).
+if [ -n "${GATEKEY_TEST_ARGV_LOG:-}" ]; then { cat /proc/$$/cmdline; echo; } >>"$GATEKEY_TEST_ARGV_LOG"; fi
 for url; do :; done
 here=$(cd "$(dirname "$0")" && pwd)
 if [ -n "$BROWSER_LAUNCHES" ]; then echo "playwright $*" >>"$BROWSER_LAUNCHES"; fi
