@@ -182,6 +182,9 @@ class Recorder:
     def places(self) -> Iterator[tuple[str, str, str]]:
         """(where, text, allowed) for every place a secret must not be: a secret that is in
         ``allowed`` is not a leak there (a command's own arguments, written in the config)."""
+        # A value written in a config file is the config's: a command's own arguments, or
+        # `config show` / `mdm --gatekey-config` printing the config, are not leaks of it.
+        configs = "\n".join(p.read_text(errors="replace") for p in self._paths("GATEKEY_CONFIG"))
         for i, run in enumerate(self.runs):
             if not run.is_gatekey:
                 continue
@@ -190,8 +193,7 @@ class Recorder:
             yield f"stderr of {label}", run.stderr.decode("utf-8", "replace"), ""
             if not run.payload_ok:
                 out = run.stdout.decode("utf-8", "replace")
-                yield f"stdout of {label} (exit {run.code})", out, ""
-        configs = "\n".join(p.read_text(errors="replace") for p in self._paths("GATEKEY_CONFIG"))
+                yield f"stdout of {label} (exit {run.code})", out, configs if run.code == 0 else ""
         for path in self._paths(ARGV_LOG):
             where = f"argv of a process gatekey ran ({path.name})"
             yield where, path.read_text(errors="replace"), configs
