@@ -61,8 +61,9 @@ def cache_key(kind: str, settings: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:40]
 
 
-class CacheUnusable(Exception):
-    """The cache directory cannot be used (not a directory, read-only, full, no permission)."""
+class CacheUnusable(OSError):
+    """The cache directory cannot be used (not a directory, read-only, full, no permission,
+    another user's). An OSError, so that what handles a failed write handles this too."""
 
 
 def selection_id(family: str | None) -> str:
@@ -87,14 +88,31 @@ def config_fingerprint() -> list[list[int] | None]:
 class FileCache:
     def __init__(self, root: str | None = None) -> None:
         self.root = root or paths.cache_dir()
+        self._refused: str | None = None
+        self._checked = False
 
     def _path(self, area: str, key: str, suffix: str) -> str:
         return os.path.join(self.root, area, key + suffix)
 
+    def refused(self) -> str | None:
+        """Why this cache directory must not be used, or None: one owned by another user (a
+        link into someone else's directory, or one they created first where GATEKEY_CACHE_DIR
+        points) could feed gatekey their tokens and read ours. Checked once per process."""
+        if not self._checked:
+            self._checked = True
+            self._refused = _foreign(self.root)
+        return self._refused
+
+    def _load(self, path: str) -> tuple[Any, str | None]:
+        refused = self.refused()
+        if refused is not None:
+            return None, f"cache directory ignored: {refused}"
+        return _read_json(path)
+
     # --- tokens -------------------------------------------------------------------------
     def read(self, key: str) -> tuple[Token | None, str | None]:
         """The cached token, or (None, why) for a miss; a damaged entry is a miss, not a crash."""
-        data, why = _read_json(self._path("tokens", key, ".json"))
+        data, why = self._load(self._path("tokens", key, ".json"))
         if data is None:
             return None, why or "cache entry damaged (null)"
         try:
@@ -110,6 +128,8 @@ class FileCache:
         return "file cache (0600, not encrypted)"
 
     def delete(self, key: str) -> bool:
+        if self.refused() is not None:
+            return False
         removed = False
         for area, suffix in (("tokens", ".json"), ("failures", ".json")):
             with contextlib.suppress(FileNotFoundError):
@@ -119,7 +139,7 @@ class FileCache:
 
     # --- opaque blobs (e.g. MSAL's token cache when it may not live in the keychain) -----------
     def read_blob(self, area: str, key: str) -> tuple[str | None, str | None]:
-        data, why = _read_json(self._path(area, key, ".json"))
+        data, why = self._load(self._path(area, key, ".json"))
         blob = data.get("blob") if isinstance(data, dict) else None
         return (blob, None) if isinstance(blob, str) else (None, why or "damaged")
 
@@ -127,6 +147,8 @@ class FileCache:
         self._write_json(area, key, {"blob": blob})
 
     def delete_blob(self, area: str, key: str) -> bool:
+        if self.refused() is not None:
+            return False
         try:
             os.unlink(self._path(area, key, ".json"))
         except OSError:
@@ -135,12 +157,12 @@ class FileCache:
 
     # --- the no-argument index -----------------------------------------------------------
     def read_index(self, selection: str) -> dict[str, Any] | None:
-        data, _ = _read_json(os.path.join(self.root, "index.json"))
+        data, _ = self._load(os.path.join(self.root, "index.json"))
         entry = data.get(selection) if isinstance(data, dict) else None
         return entry if isinstance(entry, dict) else None
 
     def write_index(self, selection: str, entry: dict[str, Any]) -> None:
-        data, _ = _read_json(os.path.join(self.root, "index.json"))
+        data, _ = self._load(os.path.join(self.root, "index.json"))
         index = data if isinstance(data, dict) else {}
         index.pop(selection, None)
         index[selection] = entry  # most recent last; the oldest are dropped beyond the cap
@@ -151,7 +173,7 @@ class FileCache:
     # --- remembered failures (negative cache) -------------------------------------------
     def read_failure(self, key: str, now: float) -> tuple[errors.HelperError, float] | None:
         """The failure still in force for ``key`` and when it ends, or None."""
-        data, _ = _read_json(self._path("failures", key, ".json"))
+        data, _ = self._load(self._path("failures", key, ".json"))
         if not isinstance(data, dict):
             return None
         until, message, code = data.get("until"), data.get("message"), data.get("exit")
@@ -166,7 +188,7 @@ class FileCache:
 
     def record_failure(self, key: str, error: errors.HelperError, now: float) -> float:
         """Remember a source failure with exponential backoff; returns when to try again."""
-        data, _ = _read_json(self._path("failures", key, ".json"))
+        data, _ = self._load(self._path("failures", key, ".json"))
         count = 1
         if isinstance(data, dict) and isinstance(data.get("count"), int):
             # Consecutive failures (the previous record is recent) double the wait.
@@ -189,6 +211,8 @@ class FileCache:
         return float(now + wait)
 
     def clear_failure(self, key: str) -> None:
+        if self.refused() is not None:
+            return
         with contextlib.suppress(OSError):
             os.unlink(self._path("failures", key, ".json"))
 
@@ -220,6 +244,8 @@ class FileCache:
         try:
             directory = self._ensure_dir("locks")
             fd = os.open(os.path.join(directory, key + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        except CacheUnusable:
+            raise
         except OSError as e:
             raise CacheUnusable(f"{self.root}: {e.strerror}") from None
         try:
@@ -239,6 +265,9 @@ class FileCache:
 
     # --- files -------------------------------------------------------------------------
     def _ensure_dir(self, area: str) -> str:
+        refused = self.refused()
+        if refused is not None:
+            raise CacheUnusable(refused)
         for directory in (self.root, os.path.join(self.root, area)) if area else (self.root,):
             try:
                 os.mkdir(directory, 0o700)
@@ -293,6 +322,18 @@ def _read_json(path: str) -> tuple[Any, str | None]:
         return json.loads(raw), None
     except (ValueError, RecursionError):
         return None, "cache entry damaged (not JSON)"
+
+
+def _foreign(directory: str) -> str | None:
+    if sys.platform == "win32":
+        return None
+    try:
+        owner = os.stat(directory).st_uid
+    except OSError:
+        return None  # absent (created, ours, when first written) or unusable (said then)
+    if owner != os.getuid():
+        return f"{directory} belongs to another user (uid {owner}), not to you"
+    return None
 
 
 def _tighten(directory: str) -> None:

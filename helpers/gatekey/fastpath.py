@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from gatekey import context, output
+from gatekey import context, installcheck, output
 from gatekey.cache import FileCache, config_fingerprint, selection_id
 from gatekey.token import Token, servable
 
@@ -78,6 +78,10 @@ def _kernel_token(name: str) -> Token | None:
 
 
 def main(family: str | None = None) -> None:
+    untrusted = installcheck.problem()
+    if untrusted is not None:
+        sys.stderr.write(installcheck.message(untrusted))
+        sys.exit(installcheck.EXIT_CODE)
     if len(sys.argv) <= 1:
         # Someone debugging (GATEKEY_LOG_LEVEL=debug/info) wants the full path's account of it.
         skip = os.environ.get("GATEKEY_NO_FASTPATH") or os.environ.get(

@@ -168,7 +168,7 @@ class IdpSource:
         # Profiles with the same authority and client share MSAL's state (one file or keychain
         # entry holding every account): load → redeem → save under the state's own lock, or two
         # accounts refreshing at once would each save the other's old, rotated refresh token.
-        with FileCache().lock(self.state_key, run):
+        with self._state_lock(run):
             if run.interactive:
                 return self._fetch_public(run)  # Ctrl-C must work during a sign-in
             # A silent refresh redeems a refresh token that the provider then revokes (rotation):
@@ -200,7 +200,7 @@ class IdpSource:
         """Sign in interactively, whatever the context (``gatekey login``)."""
         if self.flow == "client-credentials":
             return self._client_credentials(run)
-        with FileCache().lock(self.state_key, run):  # see fetch()
+        with self._state_lock(run):  # see fetch()
             store = MsalStateStore(self, run)
             app = self._public_app(run, store)
 
@@ -213,7 +213,7 @@ class IdpSource:
 
     def logout(self, run: RunContext, *, all_accounts: bool = False) -> int:
         """Forget this profile's account (or every account); returns how many were removed."""
-        with FileCache().lock(self.state_key, run):  # see fetch()
+        with self._state_lock(run):  # see fetch()
             store = MsalStateStore(self, run)
             if all_accounts:
                 return store.clear()
@@ -224,6 +224,17 @@ class IdpSource:
             store.forget_account()
             store.save(app.token_cache)
             return len(accounts)
+
+    @contextlib.contextmanager
+    def _state_lock(self, run: RunContext) -> Iterator[None]:
+        """MSAL's state lock (see fetch()); none to take when the cache directory is refused
+        (another user's): the run has said so, and MSAL's state can live in the keychain only."""
+        cache = FileCache()
+        if cache.refused() is not None:
+            yield
+            return
+        with cache.lock(self.state_key, run):
+            yield
 
     # --- MSAL applications -----------------------------------------------------------------
     def _session(self, run: RunContext) -> Any:
