@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-ensure_apt_packages dbus gnome-keyring libsecret-tools hyperfine chromium shellcheck faketime
+ensure_apt_packages dbus gnome-keyring libsecret-tools hyperfine chromium shellcheck faketime strace
 ensure_npm_deps tests/peers/oidc  # the OpenID provider test peer (node-oidc-provider)
 ensure_venv
 step "installing gatekey with its test extras into .venv"
