@@ -543,3 +543,34 @@ def test_an_entry_that_is_a_symbolic_link_is_a_miss(tmp_path: Path) -> None:
     assert not entry.is_symlink()
     assert json.loads(elsewhere.read_text())["token"] == "dummy-cache-token-42"
     assert cache.read(KEY)[0].value == "a-new-token-value-1"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("asked", "waits"), [(None, 5.0), (30.0, 30.0), (3600.0, BACKOFF_MAX)])
+def test_a_retry_after_lengthens_the_backoff_within_its_bound(
+    tmp_path: Path, asked: float | None, waits: float
+) -> None:
+    cache = FileCache(str(tmp_path / "cache"))
+    error = TemporaryFailure("rate limited")
+    error.retry_after = asked
+    assert cache.record_failure(KEY, error, NOW) == NOW + waits
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("30", 30.0), (" 7 ", 7.0), ("", None), (None, None), ("soon", None), ("-5", None)],
+)
+def test_retry_after_header_values(header: str | None, seconds: float | None) -> None:
+    from gatekey.http import retry_after
+
+    assert retry_after(header) == seconds
+
+
+def test_retry_after_as_an_http_date() -> None:
+    from email.utils import formatdate
+
+    from gatekey.http import retry_after
+
+    later = retry_after(formatdate(time.time() + 120, usegmt=True))
+    assert later is not None
+    assert 100 < later <= 120
+    assert retry_after(formatdate(time.time() - 120, usegmt=True)) == 0.0

@@ -196,6 +196,9 @@ class FileCache:
             if is_time(last) and now - last < BACKOFF_MAX * 4:
                 count = min(int(data["count"]) + 1, 16)
         wait = min(BACKOFF_BASE * 2 ** (count - 1), BACKOFF_MAX)
+        asked = getattr(error, "retry_after", None)  # a 429's Retry-After, within our bounds
+        if is_time(asked):
+            wait = max(wait, min(float(asked), BACKOFF_MAX))
         self._write_json(
             "failures",
             key,

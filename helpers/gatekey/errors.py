@@ -77,6 +77,7 @@ class InteractionRequired(HelperError):
 
 class TemporaryFailure(HelperError):
     exit_code = 75
+    retry_after: float | None = None  # what the source asked for (HTTP Retry-After), seconds
 
 
 class DeadlineExceeded(TemporaryFailure):

@@ -62,6 +62,7 @@ class IdpSession(requests.Session):
         cache: FileCache | None = None,
         loopback_http: bool = False,
         answer_5xx: bool = False,
+        json_answers: bool = False,
     ) -> None:
         super().__init__()
         self.run = run
@@ -72,7 +73,11 @@ class IdpSession(requests.Session):
         # Plain HTTP to this machine only (a Vault dev server, a local agent): nothing crosses a
         # network. Identity providers never get this.
         self.loopback_http = loopback_http
-        self.answer_5xx = answer_5xx  # the caller explains 5xx itself (e.g. "Vault is sealed")
+        self.answer_5xx = answer_5xx  # the caller explains 5xx and 429 itself (Vault)
+        # Every answer must be JSON (an identity provider's): anything else (an error page from
+        # a proxy, a cut-off body) is a temporary failure, and its body is never shown or parsed
+        # further (a cut-off token response holds part of a token).
+        self.json_answers = json_answers
 
     def merge_environment_settings(
         self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
@@ -118,10 +123,28 @@ class IdpSession(requests.Session):
             raise TemporaryFailure(
                 f"cannot reach {_host(text_url)} ({_reason(e)}); check the network or VPN"
             ) from None
-        if response.status_code >= 500 and not self.answer_5xx:
-            raise TemporaryFailure(
-                f"{_host(text_url)} answered HTTP {response.status_code}; try again later"
+        status = response.status_code
+        if status >= 500 and not self.answer_5xx:
+            raise TemporaryFailure(f"{_host(text_url)} answered HTTP {status}; try again later")
+        if status == 429 and not self.answer_5xx:
+            wait = retry_after(response.headers.get("Retry-After"))
+            error = TemporaryFailure(
+                f"{_host(text_url)} is limiting requests (HTTP 429"
+                + (f", retry after {wait:g} s" if wait is not None else "")
+                + "); try again later"
             )
+            error.retry_after = wait
+            raise error
+        if self.json_answers:
+            try:
+                response.json()
+            except ValueError:
+                kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+                raise TemporaryFailure(
+                    f"{_host(text_url)} answered HTTP {status} with a body that is not JSON "
+                    f"({kind}, {len(response.content)} bytes: an error page or a cut-off "
+                    "answer); try again later"
+                ) from None
         self._store_discovery(method, text_url, response)
         return response
 
@@ -188,6 +211,21 @@ class ManagedIdentitySession(requests.Session):
                 "no managed identity endpoint answers on this machine; managed-identity works "
                 "on Azure-hosted machines only"
             ) from None
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delay-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def is_loopback_http(url: str) -> bool:

@@ -199,6 +199,11 @@ class SecretServiceStore:
 
         try:
             connection = secretstorage.dbus_init()
+        except TimeoutError:  # the bus is there, accepted us, and did not answer (hung)
+            raise TemporaryFailure(
+                "the D-Bus session bus accepted the connection but did not answer; try again, "
+                "or restart the desktop session's D-Bus"
+            ) from None
         except (SecretStorageException, OSError):
             raise SourceUnavailable(
                 "no D-Bus session bus, so no Secret Service (the Linux keychain) is reachable "

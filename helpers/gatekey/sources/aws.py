@@ -103,6 +103,12 @@ class AwsSecretsManagerSource:
                 f"({run.timeout:g} s)",
                 profile=self.name,
             ) from None
+        except bx.SSLError:
+            raise TemporaryFailure(
+                "TLS verification failed for AWS Secrets Manager; if a proxy inspects TLS, set "
+                "AWS_CA_BUNDLE (or ca_bundle in the AWS config file) to its CA certificate",
+                profile=self.name,
+            ) from None
         except bx.EndpointConnectionError:
             raise TemporaryFailure(
                 "cannot reach AWS Secrets Manager; check the network or VPN",
@@ -161,6 +167,11 @@ class AwsSecretsManagerSource:
                 text = bytes(answer["SecretBinary"]).decode("utf-8")
             except UnicodeDecodeError:
                 text = None
+        if "SecretString" not in answer and "SecretBinary" not in answer:
+            raise TemporaryFailure(  # botocore parsed no API answer: an error page, a cut-off
+                "AWS Secrets Manager's answer held no secret (not the API's JSON); try again later",
+                profile=self.name,
+            )
         if not isinstance(text, str):
             raise HelperError(f"the secret {self.secret_id} is binary, not text", profile=self.name)
         if self.json_key is None:

@@ -76,6 +76,7 @@ class IdpSource:
         self.values = profile.values
         self.flow: str = self.values["flow"]
         self.wants_id = self.values["token"] == "id"  # noqa: S105 - a setting, not a secret
+        self.dropped: str | None = None  # why the provider refused the saved sign-in, if it did
         self.scopes: list[str] = list(self.values["scopes"] or [])
         reserved = MSAL_RESERVED_SCOPES & set(self.scopes)
         if reserved:
@@ -184,12 +185,20 @@ class IdpSource:
         def attempt() -> Token:
             result = self._silent(app, store, run)
             if result is None:
+                why = (
+                    f"the identity provider no longer accepts the saved sign-in ({self.dropped}), "
+                    "so it was removed"
+                    if self.dropped
+                    else "not signed in (or the sign-in expired)"
+                )
                 if not run.interactive:
                     raise InteractionRequired(
-                        f"not signed in (or the sign-in expired), and no one is present to sign "
-                        f"in ({run.name}); run: gatekey login -p {self.name}",
+                        f"{why}, and no one is present to sign in ({run.name}); run: gatekey "
+                        f"login -p {self.name}",
                         profile=self.name,
                     )
+                if self.dropped:
+                    log.warning('profile "%s": %s; signing in again', self.name, why)
                 result = self._sign_in(app, run)
                 store.remember_account(result, app.token_cache)
             return self._token(result)
@@ -240,7 +249,9 @@ class IdpSource:
     def _session(self, run: RunContext) -> Any:
         from gatekey.http import IdpSession
 
-        return IdpSession(run, ca_bundle=self.values["ca_bundle"], cache=FileCache())
+        return IdpSession(
+            run, ca_bundle=self.values["ca_bundle"], cache=FileCache(), json_answers=True
+        )
 
     def _app_kwargs(self, run: RunContext) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"http_client": self._session(run)}
@@ -372,12 +383,7 @@ class IdpSource:
         if result.get("error") in DEAD_GRANT_ERRORS:
             app.remove_account(account)
             store.forget_account()
-            log.warning(
-                'profile "%s": the identity provider no longer accepts the saved sign-in (%s); '
-                "it was removed",
-                self.name,
-                result.get("error"),
-            )
+            self.dropped = str(result.get("error"))  # said once, by whoever reports the outcome
             return None
         self._raise_for(result, "refreshing the sign-in")
         return None  # pragma: no cover - _raise_for raised
