@@ -127,7 +127,7 @@ class Recorder:
         self.extra_logs: list[Path] = []
 
     def register(self, value: str, origin: str) -> None:
-        value = value.strip()
+        value = value.encode("utf-8", "replace").decode("utf-8").strip()  # lone surrogates
         if len(value) < MIN_LENGTH or value in self.secrets:
             return
         self.secrets[value] = origin
@@ -161,11 +161,17 @@ class Recorder:
                     self.register(value, "MSAL's state (refresh/access/ID token)")
 
     def _paths(self, variable: str) -> set[Path]:
-        return {
-            Path(run.env[variable])
-            for run in self.runs
-            if run.env and run.env.get(variable) and Path(run.env[variable]).exists()
-        }
+        """The existing paths a recorded run was given in ``variable`` (fuzzed values included:
+        too long, not a path at all)."""
+        found = set()
+        for run in self.runs:
+            value = (run.env or {}).get(variable)
+            try:
+                if value and Path(value).exists():
+                    found.add(Path(value))
+            except (OSError, ValueError):
+                continue
+        return found
 
     def run_logs(self) -> set[Path]:
         logs = set(self.extra_logs)
@@ -184,7 +190,7 @@ class Recorder:
         ``allowed`` is not a leak there (a command's own arguments, written in the config)."""
         # A value written in a config file is the config's: a command's own arguments, or
         # `config show` / `mdm --gatekey-config` printing the config, are not leaks of it.
-        configs = "\n".join(p.read_text(errors="replace") for p in self._paths("GATEKEY_CONFIG"))
+        configs = "\n".join(_text(p) for p in self._paths("GATEKEY_CONFIG"))
         for i, run in enumerate(self.runs):
             if not run.is_gatekey:
                 continue
@@ -196,11 +202,11 @@ class Recorder:
                 yield f"stdout of {label} (exit {run.code})", out, configs if run.code == 0 else ""
         for path in self._paths(ARGV_LOG):
             where = f"argv of a process gatekey ran ({path.name})"
-            yield where, path.read_text(errors="replace"), configs
+            yield where, _text(path), configs
         for path in sorted(self.run_logs()):
-            yield f"run log {path.name}", path.read_text(errors="replace"), ""
+            yield f"run log {path.name}", _text(path), ""
         for cache in self._paths("GATEKEY_CACHE_DIR"):
-            names = [str(p.relative_to(cache)) for p in cache.rglob("*")]
+            names = [str(p.relative_to(cache)) for p in cache.rglob("*")] if cache.is_dir() else []
             yield f"file names in the cache {cache.name}", "\n".join(names), ""
 
     def findings(self) -> list[str]:
@@ -235,23 +241,32 @@ def payload_values(stdout: bytes) -> Iterable[str]:
     return [text] if text else []
 
 
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:  # a directory, gone, unreadable: nothing recorded there
+        return ""
+
+
 def _json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return json.loads(path.read_text(errors="replace"))
+    except (OSError, ValueError, RecursionError):
         return None
 
 
-def _secrets_in(data: Any) -> Iterator[str]:
+def _secrets_in(data: Any, depth: int = 0) -> Iterator[str]:
+    if depth > 20:  # MSAL's state is four levels deep; a damaged file may be anything
+        return
     if isinstance(data, dict):
         for key, value in data.items():
             if key == "secret" and isinstance(value, str):
                 yield value
             else:
-                yield from _secrets_in(value)
+                yield from _secrets_in(value, depth + 1)
     elif isinstance(data, list):
         for value in data:
-            yield from _secrets_in(value)
+            yield from _secrets_in(value, depth + 1)
 
 
 # --- recording ------------------------------------------------------------------------------
