@@ -183,7 +183,9 @@ class FileCache:
             return None
         kind = REMEMBERED_KINDS.get(str(data.get("kind")), errors.HelperError)
         error = kind(message)
-        error.exit_code = code if code in REMEMBERED_EXIT_CODES else 75
+        if isinstance(code, bool) or not isinstance(code, int) or code not in REMEMBERED_EXIT_CODES:
+            code = 75  # damage (75.0, [75], true) reads as the temporary failure it most likely was
+        error.exit_code = code
         return error, float(until)
 
     def record_failure(self, key: str, error: errors.HelperError, now: float) -> float:
@@ -194,7 +196,7 @@ class FileCache:
             # Consecutive failures (the previous record is recent) double the wait.
             last = data.get("at")
             if is_time(last) and now - last < BACKOFF_MAX * 4:
-                count = min(int(data["count"]) + 1, 16)
+                count = min(max(int(data["count"]), 0) + 1, 16)
         wait = min(BACKOFF_BASE * 2 ** (count - 1), BACKOFF_MAX)
         asked = getattr(error, "retry_after", None)  # a 429's Retry-After, within our bounds
         if is_time(asked):

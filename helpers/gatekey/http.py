@@ -123,6 +123,11 @@ class IdpSession(requests.Session):
             raise TemporaryFailure(
                 f"cannot reach {_host(text_url)} ({_reason(e)}); check the network or VPN"
             ) from None
+        except requests.exceptions.RequestException as e:  # redirects, broken encodings...
+            raise TemporaryFailure(
+                f"{_host(text_url)} sent an answer that cannot be read ({type(e).__name__}); "
+                "try again later"
+            ) from None
         status = response.status_code
         if status >= 500 and not self.answer_5xx:
             raise TemporaryFailure(f"{_host(text_url)} answered HTTP {status}; try again later")
@@ -136,17 +141,45 @@ class IdpSession(requests.Session):
             error.retry_after = wait
             raise error
         if self.json_answers:
-            try:
-                response.json()
-            except ValueError:
-                kind = response.headers.get("Content-Type", "no content type").split(";")[0]
-                raise TemporaryFailure(
-                    f"{_host(text_url)} answered HTTP {status} with a body that is not JSON "
-                    f"({kind}, {len(response.content)} bytes: an error page or a cut-off "
-                    "answer); try again later"
-                ) from None
+            self._check_answer(text_url, response)
         self._store_discovery(method, text_url, response)
         return response
+
+    def _check_answer(self, url: str, response: requests.Response) -> None:
+        """An identity provider answers JSON objects, with numbers where OAuth says so; anything
+        else (an error page, a cut-off body, a redirect) fails here, its body unshown, rather
+        than deep inside MSAL."""
+        status, host = response.status_code, _host(url)
+        try:
+            data = response.json()
+        except (ValueError, RecursionError):
+            kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+            raise TemporaryFailure(
+                f"{host} answered HTTP {status} with a body that is not JSON ({kind}, "
+                f"{len(response.content)} bytes: an error page or a cut-off answer); try again "
+                "later"
+            ) from None
+        if not isinstance(data, dict):
+            raise TemporaryFailure(
+                f"{host} answered HTTP {status} with JSON that is not an object; try again later"
+            )
+        if 300 <= status < 400:
+            raise TemporaryFailure(
+                f"{host} answered HTTP {status} (a redirect) where an identity provider answers "
+                "directly; check the issuer URL if this persists"
+            )
+        bad = [k for k in NUMBER_FIELDS if k in data and not _seconds(data[k])]
+        if bad:
+            raise TemporaryFailure(
+                f"{host} answered with an unusable {bad[0]} (not a number of seconds); try "
+                "again later"
+            )
+        if url.split("?", 1)[0].endswith(DISCOVERY_SUFFIXES[0]) and status == 200:
+            problem = discovery_problem(data)
+            if problem:
+                raise TemporaryFailure(
+                    f"the discovery document at {host} {problem}; check the issuer if this persists"
+                )
 
     # --- discovery documents --------------------------------------------------------------
     def _discovery_key(self, method: str | bytes, url: str) -> str | None:
@@ -165,7 +198,10 @@ class IdpSession(requests.Session):
         blob, _ = self.cache.read_blob("discovery", key)
         try:
             data = json.loads(blob or "")
-            if time.time() - float(data["at"]) > DISCOVERY_TTL or data["url"] != url:
+            at = data["at"]
+            if not isinstance(at, (int, float)) or not 0 <= time.time() - at <= DISCOVERY_TTL:
+                return None  # old, from the future, NaN or damage: fetch it again
+            if data["url"] != url or discovery_problem(data["body"]):
                 return None
             response = requests.Response()
             response.status_code = 200
@@ -173,7 +209,7 @@ class IdpSession(requests.Session):
             response.headers["Content-Type"] = "application/json"
             response.url = url
             return response
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
             return None
 
     def _store_discovery(self, method: str | bytes, url: str, response: Any) -> None:
@@ -211,6 +247,31 @@ class ManagedIdentitySession(requests.Session):
                 "no managed identity endpoint answers on this machine; managed-identity works "
                 "on Azure-hosted machines only"
             ) from None
+
+
+NUMBER_FIELDS = ("expires_in", "ext_expires_in", "refresh_in", "refresh_token_expires_in")
+
+
+def _seconds(value: Any) -> bool:
+    """A lifetime as OAuth answers carry it: a number (or digit string) a float can hold."""
+    if isinstance(value, str):
+        value = value.strip()
+        if not (value.isascii() and value.isdigit()):
+            return False
+        value = int(value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < 1e11
+
+
+def discovery_problem(data: Any) -> str | None:
+    """What makes an OpenID discovery document unusable, or None."""
+    if not isinstance(data, dict):
+        return "is not a JSON object"
+    for key in ("token_endpoint", "authorization_endpoint"):
+        value = data.get(key)
+        required = key == "token_endpoint" or key in data
+        if required and not (isinstance(value, str) and value.lower().startswith("http")):
+            return f"has no usable {key}"
+    return None
 
 
 def retry_after(value: str | None) -> float | None:

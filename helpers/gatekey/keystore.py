@@ -204,7 +204,8 @@ class SecretServiceStore:
                 "the D-Bus session bus accepted the connection but did not answer; try again, "
                 "or restart the desktop session's D-Bus"
             ) from None
-        except (SecretStorageException, OSError):
+        except (SecretStorageException, OSError, RuntimeError, ValueError):
+            # RuntimeError/ValueError: an address jeepney cannot open (tcp:, unix:tmpdir=...)
             raise SourceUnavailable(
                 "no D-Bus session bus, so no Secret Service (the Linux keychain) is reachable "
                 f"(DBUS_SESSION_BUS_ADDRESS is {_bus_state()}); {HEADLESS_FIX}"

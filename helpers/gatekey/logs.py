@@ -30,6 +30,18 @@ def register_secret(value: str | None) -> None:
         _windows.update(form[i : i + WINDOW] for i in range(len(form) - WINDOW + 1))
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, 0x85)} | {
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters and line breaks escaped: a value from the environment
+    or a source (a profile name with a CR in it) can never split gatekey's one stderr line."""
+    return text.translate(_CONTROL)
+
+
 def redact(text: str) -> str:
     """The text with every registered secret, encoding or fragment replaced by a mask."""
     if not _secrets:
@@ -68,6 +80,8 @@ class _Formatter(RedactingFormatter):
         record.levelprefix = (
             "" if record.levelno >= logging.ERROR else (record.levelname.lower() + ": ")
         )
+        if record.exc_info is None and not record.stack_info:  # tracebacks (--debug) span lines
+            record.msg, record.args = one_line(record.getMessage()), None
         return super().format(record)
 
 

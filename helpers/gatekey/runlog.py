@@ -59,6 +59,8 @@ def append(path: str | None, entry: dict[str, Any]) -> None:
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags, 0o600)
+    except (TypeError, ValueError):  # not a path (a damaged index): no log, same run
+        return
     except OSError:
         try:  # a first run: create the directory (user-only), then the file
             os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)

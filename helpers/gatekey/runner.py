@@ -54,7 +54,7 @@ def ensure_std_streams() -> None:
 
 
 def fail(message: str, code: int) -> NoReturn:
-    sys.stderr.write(f"gatekey: {logs.redact(message)}\n")
+    sys.stderr.write(f"gatekey: {logs.one_line(logs.redact(message))}\n")
     sys.stderr.flush()
     raise SystemExit(code)
 

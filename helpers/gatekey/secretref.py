@@ -17,6 +17,8 @@ from gatekey.config import Profile
 from gatekey.context import RunContext
 from gatekey.errors import ConfigError, CredentialNotFound, HelperError
 
+_DESCRIBE = {"env": "environment variable", "file": "file", "keychain": "keychain entry"}
+
 
 def resolve(ref: dict[str, str], *, profile: Profile, key: str, run: RunContext) -> str:
     """The secret a reference points at; errors name the profile and key, never the value."""
@@ -31,6 +33,13 @@ def resolve(ref: dict[str, str], *, profile: Profile, key: str, run: RunContext)
         value = _read_private_file(where, profile=profile, key=key)
     else:
         value = _from_keychain(where, run=run)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # os.environ's surrogate escapes for bytes that are not UTF-8
+        raise ConfigError(
+            f"{key}: the {_DESCRIBE.get(kind, kind)} {where} holds bytes that are not UTF-8 text",
+            profile=profile.name,
+        ) from None
     logs.register_secret(value)
     return value
 

@@ -166,5 +166,5 @@ class SecretTokens:
 def _decode(raw: bytes) -> Token | None:
     try:
         return Token.from_json(json.loads(raw.decode("utf-8")))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None

@@ -22,7 +22,7 @@ from gatekey import logs
 from gatekey.config import Profile
 from gatekey.context import RunContext
 from gatekey.errors import DeadlineExceeded, HelperError, SourceUnavailable
-from gatekey.token import Token
+from gatekey.token import Token, is_time
 
 log = logging.getLogger(__name__)
 MAX_OUTPUT = 1 << 20
@@ -110,7 +110,7 @@ class CommandSource:
             return text, None, None
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise HelperError(
                 f'command {self.argv[0]} did not print JSON (parse = "json")',
                 profile=self.profile.name,
@@ -129,9 +129,10 @@ class CommandSource:
         if path is None:
             return value, None, None
         expires_in = _dig(data, path)
-        if isinstance(expires_in, str) and expires_in.strip().isdigit():
-            expires_in = int(expires_in)
-        if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
+        if isinstance(expires_in, str):  # "3600", as some tools print it
+            with contextlib.suppress(ValueError):
+                expires_in = int(expires_in.strip())
+        if not is_time(expires_in):  # a number, not a bool, finite and of sane size
             raise HelperError(
                 f"command {self.argv[0]} printed JSON without a number of seconds at "
                 f"{path!r} (expires_in_path)",

@@ -617,17 +617,18 @@ class MsalStateStore:
             return None
         try:
             data = json.loads(raw)
-        except ValueError:
+            msal_state = data.get("msal") if isinstance(data, dict) else None
+            usable = isinstance(msal_state, str) and _msal_shaped(json.loads(msal_state))
+        except (ValueError, RecursionError):
+            usable = False
+        if not usable:
             log.warning(
                 "the saved sign-in of profile %s was damaged; sign in again", self.source.name
             )
             return None
-        if not isinstance(data, dict):
-            return None
         account = data.get("account")
         self.account = account if isinstance(account, str) else None
-        msal_state = data.get("msal")
-        return str(msal_state) if isinstance(msal_state, str) else None
+        return str(msal_state)
 
     def saved_after(self, attempt: Callable[[], Token], token_cache: Any) -> Token:
         """Run ``attempt``, then persist MSAL's cache (a rotated refresh token) before returning.
@@ -856,3 +857,19 @@ def _tell_person(message: str) -> None:
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
             )
+
+
+def _msal_shaped(state: Any) -> bool:
+    """MSAL's serialized cache as MSAL writes it: sections of entries, secrets as text. MSAL
+    trusts what it reads; damage of another shape would fail deep inside it."""
+    if not isinstance(state, dict):
+        return False
+    for section in state.values():
+        if not isinstance(section, dict):
+            return False
+        for entry in section.values():
+            if not isinstance(entry, dict):
+                return False
+            if "secret" in entry and not isinstance(entry["secret"], str):
+                return False
+    return True

@@ -52,14 +52,29 @@ class VaultSource:
         self.address = (values["address"] or os.environ.get("VAULT_ADDR") or "").rstrip("/")
         if not self.address:
             raise self._config("set address, or VAULT_ADDR in the environment", "address")
+        from urllib.parse import urlsplit
+
         from gatekey.http import is_loopback_http
 
+        try:
+            usable = bool(urlsplit(self.address).hostname) and self.address.isprintable()
+        except ValueError:  # e.g. an unclosed [IPv6 bracket
+            usable = False
+        if not usable:
+            raise self._config(f"{self.address!r} is not a URL (address or VAULT_ADDR)", "address")
         if not self.address.lower().startswith("https://") and not is_loopback_http(self.address):
             raise self._config(
                 f"{self.address} must be an https:// URL (plain http only to this machine)",
                 "address",
             )
-        self.namespace: str | None = values["namespace"] or os.environ.get("VAULT_NAMESPACE")
+        namespace = values["namespace"] or os.environ.get("VAULT_NAMESPACE")
+        self.namespace: str | None = namespace or None  # empty: none
+        if self.namespace is not None and not _header_safe(self.namespace):
+            raise self._config(
+                f"{self.namespace!r} cannot be a namespace (namespace or VAULT_NAMESPACE: "
+                "printable ASCII, no surrounding spaces)",
+                "namespace",
+            )
         self.mount = values["mount"].strip("/")
         self.path = values["path"].strip("/")
         self.kv_version = int(values["kv_version"])
@@ -272,6 +287,12 @@ class VaultSource:
                 profile=self.name,
             )
         logs.register_secret(value)
+        if not _header_safe(value):
+            raise InteractionRequired(
+                "the Vault token (VAULT_TOKEN or ~/.vault-token) is not a token: it holds "
+                "spaces or characters other than printable ASCII; run vault login again",
+                profile=self.name,
+            )
         return value
 
     def _login(self, session: Any, run: RunContext) -> Token:
@@ -351,3 +372,8 @@ def _errors(response: Any) -> str:
     text = "; ".join(" ".join(str(e).split()) for e in errors if e)
     text = text.replace("1 error occurred: * ", "")
     return text[:MAX_ERROR_TEXT]
+
+
+def _header_safe(value: str) -> bool:
+    """Usable as an HTTP header value as Vault expects it: printable ASCII, not padded."""
+    return bool(value) and value.isascii() and value.isprintable() and value == value.strip()
