@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from peers import stop_group
+from request_body import read_body
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account: every user and secret here lives in it
@@ -165,22 +166,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_GET
 
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            parts: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return b"".join(parts)
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
     def _relay(self) -> None:
-        body = self._read_body()
+        body = read_body(self)
         target = self.headers.get("X-Amz-Target") or ""
         action = target.rsplit(".", 1)[-1] if target else ""
         secret_id = _secret_id(body) if target else None
