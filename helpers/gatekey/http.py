@@ -169,11 +169,13 @@ class IdpSession(requests.Session):
                 "directly; check the issuer URL if this persists"
             )
         bad = [k for k in NUMBER_FIELDS if k in data and not _seconds(data[k])]
+        bad += [k for k in TEXT_FIELDS if k in data and not isinstance(data[k], str)]
+        if "id_token" in data and not _jwt_shaped(data["id_token"]):
+            bad.append("id_token")
+        if "client_info" in data and not _b64_object(data["client_info"]):
+            bad.append("client_info")
         if bad:
-            raise TemporaryFailure(
-                f"{host} answered with an unusable {bad[0]} (not a number of seconds); try "
-                "again later"
-            )
+            raise TemporaryFailure(f"{host} answered with an unusable {bad[0]}; try again later")
         if url.split("?", 1)[0].endswith(DISCOVERY_SUFFIXES[0]) and status == 200:
             problem = discovery_problem(data)
             if problem:
@@ -249,7 +251,32 @@ class ManagedIdentitySession(requests.Session):
             ) from None
 
 
-NUMBER_FIELDS = ("expires_in", "ext_expires_in", "refresh_in", "refresh_token_expires_in")
+NUMBER_FIELDS = (
+    "expires_in",
+    "expires_on",
+    "ext_expires_in",
+    "refresh_in",
+    "refresh_token_expires_in",
+)
+TEXT_FIELDS = ("scope", "access_token", "refresh_token", "token_type")  # when present
+
+
+def _jwt_shaped(value: Any) -> bool:
+    """A compact JWS whose payload is a JSON object (MSAL decodes ID tokens, unverified)."""
+    return isinstance(value, str) and value.count(".") == 2 and _b64_object(value.split(".")[1])
+
+
+def _b64_object(value: Any) -> bool:
+    """Base64url of a JSON object, as MSAL expects an ID token's payload and client_info."""
+    import base64
+
+    if not isinstance(value, str):
+        return False
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(decoded, dict)
 
 
 def _seconds(value: Any) -> bool:
@@ -266,11 +293,12 @@ def discovery_problem(data: Any) -> str | None:
     """What makes an OpenID discovery document unusable, or None."""
     if not isinstance(data, dict):
         return "is not a JSON object"
-    for key in ("token_endpoint", "authorization_endpoint"):
+    for key in ("token_endpoint", "authorization_endpoint"):  # MSAL needs both
         value = data.get(key)
-        required = key == "token_endpoint" or key in data
-        if required and not (isinstance(value, str) and value.lower().startswith("http")):
+        if not (isinstance(value, str) and value.lower().startswith("http")):
             return f"has no usable {key}"
+    if "issuer" in data and not isinstance(data["issuer"], str):
+        return "has an issuer that is not text"
     return None
 
 

@@ -872,4 +872,20 @@ def _msal_shaped(state: Any) -> bool:
                 return False
             if "secret" in entry and not isinstance(entry["secret"], str):
                 return False
+            for key in MSAL_TIMES:  # MSAL keeps them as strings of integers and int()s them
+                if key in entry and not _integer_text(entry[key]):
+                    return False
+    return True
+
+
+MSAL_TIMES = ("cached_at", "expires_on", "extended_expires_on", "refresh_on")
+
+
+def _integer_text(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return False
+    try:
+        int(value)
+    except ValueError:
+        return False
     return True
