@@ -870,10 +870,11 @@ def _msal_shaped(state: Any) -> bool:
         for entry in section.values():
             if not isinstance(entry, dict):
                 return False
-            if "secret" in entry and not isinstance(entry["secret"], str):
-                return False
-            for key in MSAL_TIMES:  # MSAL keeps them as strings of integers and int()s them
-                if key in entry and not _integer_text(entry[key]):
+            for key, value in entry.items():
+                if key in MSAL_TIMES:  # strings of integers, which MSAL int()s
+                    if not _integer_text(value):
+                        return False
+                elif value is not None and not isinstance(value, str):  # MSAL writes text
                     return False
     return True
 
@@ -885,7 +886,6 @@ def _integer_text(value: Any) -> bool:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         return False
     try:
-        int(value)
+        return abs(int(value)) < 10**11  # epoch seconds; beyond, MSAL's float math overflows
     except ValueError:
         return False
-    return True
