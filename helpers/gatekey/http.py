@@ -88,6 +88,19 @@ class IdpSession(requests.Session):
         settings["verify"] = True
         return settings
 
+    def rebuild_auth(self, prepared_request: Any, response: Any) -> None:
+        """Every redirect a request follows (Vault's standby nodes send them): never to plain
+        HTTP, where the request's token header would travel in clear text."""
+        target = str(prepared_request.url)
+        if not target.lower().startswith("https://") and not (
+            self.loopback_http and is_loopback_http(target)
+        ):
+            raise TemporaryFailure(
+                f"{_host(str(response.url))} redirected to a plain-HTTP URL ({_host(target)}); "
+                "not followed"
+            )
+        super().rebuild_auth(prepared_request, response)
+
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         text_url = url.decode() if isinstance(url, bytes) else url
         if not text_url.lower().startswith("https://") and not (
@@ -99,6 +112,10 @@ class IdpSession(requests.Session):
             return cached
         left = self.run.check(f"waiting for {_host(text_url)}")
         kwargs["timeout"] = (min(CONNECT_TIMEOUT, left), left)
+        if self.json_answers:
+            # An identity provider answers directly; a redirect followed here would carry the
+            # form (a client secret, a refresh token) to wherever it points, http:// included.
+            kwargs["allow_redirects"] = False
         self.requests_sent += 1
         try:
             verb = method.decode() if isinstance(method, bytes) else method

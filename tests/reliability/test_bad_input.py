@@ -1678,3 +1678,55 @@ def test_msal_access_token_time_that_is_no_integer_is_a_miss(
     _set_msal_state(_msal_file(ex), _first_access_token_expires_on_inf)
     r = run(gk, example_env(gk, ex, CLAUDE_HELPER_CONTEXT="background"), cwd=ex)
     assert_handled(r, {0, 4})
+
+
+def test_a_redirect_from_the_token_endpoint_is_not_followed(gk: Env, idp: ScriptedIdp) -> None:
+    """A token endpoint answering 307 to plain http (a hijacked or misconfigured proxy): the
+    form (here the client secret) must not be sent on. Was followed by requests, silently."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    listener.settimeout(0.2)
+    received: list[bytes] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                received.append(conn.recv(65536))
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    port = listener.getsockname()[1]
+    idp.token = Reply(307, b"", [("Location", f"http://127.0.0.1:{port}/steal")])
+    try:
+        r = run_client_credentials(gk, idp)
+    finally:
+        listener.close()
+        thread.join(timeout=2)
+    assert_handled(r, {75})
+    assert "redirect" in r.err
+    assert received == [], "the token request was sent on to the redirect's target"
+
+
+def test_no_session_follows_a_redirect_to_plain_http(idp: ScriptedIdp) -> None:
+    """Vault and Key Vault sessions do follow redirects (Vault's standby nodes send them), but
+    never to plain http, where the token header would travel in clear text."""
+    from gatekey.context import RunContext
+    from gatekey.http import IdpSession
+
+    idp.token = Reply(307, b"", [("Location", "http://127.0.0.1:9/steal")])
+    run_ctx = RunContext("background", interactive=False, timeout=10)
+    with (
+        IdpSession(run_ctx, ca_bundle=idp.ca) as s,
+        pytest.raises(errors.TemporaryFailure, match="redirected to a plain-HTTP URL"),
+    ):
+        s.post(f"{idp.issuer}/token", headers={"X-Vault-Token": "hvs.not-sent"})
