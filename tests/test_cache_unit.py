@@ -557,7 +557,15 @@ def test_a_retry_after_lengthens_the_backoff_within_its_bound(
 
 @pytest.mark.parametrize(
     ("header", "seconds"),
-    [("30", 30.0), (" 7 ", 7.0), ("", None), (None, None), ("soon", None), ("-5", None)],
+    [
+        ("30", 30.0),
+        (" 7 ", 7.0),
+        ("", None),
+        (None, None),
+        ("soon", None),
+        ("-5", None),
+        ("\u00b2", None),  # a digit to str.isdigit(), not to float(): was a ValueError
+    ],
 )
 def test_retry_after_header_values(header: str | None, seconds: float | None) -> None:
     from gatekey.http import retry_after

@@ -39,6 +39,8 @@ def test_claims_are_read_from_a_jws_and_nothing_else() -> None:
         "nbf": 2.0,
         "iat": 1.0,
     }
+    deep = base64.urlsafe_b64encode(b"[" * 5000).decode()
+    assert clocks.jwt_times(f"h.{deep}.s") == {}  # too deep for json: not a JWT, not a crash
     for opaque in ("opaque-token", "a.b", "a..c", "a.!!!.c", f"a.{'W10'}.c", "x.eyJleHAiOiJ4In0.y"):
         assert clocks.jwt_times(opaque) == {}
 

@@ -22,11 +22,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from gatekey.context import RunContext
 from gatekey.durations import format_duration
 from gatekey.errors import HelperError
+from gatekey.output import jwt_claims
 from gatekey.token import EXPIRY_MARGIN, Token, is_time
 
 log = logging.getLogger(__name__)
@@ -44,18 +44,7 @@ class ClockTrouble(HelperError):
 
 def jwt_times(value: str) -> dict[str, float]:
     """The ``exp``, ``nbf`` and ``iat`` claims of a compact JWS, unverified; {} otherwise."""
-    import base64
-    import json
-
-    parts = value.split(".")
-    if len(parts) != 3 or not parts[1]:
-        return {}
-    try:
-        claims: Any = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, UnicodeDecodeError):  # binascii.Error is a ValueError
-        return {}
-    if not isinstance(claims, dict):
-        return {}
+    claims = jwt_claims(value) or {}
     return {k: float(v) for k in ("exp", "nbf", "iat") if is_time(v := claims.get(k))}
 
 

@@ -22,6 +22,8 @@ from requests.adapters import HTTPAdapter
 from gatekey.cache import FileCache
 from gatekey.context import RunContext
 from gatekey.errors import ConfigError, DeadlineExceeded, SourceUnavailable, TemporaryFailure
+from gatekey.output import jwt_claims
+from gatekey.token import is_time
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +169,11 @@ class IdpSession(requests.Session):
         else (an error page, a cut-off body, a redirect) fails here, its body unshown, rather
         than deep inside MSAL."""
         status, host = response.status_code, _host(url)
+        if 300 <= status < 400:
+            raise TemporaryFailure(
+                f"{host} answered HTTP {status} (a redirect) where an identity provider answers "
+                "directly; check the issuer URL if this persists"
+            )
         try:
             data = response.json()
         except (ValueError, RecursionError):
@@ -180,14 +187,11 @@ class IdpSession(requests.Session):
             raise TemporaryFailure(
                 f"{host} answered HTTP {status} with JSON that is not an object; try again later"
             )
-        if 300 <= status < 400:
-            raise TemporaryFailure(
-                f"{host} answered HTTP {status} (a redirect) where an identity provider answers "
-                "directly; check the issuer URL if this persists"
-            )
         bad = [k for k in NUMBER_FIELDS if k in data and not _seconds(data[k])]
         bad += [k for k in TEXT_FIELDS if k in data and not isinstance(data[k], str)]
-        if "id_token" in data and not _jwt_shaped(data["id_token"]):
+        if "id_token" in data and not (
+            isinstance(data["id_token"], str) and jwt_claims(data["id_token"]) is not None
+        ):
             bad.append("id_token")
         if "client_info" in data and not _b64_object(data["client_info"]):
             bad.append("client_info")
@@ -278,22 +282,9 @@ NUMBER_FIELDS = (
 TEXT_FIELDS = ("scope", "access_token", "refresh_token", "token_type")  # when present
 
 
-def _jwt_shaped(value: Any) -> bool:
-    """A compact JWS whose payload is a JSON object (MSAL decodes ID tokens, unverified)."""
-    return isinstance(value, str) and value.count(".") == 2 and _b64_object(value.split(".")[1])
-
-
 def _b64_object(value: Any) -> bool:
-    """Base64url of a JSON object, as MSAL expects an ID token's payload and client_info."""
-    import base64
-
-    if not isinstance(value, str):
-        return False
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-    except (ValueError, RecursionError):
-        return False
-    return isinstance(decoded, dict)
+    """Base64url of a JSON object, as MSAL expects client_info (and an ID token's payload)."""
+    return isinstance(value, str) and jwt_claims(f".{value}.") is not None
 
 
 def _seconds(value: Any) -> bool:
@@ -303,7 +294,7 @@ def _seconds(value: Any) -> bool:
         if not (value.isascii() and value.isdigit()):
             return False
         value = int(value)
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < 1e11
+    return is_time(value)
 
 
 def discovery_problem(data: Any) -> str | None:
@@ -324,7 +315,7 @@ def retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not "\u00b2": headers arrive as latin-1
         return float(value)
     from email.utils import parsedate_to_datetime
 

@@ -86,7 +86,7 @@ def jwt_claims(token: str) -> dict[str, object] | None:
         return None
     try:
         payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except ValueError:
+    except (ValueError, RecursionError):  # binascii.Error and UnicodeDecodeError are ValueErrors
         return None
     return payload if isinstance(payload, dict) else None
 

@@ -1713,7 +1713,7 @@ def test_a_redirect_from_the_token_endpoint_is_not_followed(gk: Env, idp: Script
         listener.close()
         thread.join(timeout=2)
     assert_handled(r, {75})
-    assert "redirect" in r.err
+    assert "redirect" in r.err, r.err
     assert received == [], "the token request was sent on to the redirect's target"
 
 
