@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from request_body import read_body
+from request_body import HOP_BY_HOP, read_body
 
 MODES = (
     "forward",
@@ -66,21 +66,8 @@ MODES = (
     "truncated",
 )
 REQUEST_FAULTS = frozenset({"hang", "slow", "status", "malformed-json", "truncated"})
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "transfer-encoding",
-        "te",
-        "trailer",
-        "upgrade",
-        "content-length",
-        "content-encoding",
-        "accept-encoding",
-        "expect",
-    }
-)
+# Re-framed here: the relayed body's length and encoding; 100-continue is answered here.
+RELAY_DROPS = HOP_BY_HOP | {"content-length", "content-encoding", "accept-encoding", "expect"}
 MALFORMED_BODY = b'<html><body>502 Bad Gateway</body></html>\n{"truncated": '
 
 
@@ -381,7 +368,7 @@ class FaultProxy:
             conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
             for name, value in headers.items():
                 lower = name.lower()
-                if lower in HOP_BY_HOP or (lower == "host" and not self.preserve_host):
+                if lower in RELAY_DROPS or (lower == "host" and not self.preserve_host):
                     continue
                 conn.putheader(name, value)
             if not self.preserve_host:
@@ -391,7 +378,7 @@ class FaultProxy:
             response = conn.getresponse()
             status, data = response.status, response.read()
             passed = {
-                k: v for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP | {"host"}
+                k: v for k, v in response.getheaders() if k.lower() not in RELAY_DROPS | {"host"}
             }
         finally:
             conn.close()

@@ -31,17 +31,11 @@ from urllib.parse import urlsplit
 
 import requests
 
+from request_body import HOP_BY_HOP
+
 MODES = ("proxy", "500", "hang", "hang-tcp")
 DISCOVERY = "/.well-known/openid-configuration"
-HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "transfer-encoding",
-    "content-encoding",
-    "content-length",
-    "host",
-    "upgrade",
-}
+RELAY_DROPS = HOP_BY_HOP | {"content-encoding", "content-length", "host"}  # requests re-frames
 
 
 class _Server(ThreadingHTTPServer):
@@ -111,7 +105,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _forward(self, body: bytes) -> None:
         owner = self.server.owner
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in RELAY_DROPS}
         try:
             r = owner.upstream_session.request(
                 self.command,
@@ -125,7 +119,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(502, b"bad gateway", "text/plain")
             return
         content = r.content.replace(owner.upstream.encode(), owner.origin.encode())
-        extra = {k: v for k, v in r.headers.items() if k.lower() not in HOP_BY_HOP}
+        extra = {k: v for k, v in r.headers.items() if k.lower() not in RELAY_DROPS}
         if "location" in {k.lower() for k in extra}:
             extra = {
                 k: (v.replace(owner.upstream, owner.origin) if k.lower() == "location" else v)

@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from peers import stop_group
-from request_body import read_body
+from request_body import HOP_BY_HOP, read_body
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account: every user and secret here lives in it
@@ -71,17 +71,8 @@ ALLOW_ALL = {
 _PORT_LINE = re.compile(r"Running on http://127\.0\.0\.1:(\d+)")
 # Dropped from the environment moto starts with: they would change what it does.
 _MOTO_ENV_PREFIXES = ("AWS_", "MOTO_", "INITIAL_NO_AUTH_ACTION_COUNT", "TEST_SERVER_MODE")
-_HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
-    "content-length",  # set again from the body actually relayed
-    "expect",  # the proxy has answered 100-continue itself
-}
+# content-length: set again from the body actually relayed; expect: 100-continue answered here.
+_HOP_BY_HOP = HOP_BY_HOP | {"content-length", "expect"}
 # moto's IAM error codes -> what Secrets Manager (JSON protocol) answers instead.
 _AUTH_ERRORS = {
     "AccessDenied": ("AccessDeniedException", 400),

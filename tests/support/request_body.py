@@ -1,9 +1,23 @@
-"""Reading a request's body in a stdlib HTTP handler: Content-Length or chunked (botocore sends
-chunked bodies), for the test peers that relay requests (moto_peer, fault_proxy)."""
+"""For the test peers that relay requests (moto_peer, fault_proxy, faulty_idp): the hop-by-hop
+headers a relay never passes on, and reading a request's body in a stdlib HTTP handler
+(Content-Length or chunked: botocore sends chunked bodies)."""
 
 from __future__ import annotations
 
 from http.server import BaseHTTPRequestHandler
+
+# RFC 9110 section 7.6.1 (and the old Proxy-Connection); each relay adds what it re-frames.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+    }
+)
 
 
 def read_body(handler: BaseHTTPRequestHandler) -> bytes:
