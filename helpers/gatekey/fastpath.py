@@ -94,7 +94,7 @@ def main(family: str | None = None) -> None:
                 output.write_payload(payload)
             except OSError:
                 sys.exit(1)  # nobody is reading stdout; nothing useful to say
-            if isinstance(entry.get("log_file"), str):
+            if entry.get("log_file"):  # runlog.append ignores what is no path (damage)
                 from gatekey import runlog
 
                 runlog.append(
