@@ -26,6 +26,8 @@ from gatekey.errors import DeadlineExceeded
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the cache hit ~3 ms
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from gatekey.config import Config
 
 # Deadlines count from process start: this module is among the first every executable imports.
@@ -43,6 +45,7 @@ class RunContext:
     __slots__ = (
         "children",
         "deadline",
+        "fallback",
         "fetches",
         "force_refresh",
         "interactive",
@@ -69,6 +72,9 @@ class RunContext:
         # Process groups of running child processes (command sources), stopped by the watchdog.
         self.children: set[int] = set()
         self.fetches = 0  # how many times a source was asked (the run log's source_requests)
+        # A cached credential still valid enough to print if the source cannot answer in time
+        # (a Token, set by refresh.get_token): the deadline path prints it rather than fail.
+        self.fallback: Any = None
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()

@@ -129,6 +129,7 @@ def get_token(
     cached, why = store.read(key)
     if cached is not None:
         logs.register_secret(cached.value)  # a failing source may echo it on stderr
+    run.fallback = fallback_candidate(cached, clock(), profile)
     bypass, force = run.bypass_cache, run.force_refresh
     if cached is not None and servable(cached, clock(), ttl, bypass=bypass, force=force):
         return Outcome(cached, "cache", [])
@@ -239,6 +240,18 @@ def _fetch(source: Source, profile: Profile, run: RunContext, clock: Callable[[]
     return token
 
 
+def fallback_candidate(cached: Token | None, now: float, profile: Profile) -> Token | None:
+    """The cached token if it may stand in for a source that fails or is too slow: not
+    expired, not from the future, and (a vault-like secret with no expiry of its own) read at
+    most ``max_stale`` ago."""
+    if cached is None or state(cached, now, 0.0) == EXPIRED or cached.obtained_at > now + 60:
+        return None
+    limit = max_stale(profile)
+    if limit is not None and cached.expires_at is None and cached.age(now) > limit:
+        return None
+    return cached
+
+
 def _fall_back(cached: Token | None, error: HelperError, now: float, profile: Profile) -> Outcome:
     """Print a still-valid old token with a warning, or re-raise the failure.
 
@@ -247,12 +260,10 @@ def _fall_back(cached: Token | None, error: HelperError, now: float, profile: Pr
     """
     if error.profile is None:
         error.profile = profile.name
-    if cached is None or state(cached, now, 0.0) == EXPIRED or cached.obtained_at > now + 60:
-        raise error
     if isinstance(error, (CredentialNotFound, AccessDenied)):
         raise error  # deleted or denied at the source: withdrawn on purpose
-    limit = max_stale(profile)
-    if limit is not None and cached.expires_at is None and cached.age(now) > limit:
+    cached = fallback_candidate(cached, now, profile)
+    if cached is None:
         raise error
     remaining = cached.remaining(now)
     left = (
