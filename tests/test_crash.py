@@ -144,10 +144,12 @@ WRITER = textwrap.dedent(
     key, generation, i = sys.argv[2], int(sys.argv[3]), 0
     while True:
         i += 1
-        value = f"tok-{generation}-{i}-" + "abcdefgh" * (40_000 + i % 5_000)
+        # Tokens stay under gatekey's longest credential (16 KiB); the padding keeps each
+        # entry around 300 KB, so a write takes several system calls to land.
+        value = f"tok-{generation}-{i}-" + "abcdefgh" * (1_500 + i % 400)
         sha = hashlib.sha256(value.encode()).hexdigest()
         cache.write(key, Token(value, expires_at=2e9, obtained_at=1e9, source="t",
-                               meta={"sha": sha, "pad": "p" * (i % 3_000)}))
+                               meta={"sha": sha, "pad": "p" * (300_000 + i % 3_000)}))
     """
 )
 

@@ -21,7 +21,7 @@ import os
 import sys
 import time
 
-from gatekey import errors, paths
+from gatekey import errors, paths, regular
 from gatekey.token import Token, is_time
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the cache hit ~3 ms
@@ -87,9 +87,15 @@ def config_fingerprint() -> list[list[int] | None]:
 
 class FileCache:
     def __init__(self, root: str | None = None) -> None:
-        self.root = root or paths.cache_dir()
         self._refused: str | None = None
         self._checked = False
+        if root is None:
+            try:
+                root = paths.cache_dir()
+            except paths.Unresolvable as e:
+                # Never a cache relative to the working directory: run without one.
+                root, self._refused, self._checked = "", str(e), True
+        self.root = root
 
     def _path(self, area: str, key: str, suffix: str) -> str:
         return os.path.join(self.root, area, key + suffix)
@@ -231,9 +237,7 @@ class FileCache:
         """
         if key in _held:
             return True
-        fd = os.open(
-            os.path.join(self._ensure_dir("locks"), key + ".lock"), os.O_RDWR | os.O_CREAT, 0o600
-        )
+        fd = _open_lock(os.path.join(self._ensure_dir("locks"), key + ".lock"))
         if _try_lock(fd):
             _held[key] = fd
             return True
@@ -248,7 +252,7 @@ class FileCache:
             return
         try:
             directory = self._ensure_dir("locks")
-            fd = os.open(os.path.join(directory, key + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+            fd = _open_lock(os.path.join(directory, key + ".lock"))
         except CacheUnusable:
             raise
         except OSError as e:
@@ -306,27 +310,29 @@ class FileCache:
 
 
 def _read_json(path: str) -> tuple[Any, str | None]:
-    # O_NOFOLLOW: an entry that is a symbolic link (planted to feed us another file) is a miss.
-    flags = os.O_RDONLY | _O_BINARY | getattr(os, "O_NOFOLLOW", 0)
+    # Not following a symbolic link (one planted to feed us another file) and never blocking on
+    # a FIFO or device put in an entry's place: both are a miss, decided at once.
     try:
-        fd = os.open(path, flags)
+        raw = regular.read(path, MAX_ENTRY_BYTES, follow=False)
     except FileNotFoundError:
         return None, "no cache entry"
+    except regular.NotRegular as e:
+        return None, f"cache entry unreadable ({e.what}, not a regular file)"
+    except regular.TooLarge:
+        return None, "cache entry too large"
     except OSError as e:
         if e.errno == getattr(errno, "ELOOP", None):
             return None, "cache entry is a symbolic link (ignored)"
         return None, f"cache entry unreadable ({e.strerror})"
     try:
-        with os.fdopen(fd, "rb") as f:
-            raw = f.read(MAX_ENTRY_BYTES + 1)
-    except OSError as e:
-        return None, f"cache entry unreadable ({e.strerror})"
-    if len(raw) > MAX_ENTRY_BYTES:
-        return None, "cache entry too large"
-    try:
         return json.loads(raw), None
     except (ValueError, RecursionError):
         return None, "cache entry damaged (not JSON)"
+
+
+def _open_lock(path: str) -> int:
+    """A lock file: a regular file of ours, not a link or FIFO planted in its place."""
+    return regular.open_regular(path, os.O_RDWR | os.O_CREAT, follow=False)
 
 
 def _foreign(directory: str) -> str | None:

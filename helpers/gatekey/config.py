@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any, NamedTuple
 
-from gatekey import paths, sources
+from gatekey import paths, regular, sources
 from gatekey.errors import ConfigError
 from gatekey.schema import PROFILE_NAME, KeySpec, check_value, describe
 
@@ -29,12 +29,20 @@ COMMON_KEYS: dict[str, KeySpec] = {
     ),
     "output": KeySpec("choice", "token", choices=("token", "json"), doc="stdout format"),
     "headers": KeySpec(
-        "str_table", {}, doc="headers for the json output; {claims.NAME} inserts a token claim"
+        "header_table",
+        {},
+        doc="headers for the json output; {claims.NAME} inserts a token claim",
     ),
     "min_ttl": KeySpec(
         "duration", DEFAULT_MIN_TTL, doc="never print a token with less lifetime left than this"
     ),
     "cache": KeySpec("bool", True, doc="keep fetched tokens in gatekey's file cache"),
+    "cache_key_env": KeySpec(
+        "env_names",
+        (),
+        doc="environment variables that select the credential (e.g. AWS_PROFILE): each value "
+        "gets its own cache entry",
+    ),
 }
 # Keys that change how a credential is printed, not which credential it is (not in cache keys).
 PRESENTATION_KEYS = frozenset(COMMON_KEYS) - {"source"}
@@ -47,6 +55,7 @@ TIMEOUT_KEYS: dict[str, KeySpec] = {
     ),
     "silent": KeySpec("duration", 10.0, doc="scheduled-task, setup-test, background"),
 }
+MAX_CONFIG_BYTES = 1 << 20
 MAX_MID_SESSION = 19.0  # the app clamps mid-session-refresh runs to 20 s
 TOP_KEYS = ("default_profile", "log_file", "profiles", "timeouts")
 
@@ -65,12 +74,25 @@ class Profile(NamedTuple):
     def kind(self) -> str:
         return self.spec.kind
 
+    @property
+    def env_inputs(self) -> tuple[str, ...]:
+        """Environment variables that change which credential the source returns: those the
+        source kind falls back on, and those the profile names in ``cache_key_env``."""
+        named = tuple(
+            v for v in self.values.get("cache_key_env", ()) if v not in self.spec.env_inputs
+        )
+        return self.spec.env_inputs + named
+
     def source_settings(self) -> dict[str, Any]:
         """The inputs that decide which credential the source returns (the cache key's inputs):
         the profile's values, and the environment variables the source falls back on."""
-        settings = {k: v for k, v in self.values.items() if k not in PRESENTATION_KEYS}
-        if self.spec.env_inputs:
-            settings["environment"] = {var: os.environ.get(var) for var in self.spec.env_inputs}
+        settings = {
+            k: v
+            for k, v in self.values.items()
+            if k not in PRESENTATION_KEYS and not (k == "cache_key_env" and not v)
+        }
+        if self.env_inputs:
+            settings["environment"] = {var: os.environ.get(var) for var in self.env_inputs}
         return settings
 
 
@@ -185,7 +207,7 @@ class Config:
     def log_file(self) -> tuple[str | None, str]:
         """The run log (one JSON line per helper run), if configured: (path, origin)."""
         value, origin = self._top.get("log_file", (None, BUILTIN_ORIGIN))
-        return (os.path.expanduser(value) if value else None), origin
+        return (paths.expand(value) if value else None), origin
 
     def timeout(self, key: str) -> float:
         return float(self.timeout_with_origin(key)[0])
@@ -219,7 +241,10 @@ def _suggest(key: str, allowed: dict[str, KeySpec]) -> str:
 
 # --- loading ------------------------------------------------------------------------------
 def locate() -> list[tuple[str, bool]]:
-    return paths.config_files()
+    try:
+        return paths.config_files()
+    except paths.Unresolvable as e:
+        raise ConfigError(f"cannot locate the config file: {e}") from None
 
 
 def load() -> Config:
@@ -265,18 +290,37 @@ def _read(path: str, required: bool, *, managed: bool = False) -> dict[str, Any]
     else:  # pragma: no cover - Python 3.10
         import tomli as tomllib
     try:
-        with open(path, "rb") as f:
-            if managed:
-                _check_managed_file(path, os.fstat(f.fileno()))
-            raw = f.read()
+        fd = regular.open_regular(path, os.O_RDONLY)
     except FileNotFoundError:
         if required:
             raise ConfigError("file not found (set by GATEKEY_CONFIG)", file=path) from None
         return None
-    except IsADirectoryError:
-        raise ConfigError("is a directory, expected a TOML file", file=path) from None
+    except regular.NotRegular as e:
+        raise ConfigError(f"is {e.what}, expected a TOML file", file=path) from None
     except OSError as e:
         raise ConfigError(f"cannot read the file ({e.strerror})", file=path) from None
+    try:
+        if managed:
+            _check_managed_file(path, os.fstat(fd))
+        with os.fdopen(fd, "rb") as f:
+            fd = -1
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as e:
+        raise ConfigError(f"cannot read the file ({e.strerror})", file=path) from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"larger than {MAX_CONFIG_BYTES // 1024} KiB; a gatekey config is a few lines",
+            file=path,
+        )
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise ConfigError(
+            "starts with a byte-order mark (BOM), which TOML does not allow; save it as "
+            "UTF-8 without BOM (in Notepad: Save as, Encoding: UTF-8)",
+            file=path,
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -331,6 +375,11 @@ def _check_shape(path: str, data: dict[str, Any]) -> None:
                 file=path,
                 key=key,
             )
+        if key == "log_file":
+            try:
+                paths.expand(value)
+            except paths.Unresolvable as e:
+                raise ConfigError(str(e), file=path, key=key) from None
     profiles = data.get("profiles", {})
     if not isinstance(profiles, dict):
         raise ConfigError("expected tables such as [profiles.corp]", file=path, key="profiles")

@@ -5,7 +5,8 @@
     ├── SourceUnavailable (69) what to install, or which OS it needs
     ├── CredentialNotFound (3) what was looked up, where
     ├── InteractionRequired (4) no person present; names the command to run
-    └── TemporaryFailure (75)  unreachable, timed out or 5xx: worth retrying later
+    ├── TemporaryFailure (75)  unreachable, timed out or 5xx: worth retrying later
+    └── StdoutUnavailable (74) the payload could not be written (stdout closed, broken, full)
 
 Messages are written for the person reading the app's log at 9 a.m. They never contain a secret:
 callers pass names, paths and counts, never values.
@@ -86,3 +87,9 @@ class DeadlineExceeded(TemporaryFailure):
 
 class LockTimeout(DeadlineExceeded):
     """The budget ran out waiting for another gatekey process to finish refreshing."""
+
+
+class StdoutUnavailable(HelperError):
+    """stdout is closed, its reader went away, or its disk is full: nothing was delivered."""
+
+    exit_code = 74

@@ -11,13 +11,15 @@ parses and validates the config, does the work and reports errors properly.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
 
 from gatekey import context, installcheck, output
 from gatekey.cache import FileCache, config_fingerprint, selection_id
-from gatekey.token import Token, servable
+from gatekey.errors import StdoutUnavailable
+from gatekey.token import Token, is_time, servable
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the cache hit ~3 ms
 if TYPE_CHECKING:
@@ -29,16 +31,13 @@ def cache_hit(family: str | None) -> tuple[bytes, dict[str, Any]] | None:
     try:
         cache = FileCache()
         entry = cache.read_index(selection_id(family))
-        if entry is None or entry.get("config") != config_fingerprint():
+        if entry is None or not trusted(entry) or entry["config"] != config_fingerprint():
             return None
-        for var, value in entry.get("environment", {}).items():
+        for var, value in entry["environment"].items():
             if os.environ.get(var) != value:  # e.g. VAULT_ADDR: another credential
                 return None
-        key, min_ttl = entry["key"], float(entry["min_ttl"])
+        key, min_ttl, store = entry["key"], float(entry["min_ttl"]), entry["store"]
         bypass = context.context_name() == context.MID_SESSION
-        store = entry.get("store", "file")
-        if store not in ("file", "kernel"):
-            return None
 
         def usable() -> Token | None:
             token = cache.read(key)[0] if store == "file" else _kernel_token(entry["kernel_name"])
@@ -54,7 +53,7 @@ def cache_hit(family: str | None) -> tuple[bytes, dict[str, Any]] | None:
                 return None  # this run refreshes; it keeps the lock for the full path
             # Another run is refreshing this credential (the app's tabs and tasks start
             # together): wait for it, within this run's deadline, and print what it obtained.
-            run = context.resolve(entry.get("timeouts"), started=context.PROCESS_START)
+            run = context.resolve(entry["timeouts"], started=context.PROCESS_START)
             with cache.lock(key, run):
                 token = usable()
             if token is None:
@@ -65,6 +64,54 @@ def cache_hit(family: str | None) -> tuple[bytes, dict[str, Any]] | None:
         return payload, entry
     except Exception:  # the full path reports whatever this was
         return None
+
+
+def trusted(entry: dict[str, Any]) -> bool:
+    """Whether every value of an index entry is one the full path could have written.
+
+    The index sits in a user-writable directory; an edited entry must not make the cache hit
+    print a payload the config would never produce (an Authorization line, shell exports,
+    headers with line breaks, a run log on stdout). Anything unexpected is a miss, and the full
+    path, which reads the config itself, decides.
+    """
+    headers, timeouts, environment = (
+        entry.get("headers"),
+        entry.get("timeouts"),
+        entry.get("environment"),
+    )
+    log_file, store = entry.get("log_file"), entry.get("store")
+    key = entry.get("key")
+    return (
+        isinstance(entry.get("config"), list)
+        and isinstance(key, str)
+        and len(key) == 40
+        and all(c in "0123456789abcdef" for c in key)
+        and is_time(entry.get("min_ttl"))
+        and entry["min_ttl"] >= 0
+        and entry.get("output") in ("token", "json")
+        and entry.get("auth_scheme") in ("bearer", "x-api-key")
+        and isinstance(headers, dict)
+        and all(
+            output.header_name_problem(name) is None and output.header_value_problem(value) is None
+            for name, value in headers.items()
+        )
+        and isinstance(timeouts, dict)
+        and set(timeouts) <= set(context.DEFAULT_TIMEOUTS)
+        and all(is_time(v) and 0 < v <= 600 for v in timeouts.values())
+        and isinstance(environment, dict)
+        and all(
+            isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in environment.items()
+        )
+        and (log_file is None or (isinstance(log_file, str) and os.path.isabs(log_file)))
+        and (
+            store == "file"
+            or (
+                store == "kernel"
+                and isinstance(entry.get("kernel_name"), str)
+                and entry["kernel_name"].endswith(":" + key)
+            )
+        )
+    )
 
 
 def _kernel_token(name: str) -> Token | None:
@@ -87,27 +134,31 @@ def main(family: str | None = None) -> None:
         skip = os.environ.get("GATEKEY_NO_FASTPATH") or os.environ.get(
             "GATEKEY_LOG_LEVEL", ""
         ).strip().lower() in ("debug", "info")
-        hit = None if skip else cache_hit(family)
+        hit = None if skip or not _stdout_open() else cache_hit(family)
         if hit is not None:
             payload, entry = hit
             try:
                 output.write_payload(payload)
-            except OSError:
-                sys.exit(1)  # nobody is reading stdout; nothing useful to say
-            if entry.get("log_file"):  # runlog.append ignores what is no path (damage)
-                from gatekey import runlog
+            except OSError as e:
+                _stderr_line(str(output.undelivered(e)))
+                sys.exit(StdoutUnavailable.exit_code)
+            if entry["log_file"]:
+                try:
+                    from gatekey import runlog
 
-                runlog.append(
-                    entry["log_file"],
-                    runlog.line(
-                        profile=entry.get("profile"),
-                        family=family,
-                        outcome="cache",
-                        exit_code=0,
-                        cache="hit",
-                        fetches=0,
-                    ),
-                )
+                    runlog.append(
+                        entry["log_file"],
+                        runlog.line(
+                            profile=entry.get("profile"),
+                            family=family,
+                            outcome="cache",
+                            exit_code=0,
+                            cache="hit",
+                            fetches=0,
+                        ),
+                    )
+                except Exception:  # noqa: S110 - a run log never changes the run's outcome
+                    pass
             sys.exit(0)
         from gatekey.runner import no_argument_run
 
@@ -115,6 +166,19 @@ def main(family: str | None = None) -> None:
     from gatekey.cli import cli_main
 
     cli_main(family)
+
+
+def _stdout_open() -> bool:
+    try:
+        os.fstat(1)
+    except OSError:
+        return False
+    return True
+
+
+def _stderr_line(message: str) -> None:
+    with contextlib.suppress(OSError):
+        os.write(2, f"gatekey: {message}\n".encode())
 
 
 def main_keychain() -> None:

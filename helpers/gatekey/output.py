@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
-from gatekey.errors import HelperError
-from gatekey.token import printable
+from gatekey.errors import HelperError, StdoutUnavailable
+from gatekey.token import credential_problem
 
 FORMATS = ("token", "json", "header", "env")
 
@@ -26,14 +25,53 @@ class BadToken(HelperError):
 
 def check_token(value: str) -> None:
     """Refuse values that would corrupt the payload or smuggle a header (never echo the value)."""
-    if not value:
-        raise BadToken("the source returned an empty credential")
-    if not printable(value):
+    problem = credential_problem(value)
+    if problem is not None:
         raise BadToken(
-            "the credential contains whitespace or control characters, so it is not a token "
-            '(a JSON document? set parse = "json"; a "Bearer " prefix? store the token '
-            "alone); check what the source returns"
+            f"the source returned a credential that cannot be sent in an HTTP header: {problem}; "
+            "check what the source returns"
         )
+
+
+# RFC 9110 field names are tokens; gatekey also bounds their length (a name is a word or two).
+MAX_HEADER_NAME = 256
+# A header value gatekey prints (static or from a claim); gateways refuse far less in all.
+MAX_HEADER_VALUE = 8192
+_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def header_name_problem(name: object) -> str | None:
+    """Why ``name`` is not a valid HTTP field name (RFC 9110 token), or None."""
+    if not isinstance(name, str) or not name:
+        return "a header name must not be empty"
+    if len(name) > MAX_HEADER_NAME:
+        return f"a header name must be at most {MAX_HEADER_NAME} characters"
+    if not _TCHAR.issuperset(name):
+        return (
+            "a header name may hold only letters, digits and !#$%&'*+-.^_`|~ "
+            "(no spaces, colons or other characters)"
+        )
+    return None
+
+
+def header_value_problem(value: object) -> str | None:
+    """Why ``value`` is not valid HTTP field text, or None (never quotes the value).
+
+    Tabs and printable characters only: a CR or LF would end the header and start another
+    (``alice\r\nAuthorization: ...``), NUL and other controls are refused by servers, and
+    Unicode line or paragraph separators and invisible format characters are refused too.
+    """
+    if not isinstance(value, str):
+        return "a header value must be a string"
+    if len(value) > MAX_HEADER_VALUE:
+        return f"a header value must be at most {MAX_HEADER_VALUE} characters"
+    if value.isprintable() or all(c == "\t" or c.isprintable() for c in value):
+        return None
+    return "a header value must not contain line breaks or control characters"
+
+
+class BadHeader(HelperError):
+    """A header value filled from a token claim is not valid HTTP field text."""
 
 
 CLAIM_MARK = "{claims."
@@ -58,9 +96,11 @@ def fill_claims(headers: dict[str, str], token: str) -> dict[str, str]:
     claims = jwt_claims(token)
     filled = {}
     for name, template in headers.items():
+        used: list[str] = []
 
-        def value(match: re.Match[str], name: str = name) -> str:
+        def value(match: re.Match[str], name: str = name, used: list[str] = used) -> str:
             claim = match.group(1)
+            used.append(claim)
             if claims is None:
                 raise MissingClaim(
                     f'header "{name}" inserts {{claims.{claim}}}, but the token is not a JWT '
@@ -74,6 +114,14 @@ def fill_claims(headers: dict[str, str], token: str) -> dict[str, str]:
             return str(found).lower() if isinstance(found, bool) else str(found)
 
         filled[name] = re.sub(r"\{claims\.([A-Za-z0-9_.:-]+)\}", value, template)
+        problem = header_value_problem(filled[name])
+        if problem is not None:
+            # A claim is often user-editable at the IdP (name, email): never let it add a header.
+            raise BadHeader(
+                f'header "{name}": the token\'s claim {", ".join(used)} does not make a valid '
+                f"header value ({problem}); fix the claim at the identity provider or take it "
+                "out of headers"
+            )
     return filled
 
 
@@ -95,6 +143,10 @@ def render(value: str, fmt: str, *, auth_scheme: str, headers: dict[str, str]) -
     check_token(value)
     if fmt in ("json", "env"):
         headers = fill_claims(headers, value)
+        for name, item in headers.items():  # static ones were checked with the config
+            problem = header_name_problem(name) or header_value_problem(item)
+            if problem is not None:
+                raise BadHeader(f"headers: {problem}")
     if fmt == "token":
         text = value
     elif fmt == "json":
@@ -117,15 +169,38 @@ def render(value: str, fmt: str, *, auth_scheme: str, headers: dict[str, str]) -
     return (text + "\n").encode("utf-8")
 
 
-def write_payload(payload: bytes, fd: int | None = None) -> None:
-    """Write the payload with as few writes as the OS allows, then flush."""
-    target = sys.stdout.fileno() if fd is None else fd
+def write_payload(payload: bytes, fd: int = 1) -> None:
+    """Write the payload with as few writes as the OS allows (OSError if it cannot be)."""
     view = memoryview(payload)
     while view:
-        written = os.write(target, view)
+        written = os.write(fd, view)
         view = view[written:]
 
 
+def undelivered(error: OSError) -> StdoutUnavailable:
+    """The one-line failure for a payload that could not be written to stdout."""
+    import errno
+
+    why = {
+        errno.EPIPE: "the reader closed it (broken pipe)",
+        errno.EBADF: "it is closed",
+        errno.ENOSPC: "no space left on the device it writes to",
+    }.get(error.errno or 0, error.strerror or type(error).__name__)
+    return StdoutUnavailable(
+        f"could not write the credential to stdout: {why}; the credential was not delivered "
+        "(it stays cached for the next run)"
+    )
+
+
 def write_text(text: str) -> None:
-    """Human output of the non-helper commands (status, config show, version)."""
-    print(text)
+    """Human output of the non-helper commands (status, config show, version).
+
+    Flushed at once, so a reader that went away (``| head``) is noticed here, where the CLI
+    treats it as the end of the output, not at exit.
+    """
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        raise  # the reader went away (| head): the CLI ends quietly
+    except OSError as e:
+        raise StdoutUnavailable(f"could not write to stdout ({e.strerror})") from None

@@ -13,6 +13,49 @@ import sys
 APP = "gatekey"
 
 
+class Unresolvable(ValueError):
+    """A file location that cannot be worked out (no home directory, a relative path): never
+    taken relative to the working directory, which the app leaves unspecified."""
+
+
+def home() -> str:
+    """The user's home directory: $HOME, else the password database; never a relative path.
+
+    ``os.path.expanduser`` returns "~/..." unchanged when neither is available (a container
+    running an arbitrary uid), which would make every path relative to the working directory.
+    """
+    value = os.environ.get("HOME", "") if sys.platform != "win32" else ""
+    if not value and sys.platform == "win32":
+        value = os.environ.get("USERPROFILE", "")
+    if not value:
+        expanded = os.path.expanduser("~")
+        value = "" if expanded == "~" else expanded
+    if not value:
+        raise Unresolvable(
+            "cannot find your home directory: HOME is not set and this user has no entry in "
+            "the password database; set HOME, or GATEKEY_CONFIG and GATEKEY_CACHE_DIR to "
+            "absolute paths"
+        )
+    if not os.path.isabs(value):
+        raise Unresolvable(
+            f"HOME is a relative path ({value!r}); set it to an absolute path, or set "
+            "GATEKEY_CONFIG and GATEKEY_CACHE_DIR to absolute paths"
+        )
+    return value
+
+
+def expand(path: str) -> str:
+    """``~`` expanded against home(); Unresolvable if the result would not be absolute."""
+    if path == "~" or path.startswith(("~/", "~" + os.sep)):
+        path = home() + path[1:]
+    if not os.path.isabs(path):
+        raise Unresolvable(
+            f"{path!r} is a relative path, which would depend on the working directory; "
+            "give an absolute path (or one starting with ~/)"
+        )
+    return path
+
+
 def managed_config_file() -> str:
     """The admin's system-wide config file (managed settings win over the user's)."""
     if sys.platform == "darwin":
@@ -25,31 +68,44 @@ def managed_config_file() -> str:
 
 def _xdg(var: str, fallback: str) -> str:
     value = os.environ.get(var, "")
-    return value if value.strip() else os.path.expanduser(fallback)
+    # The XDG base directory spec: a relative value is invalid and must be ignored.
+    return value if value.strip() and os.path.isabs(value) else expand(fallback)
 
 
 def _windows_local_appdata() -> str:
-    return os.environ.get("LOCALAPPDATA") or os.path.expanduser(r"~\AppData\Local")
+    return os.environ.get("LOCALAPPDATA") or expand(r"~\AppData\Local")
+
+
+def _absolute_override(var: str) -> str | None:
+    value = os.environ.get(var)
+    if not value:
+        return None
+    if not os.path.isabs(value):
+        raise Unresolvable(
+            f"{var} is a relative path ({value!r}), which would depend on the working "
+            "directory; set it to an absolute path"
+        )
+    return value
 
 
 def user_config_dir() -> str:
     if sys.platform == "darwin":
-        return os.path.expanduser(f"~/Library/Application Support/{APP}")
+        return expand(f"~/Library/Application Support/{APP}")
     if sys.platform == "win32":
         return os.path.join(_windows_local_appdata(), APP)
     return os.path.join(_xdg("XDG_CONFIG_HOME", "~/.config"), APP)
 
 
 def user_config_file() -> str:
-    return os.environ.get("GATEKEY_CONFIG") or os.path.join(user_config_dir(), "config.toml")
+    return _absolute_override("GATEKEY_CONFIG") or os.path.join(user_config_dir(), "config.toml")
 
 
 def cache_dir() -> str:
-    override = os.environ.get("GATEKEY_CACHE_DIR")
+    override = _absolute_override("GATEKEY_CACHE_DIR")
     if override:
         return override
     if sys.platform == "darwin":
-        return os.path.expanduser(f"~/Library/Caches/{APP}")
+        return expand(f"~/Library/Caches/{APP}")
     if sys.platform == "win32":
         return os.path.join(_windows_local_appdata(), APP, "Cache")
     return os.path.join(_xdg("XDG_CACHE_HOME", "~/.cache"), APP)

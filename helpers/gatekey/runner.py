@@ -11,14 +11,16 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from gatekey import config, context, logs, output, runlog, sources
-from gatekey.errors import ConfigError, HelperError, SourceUnavailable
+from gatekey.errors import ConfigError, HelperError, SourceUnavailable, StdoutUnavailable
 
 if TYPE_CHECKING:
     from gatekey.cache import FileCache
+    from gatekey.token import Token
 
 log = logging.getLogger("gatekey")
 
@@ -53,6 +55,14 @@ def ensure_std_streams() -> None:
         sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
 
 
+def _fd_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
 def fail(message: str, code: int) -> NoReturn:
     sys.stderr.write(f"gatekey: {logs.one_line(logs.redact(message))}\n")
     sys.stderr.flush()
@@ -69,10 +79,18 @@ def guard(fn: Callable[[], None], *, debug: bool = False) -> None:
         _log_failure(e.exit_code, type(e).__name__, logs.redact(str(e)))
         fail(str(e), e.exit_code)
     except KeyboardInterrupt:
+        _stop_children()
         _log_failure(EXIT_INTERRUPTED, "KeyboardInterrupt", "interrupted")
         fail("interrupted", EXIT_INTERRUPTED)
     except SystemExit:
         raise
+    except BrokenPipeError:
+        # A human command's reader went away (`gatekey status | head -1`): the end of its
+        # output, not an error. (A helper run's payload failure is StdoutUnavailable, above.)
+        with contextlib.suppress(OSError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)  # nothing more reaches the closed pipe, not even at exit
+        raise SystemExit(0) from None
     except Exception as e:
         if debug:
             log.exception("internal error")
@@ -89,7 +107,7 @@ def _log_failure(code: int, cause: str, message: str) -> None:
     if not _run_log.get("path"):
         return
     run = _run_log.get("run")
-    runlog.append(
+    _append_log(
         _run_log["path"],
         runlog.line(
             profile=_run_log.get("profile"),
@@ -104,40 +122,152 @@ def _log_failure(code: int, cause: str, message: str) -> None:
     )
 
 
+def _append_log(path: str | None, entry: dict[str, Any]) -> None:
+    with contextlib.suppress(Exception):  # the run log never changes a run's outcome
+        runlog.append(path, entry)
+
+
 def protect_stdout() -> int:
     """Point fd 1 at stderr for the rest of the run and return a private copy of the real stdout.
 
     Libraries that print, warnings, and child processes (a browser for sign-in) can then never
     put a byte on the app's stdout, nor hold it open; only the payload is written to the copy.
     """
-    sys.stdout.flush()
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
     payload_fd = os.dup(1)
     os.dup2(2, 1)
+    runlog.PROTECTED_FDS.append(payload_fd)
     return payload_fd
 
 
+# The run in progress, for the watchdog and the signal handlers: "run" (RunContext), "fd" (the
+# payload's descriptor), "render" (Token -> payload bytes, once the profile is known), "profile".
+_current: dict[str, Any] = {}
+_timer: list[threading.Timer] = []
+
+
 def start_watchdog(run: context.RunContext) -> None:
-    """Safety net: whatever blocks, the run ends shortly after its deadline with exit 75."""
+    """Safety net, (re)armed for ``run``'s deadline, which counts from process start.
 
-    def expire() -> None:
-        for pgid in list(run.children):
-            with contextlib.suppress(OSError, AttributeError):
-                os.killpg(pgid, signal.SIGKILL)  # POSIX; on Windows children die with us
-        with _payload_lock:
-            if _payload_written.is_set():
-                return  # the run succeeded just in time; let it exit 0
-            message = (
-                f"gave up after {run.timeout:g} s ({run.name} time limit); "
-                "run gatekey in a terminal to see what it is waiting for"
-            )
-            sys.stderr.write(f"gatekey: {message}\n")
-            sys.stderr.flush()
-            _log_failure(75, "DeadlineExceeded", message)
-            os._exit(75)
+    At the deadline, a cached credential that is still valid (``run.fallback``) is printed with
+    a warning: no slowness at the source turns into a failed run while one exists. Otherwise,
+    whatever blocks, the run ends shortly after with exit 75.
+    """
+    _current["run"] = run
+    for old in _timer:
+        old.cancel()
+    _timer[:] = [threading.Timer(max(run.remaining(), 0), _at_deadline)]
+    _timer[0].daemon = True
+    _timer[0].start()
 
-    timer = threading.Timer(max(run.remaining(), 0) + WATCHDOG_GRACE, expire)
-    timer.daemon = True
-    timer.start()
+
+def _stop_children() -> None:
+    run = _current.get("run")
+    for pgid in list(run.children if run is not None else ()):
+        with contextlib.suppress(OSError, AttributeError):
+            os.killpg(pgid, signal.SIGKILL)  # POSIX; on Windows children die with us
+
+
+def _at_deadline() -> None:
+    run: context.RunContext = _current["run"]
+    payload = _fallback_payload(run)
+    if payload is None:
+        timer = threading.Timer(WATCHDOG_GRACE, _expire)
+        timer.daemon = True
+        timer.start()
+        return
+    with _payload_lock:
+        if _payload_written.is_set():
+            return
+        remember = _current.get("remember_failure")
+        if remember is not None:
+            with contextlib.suppress(Exception):  # spare the slow source the next runs' calls
+                remember()
+        from gatekey.durations import format_duration
+
+        token = run.fallback
+        remaining = token.remaining(time.time())
+        left = (
+            "has no known expiry"
+            if remaining is None
+            else f"expires in {format_duration(remaining)}"
+        )
+        _stderr(
+            f'warning: profile "{_current.get("profile")}": the source did not answer within the '
+            f"{run.name} time limit ({run.timeout:g} s); printing the cached token, which {left}"
+        )
+        try:
+            output.write_payload(payload, _current["fd"])
+        except OSError as e:
+            _stderr(logs.one_line(str(output.undelivered(e))))
+            os._exit(StdoutUnavailable.exit_code)
+        _payload_written.set()
+        _append_log(
+            _run_log.get("path"),
+            runlog.line(
+                profile=_run_log.get("profile"),
+                family=_run_log.get("family"),
+                outcome="fallback",
+                exit_code=0,
+                cache="miss",
+                fetches=run.fetches,
+                cause="DeadlineExceeded",
+            ),
+        )
+        _stop_children()  # last: the main thread must not see the kill and record it instead
+        os._exit(0)
+
+
+def _fallback_payload(run: context.RunContext) -> bytes | None:
+    """The payload of the cached credential that may stand in for a late source, or None."""
+    from gatekey.token import EXPIRED, state
+
+    token, render = run.fallback, _current.get("render")
+    if token is None or render is None or state(token, time.time(), 0.0) == EXPIRED:
+        return None
+    try:
+        payload: bytes = render(token)
+    except Exception:
+        return None
+    return payload
+
+
+def _expire() -> None:
+    run: context.RunContext = _current["run"]
+    _stop_children()
+    with _payload_lock:
+        if _payload_written.is_set():
+            return  # the run succeeded just in time; let it exit 0
+        message = (
+            f"gave up after {run.timeout:g} s ({run.name} time limit); "
+            "run gatekey in a terminal to see what it is waiting for"
+        )
+        _stderr(message)
+        _log_failure(75, "DeadlineExceeded", message)
+        os._exit(75)
+
+
+def _stderr(message: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(f"gatekey: {message}\n")
+        sys.stderr.flush()
+
+
+def _on_stop_signal(signum: int, _frame: object) -> None:
+    """SIGTERM / SIGHUP (the app stopping a slow helper, a closed terminal): stop the command
+    source's process group with us, then die of the same signal."""
+    _stop_children()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _handle_stop_signals() -> None:
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None:
+            with contextlib.suppress(ValueError, OSError):  # not the main thread / not allowed
+                signal.signal(number, _on_stop_signal)
 
 
 def require_family(family: str | None) -> None:
@@ -167,6 +297,14 @@ def helper_run(
     from gatekey.cache import FileCache, config_fingerprint, selection_id
 
     payload_fd = protect_stdout()
+    _current["fd"] = payload_fd
+    _handle_stop_signals()
+    # Armed before any file is read: the deadline covers the whole run from process start (the
+    # config's own timeouts replace these defaults once it is read).
+    start_watchdog(
+        context.resolve(None, force_refresh=force_refresh, started=context.PROCESS_START)
+    )
+    config.locate()  # a location that cannot be resolved is a ConfigError, before the fingerprint
     fingerprint = config_fingerprint()  # before reading: an edit in between then reads as a miss
     cfg = config.load()
     require_family(family)
@@ -174,6 +312,32 @@ def helper_run(
     prof = cfg.profile(name)
     run = context.resolve(cfg, force_refresh=force_refresh, started=context.PROCESS_START)
     _run_log.update(path=cfg.log_file[0], profile=name, family=family, run=run)
+    fmt = fmt or prof.values["output"]
+
+    def render(token: Token) -> bytes:
+        try:
+            return output.render(
+                token.value,
+                fmt,
+                auth_scheme=prof.values["auth_scheme"],
+                headers=prof.values["headers"],
+            )
+        except output.MissingClaim as e:
+            raise ConfigError(
+                e.message, file=prof.origins.get("headers"), profile=name, key="headers"
+            ) from None
+
+    def remember_failure() -> None:
+        from gatekey.errors import DeadlineExceeded
+        from gatekey.refresh import profile_cache_key
+
+        late = DeadlineExceeded(
+            f"the {prof.kind} source did not answer within the {run.name} time limit "
+            f"({run.timeout:g} s)"
+        )
+        FileCache().record_failure(profile_cache_key(prof), late, time.time())
+
+    _current.update(render=render, profile=name, remember_failure=remember_failure)
     start_watchdog(run)
     log.debug("profile %s (source %s), context %s", name, prof.kind, run)
     cache = FileCache()
@@ -182,24 +346,21 @@ def helper_run(
     if no_arguments and prof.spec.file_cache and prof.values["cache"]:
         _remember_selection(cache, selection_id(family), fingerprint, prof, cfg)
     log.debug("credential from %s", outcome.how)
-    for warning in outcome.warnings:
-        log.warning("%s", warning)
     try:
-        payload = output.render(
-            outcome.token.value,
-            fmt or prof.values["output"],
-            auth_scheme=prof.values["auth_scheme"],
-            headers=prof.values["headers"],
-        )
-    except output.MissingClaim as e:
-        raise ConfigError(
-            e.message, file=prof.origins.get("headers"), profile=name, key="headers"
-        ) from None
+        payload = render(outcome.token)
+    except HelperError as e:
+        e.profile = e.profile or name
+        raise
     with _payload_lock:
-        output.write_payload(payload, payload_fd)
+        for warning in outcome.warnings:
+            log.warning("%s", warning)
+        try:
+            output.write_payload(payload, payload_fd)
+        except OSError as e:
+            raise output.undelivered(e) from None
         _payload_written.set()
     sys.stderr.flush()
-    runlog.append(
+    _append_log(
         cfg.log_file[0],
         runlog.line(
             profile=name,
@@ -229,7 +390,7 @@ def _remember_selection(
         "profile": prof.name,
         "key": key,
         **index_store(prof, cache, key),
-        "environment": {var: os.environ.get(var) for var in prof.spec.env_inputs},
+        "environment": {var: os.environ.get(var) for var in prof.env_inputs},
         "min_ttl": prof.values["min_ttl"],
         "output": prof.values["output"],
         "auth_scheme": prof.values["auth_scheme"],
@@ -245,8 +406,18 @@ def _remember_selection(
 
 def no_argument_run(family: str | None) -> NoReturn:
     """The app's run: no arguments, profile from the environment or config."""
+    stdout_open = _fd_open(1)
     ensure_std_streams()
     logs.setup()
+    if not stdout_open:
+        # Closed by whoever started us (`gatekey >&-`): nothing could receive the credential,
+        # so do not pretend to succeed (and do not ask the source for nothing).
+        _log_failure(74, "StdoutUnavailable", "stdout is closed")
+        fail(
+            "stdout is closed, so there is nowhere to deliver the credential; run gatekey with "
+            "its output connected",
+            74,
+        )
     debug = logging.getLogger("gatekey").isEnabledFor(logging.DEBUG)
     guard(lambda: helper_run(family, no_arguments=True), debug=debug)
     raise SystemExit(0)  # pragma: no cover - helper_run always exits

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple
 
 from gatekey.durations import parse_duration
+from gatekey.output import header_name_problem, header_value_problem
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 # A default that means "the profile's own name" (e.g. the keychain account).
 PROFILE_NAME = "<profile name>"
 
@@ -13,7 +16,8 @@ PROFILE_NAME = "<profile name>"
 class KeySpec(NamedTuple):
     """One config key: its type, default and documentation."""
 
-    # str | bool | int | duration | choice | str_table | str_list | secret_ref | https_url | table
+    # str | bool | int | duration | choice | str_table | header_table | str_list | secret_ref |
+    # https_url | table
     type: str
     default: Any = None
     required: bool = False
@@ -55,6 +59,16 @@ def check_value(spec: KeySpec, value: Any) -> Any:
         if not value[0]:
             raise ValueError("the first entry (the program) must not be empty")
         return list(value)
+    if kind == "env_names":
+        if not isinstance(value, list):
+            raise ValueError(f"expected an array of variable names, got {_type_name(value)}")
+        for item in value:
+            if not isinstance(item, str) or not _ENV_NAME.fullmatch(item):
+                raise ValueError(
+                    "every entry must be an environment variable name (letters, digits and _, "
+                    'not starting with a digit), e.g. ["AWS_PROFILE"]'
+                )
+        return tuple(dict.fromkeys(value))
     if kind == "secret_ref":
         if not isinstance(value, dict):
             raise ValueError(
@@ -80,14 +94,23 @@ def check_value(spec: KeySpec, value: Any) -> Any:
         return value.rstrip("/")
     if kind == "table":
         return _check_table(spec, value)
-    if kind == "str_table":
+    if kind in ("str_table", "header_table"):
         if not isinstance(value, dict):
             raise ValueError(f"expected a table of strings, got {_type_name(value)}")
         for name, item in value.items():
             if not isinstance(item, str):
-                raise ValueError(f'entry "{name}" must be a string, got {_type_name(item)}')
+                raise ValueError(
+                    f'entry "{_short_name(name)}" must be a string, got {_type_name(item)}'
+                )
+            if kind == "header_table":
+                problem = header_name_problem(name)
+                if problem is not None:
+                    raise ValueError(f"entry {_short(name)}: {problem}")
+                problem = header_value_problem(item)
+                if problem is not None:
+                    raise ValueError(f'entry "{name}": {problem}')
             if any(c in item or c in name for c in "\r\n\0"):
-                raise ValueError(f'entry "{name}" must not contain line breaks')
+                raise ValueError(f'entry "{_short_name(name)}" must not contain line breaks')
             bad = _bad_claim_placeholder(item)
             if bad:
                 raise ValueError(
@@ -123,8 +146,6 @@ def _check_table(spec: KeySpec, value: Any) -> dict[str, Any]:
 
 def _bad_claim_placeholder(text: str) -> str | None:
     """A malformed ``{claims...}`` placeholder in a header template, if any."""
-    import re
-
     for match in re.finditer(r"\{claims[^}]*\}?", text):
         if not re.fullmatch(r"\{claims\.[A-Za-z0-9_.:-]+\}", match.group(0)):
             return match.group(0)
@@ -136,7 +157,9 @@ def describe(spec: KeySpec) -> str:
         return " | ".join(spec.choices)
     names = {
         "str_table": "table of strings",
+        "header_table": "table of HTTP header names to values",
         "str_list": "array of strings",
+        "env_names": "array of environment variable names",
         "secret_ref": "secret reference",
         "https_url": "https URL",
         "table": "table",
@@ -154,6 +177,10 @@ def _type_name(value: Any) -> str:
         dict: "a table",
     }
     return names.get(type(value), type(value).__name__)
+
+
+def _short_name(name: str) -> str:
+    return name if len(name) <= 40 else name[:37] + "..."
 
 
 def _short(value: Any) -> str:

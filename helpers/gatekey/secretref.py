@@ -12,11 +12,12 @@ import os
 import stat
 import sys
 
-from gatekey import logs
+from gatekey import logs, regular
 from gatekey.config import Profile
 from gatekey.context import RunContext
 from gatekey.errors import ConfigError, CredentialNotFound, HelperError
 
+MAX_SECRET_FILE = 64 << 10
 _DESCRIBE = {"env": "environment variable", "file": "file", "keychain": "keychain entry"}
 
 
@@ -55,11 +56,24 @@ def _read_private_file(path: str, *, profile: Profile, key: str) -> str:
                 profile=profile.name,
                 key=key,
             )
-        with open(path, encoding="utf-8") as f:
-            value = f.read().strip()
+        value = regular.read(path, MAX_SECRET_FILE).decode("utf-8").strip()
     except FileNotFoundError:
         raise CredentialNotFound(
             f"{key}: the file {path} does not exist", profile=profile.name
+        ) from None
+    except regular.NotRegular as e:
+        raise ConfigError(
+            f"{path} is {e.what}, not a regular file holding the secret",
+            file=profile.origins.get(key),
+            profile=profile.name,
+            key=key,
+        ) from None
+    except regular.TooLarge:
+        raise ConfigError(
+            f"{path} is larger than {MAX_SECRET_FILE // 1024} KiB, so it does not hold one secret",
+            file=profile.origins.get(key),
+            profile=profile.name,
+            key=key,
         ) from None
     except (OSError, UnicodeDecodeError) as e:
         raise HelperError(

@@ -153,13 +153,45 @@ def is_time(value: Any) -> TypeGuard[float]:
     )
 
 
-def printable(value: str) -> bool:
-    """Non-empty, no whitespace or control characters: one credential, safe as a stdout line.
+# The longest credential gatekey prints. Identity providers' JWTs stay far below it (an Entra
+# token with many group claims is 4-8 KB); Node's HTTP client refuses request headers over
+# 16 KiB in all, so a longer value could never reach the gateway.
+MAX_CREDENTIAL = 16384
 
-    Bearer tokens (RFC 6750) and API keys never contain whitespace; a value that does is a
-    mistake (a whole JSON document, "Bearer <t>", two lines) that the gateway would reject.
+
+def credential_problem(value: str) -> str | None:
+    """Why ``value`` cannot be sent as an HTTP credential (Bearer token or API key), or None.
+
+    A credential is 1 to MAX_CREDENTIAL characters of printable ASCII with no spaces (RFC 6750's
+    b64token is stricter still). Anything else is refused, never cut or transcoded: a byte-order
+    mark, a zero-width or bidi character, U+FFFD from bytes that were not UTF-8, a space or a
+    line break mean the source returned something other than the credential.
     """
-    return bool(value) and not any(c.isspace() or ord(c) < 0x20 or c == "\x7f" for c in value)
+    if value.isascii() and value.isprintable() and " " not in value and value:
+        return None if len(value) <= MAX_CREDENTIAL else _TOO_LONG
+    if not value:
+        return "it is empty"
+    if any(c.isspace() or ord(c) < 0x20 or c == "\x7f" for c in value):
+        return (
+            "it contains whitespace or control characters, so it is not a token (a JSON "
+            'document? set parse = "json"; a "Bearer " prefix? store the token alone)'
+        )
+    if "\ufffd" in value:
+        return "it contains bytes that are not UTF-8 text (shown as U+FFFD)"
+    if value.startswith("\ufeff"):
+        return "it starts with a byte-order mark (BOM), as some Windows editors save text"
+    return (
+        "it contains characters other than printable ASCII (invisible, bidi or accented "
+        "characters, which HTTP headers cannot carry)"
+    )
+
+
+_TOO_LONG = f"it is longer than {MAX_CREDENTIAL} characters, more than an HTTP header can carry"
+
+
+def printable(value: str) -> bool:
+    """Whether ``value`` is a credential gatekey may print (see credential_problem)."""
+    return credential_problem(value) is None
 
 
 def state(token: Token, now: float, min_ttl: float) -> str:

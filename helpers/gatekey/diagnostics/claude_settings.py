@@ -20,6 +20,8 @@ import os
 import sys
 from typing import Any, NamedTuple
 
+from gatekey import regular
+
 TTL_KEY = "inferenceCredentialHelperTtlSec"
 TIMEOUT_KEY = "inferenceCredentialHelperTimeoutSec"
 BASE_URL_KEY = "inferenceGatewayBaseUrl"
@@ -82,8 +84,7 @@ def read_file(
     """A managed-settings JSON file (Linux) or a preferences plist (``*.plist``, macOS)."""
     problem = _rejected(path, check_owner) if linux_rules else None
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        raw = regular.read(path, 4 << 20)
         if path.endswith(".plist"):
             import plistlib
 

@@ -1,0 +1,90 @@
+"""Reading and appending to files that must be regular files. Standard library only.
+
+Every file gatekey reads or appends to (configs, cache entries, the run log, secret files) may
+have been replaced by a FIFO, a device or a socket: a plain open() of a FIFO blocks until a
+writer appears, which would hang a silent run forever. Files are therefore opened non-blocking
+and checked with fstat on the open descriptor (no window between check and use) before a byte is
+read or written; anything that is not a regular file is refused with NotRegular, decided
+without waiting.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+_O_BINARY = getattr(os, "O_BINARY", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+class NotRegular(OSError):
+    """The path exists but is not a regular file (``what`` says what it is instead)."""
+
+    def __init__(self, path: str, what: str) -> None:
+        super().__init__(f"{path} is {what}, not a regular file")
+        self.what = what
+
+
+class TooLarge(OSError):
+    """The file is larger than its reader allows."""
+
+
+def describe(mode: int) -> str:
+    for test, name in _KINDS:
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def open_regular(path: str, flags: int, mode: int = 0o600, *, follow: bool = True) -> int:
+    """``os.open`` that never blocks on a special file and returns only a regular file's fd.
+
+    O_NONBLOCK makes opening a FIFO return at once (or fail with ENXIO for a writer with no
+    reader); it is then refused by the fstat check. ``follow=False`` also refuses a symbolic
+    link as the last component (ELOOP).
+    """
+    flags |= _O_NONBLOCK | _O_BINARY | _O_CLOEXEC
+    if not follow:
+        flags |= _O_NOFOLLOW
+    fd = os.open(path, flags, mode)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegular(path, describe(st.st_mode))
+        if _O_NONBLOCK:  # regular files ignore it; clear it so later reads behave normally
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read(path: str, limit: int, *, follow: bool = True) -> bytes:
+    """The whole content of a regular file of at most ``limit`` bytes.
+
+    FileNotFoundError, NotRegular, TooLarge or another OSError otherwise.
+    """
+    fd = open_regular(path, os.O_RDONLY, follow=follow)
+    try:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = os.read(fd, min(1 << 16, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(f"{path} is larger than {limit} bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
