@@ -511,6 +511,8 @@ def cli_main(family: str | None = None) -> None:
         sys.exit(e.exit_code)
     except click.Abort:
         runner.fail("aborted", 1)
+    except HelperError as e:  # raised outside a guarded command (e.g. stdout full in `version`)
+        runner.fail(str(e), e.exit_code)
     sys.exit(code if isinstance(code, int) else 0)
 
 

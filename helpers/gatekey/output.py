@@ -201,6 +201,22 @@ def write_text(text: str) -> None:
     try:
         print(text, flush=True)
     except BrokenPipeError:
-        raise  # the reader went away (| head): the CLI ends quietly
+        _discard_stdout()
+        raise SystemExit(0) from None  # the reader went away (| head): the output simply ends
     except OSError as e:
+        _discard_stdout()
         raise StdoutUnavailable(f"could not write to stdout ({e.strerror})") from None
+
+
+def _discard_stdout() -> None:
+    """Point fd 1 at /dev/null and drop what is buffered: the interpreter's own flush at exit
+    must not fail again (and print "Exception ignored") on the broken or full stdout."""
+    import sys
+
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.close(null)
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - lives as long as the process
+    except OSError:
+        pass
