@@ -161,6 +161,7 @@ PLAUSIBLE: dict[str, list[Any]] = {
     "headers": [{}, {"X-Route": "prod"}],
     "min_ttl": ["1m", "1h", 0, 120],
     "cache": [True, False],
+    "cache_key_env": [[], ["AWS_PROFILE"], ["X", "Y_2"]],
     "service": ["svc"],
     "account": ["acct"],
     "allow_insecure_backend": [True, False],
