@@ -187,8 +187,8 @@ def undelivered(error: OSError) -> StdoutUnavailable:
         errno.ENOSPC: "no space left on the device it writes to",
     }.get(error.errno or 0, error.strerror or type(error).__name__)
     return StdoutUnavailable(
-        f"could not write the credential to stdout: {why}; the credential was not delivered "
-        "(it stays cached for the next run)"
+        f"could not write the credential to stdout: {why}, so it was not delivered; connect "
+        "gatekey's output to the program that reads it"
     )
 
 
