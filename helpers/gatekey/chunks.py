@@ -35,7 +35,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from gatekey.errors import DeadlineExceeded, HelperError
+from gatekey.errors import DeadlineExceeded, HelperError, TemporaryFailure
 
 if TYPE_CHECKING:
     from gatekey.cache import FileCache
@@ -272,7 +272,7 @@ class ChunkedStore:
             more, still, _ = self._drop_listed(service, account, keep=None)
             removed, left = removed + more, left + still
         if left:
-            raise HelperError(
+            raise TemporaryFailure(
                 f"{left} chunk items of the stored secret could not be removed from the "
                 "keychain; run gatekey erase again"
             )

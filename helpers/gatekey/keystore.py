@@ -65,7 +65,11 @@ T = TypeVar("T")
 
 
 class RawStore(Protocol):
-    """One keychain entry per (service, account); values are text."""
+    """One keychain entry per (service, account); values are text.
+
+    A store that can list its items also has ``accounts(service, prefix) -> list[str]`` (the
+    Secret Service does; keyring's API cannot): chunk generations are then found by listing.
+    """
 
     def get(self, service: str, account: str) -> str | None: ...
     def set(self, service: str, account: str, value: str) -> None: ...
