@@ -27,6 +27,7 @@ generation the store can list.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -188,7 +189,16 @@ class ChunkedStore:
         )
         return data if ok else {}
 
+    def _session(self) -> Any:
+        """The store's one-connection block when it has one (the Secret Service does)."""
+        session = getattr(self.raw, "session", None)
+        return session() if session is not None else contextlib.nullcontext()
+
     def get(self, service: str, account: str) -> str | None:
+        with self._session():
+            return self._get(service, account)
+
+    def _get(self, service: str, account: str) -> str | None:
         seen: list[str | None] = []  # heads whose chunks went missing while we read them
         for _ in range(READ_ATTEMPTS):
             head = self.raw.get(service, account)
@@ -224,6 +234,16 @@ class ChunkedStore:
 
     # --- writing -------------------------------------------------------------------------------
     def set(self, service: str, account: str, value: str) -> None:
+        with self._session():
+            self._set(service, account, value)
+
+    def delete(self, service: str, account: str) -> bool:
+        """Remove the value and every chunk generation of it; True if anything was there.
+        Raises when a chunk could not be removed (it holds secret text: erase must say so)."""
+        with self._session():
+            return self._delete(service, account)
+
+    def _set(self, service: str, account: str, value: str) -> None:
         locked = (service, account) in self._locked
         previous = self._manifest(self.raw.get(service, account))
         generation = None
@@ -255,9 +275,7 @@ class ChunkedStore:
                 left,
             )
 
-    def delete(self, service: str, account: str) -> bool:
-        """Remove the value and every chunk generation of it; True if anything was there.
-        Raises when a chunk could not be removed (it holds secret text: erase must say so)."""
+    def _delete(self, service: str, account: str) -> bool:
         locked = (service, account) in self._locked
         previous = self._manifest(self.raw.get(service, account))
         if locked and previous:
@@ -338,7 +356,8 @@ class ChunkedStore:
             for index in sorted(indices):
                 try:
                     removed += self.raw.delete(service, chunk_account(account, gen, index))
-                except HelperError:
+                except HelperError as e:
+                    log.debug("could not remove a keychain chunk item: %s", e.message)
                     failed.setdefault(gen, index)
         left = len([i for gen, lowest in failed.items() for i in listed[gen] if i >= lowest])
         return removed, left, failed

@@ -193,6 +193,27 @@ class SecretServiceStore:
 
     def __init__(self, *, interactive: bool) -> None:
         self.interactive = interactive
+        # The collection of the session() in progress, per thread: a call abandoned at the
+        # deadline may still be using its connection while another thread starts one.
+        self._sessions: dict[int, Any] = {}
+
+    @property
+    def _open(self) -> Any:
+        return self._sessions.get(threading.get_ident())
+
+    @contextlib.contextmanager
+    def session(self) -> Any:
+        """One connection for every call inside the block (a chunked value takes many calls;
+        each new connection costs a bus handshake that jeepney gives up on after 1 s)."""
+        if self._open is not None:
+            yield
+            return
+        with self._collection() as collection:
+            self._sessions[threading.get_ident()] = collection
+            try:
+                yield
+            finally:
+                del self._sessions[threading.get_ident()]
 
     @contextlib.contextmanager
     def _collection(self) -> Any:
@@ -200,6 +221,10 @@ class SecretServiceStore:
         import secretstorage
         from secretstorage.exceptions import SecretStorageException
 
+        if self._open is not None:
+            with _service_errors():
+                yield self._open
+            return
         try:
             connection = secretstorage.dbus_init()
         except TimeoutError:  # the bus is there, accepted us, and did not answer (hung)
@@ -227,12 +252,10 @@ class SecretServiceStore:
                 ) from None
             if collection.is_locked():
                 self._unlock(collection)
-            yield collection
+            with _service_errors():
+                yield collection
         except (SecretStorageException, OSError) as e:
-            raise TemporaryFailure(
-                f"the Secret Service failed the request ({type(e).__name__}); try again, or "
-                "restart the keyring daemon"
-            ) from None
+            raise _failed(e) from None
         finally:
             connection.close()
 
@@ -325,6 +348,25 @@ class SecretServiceStore:
                 "the keychain stayed locked (the unlock prompt was dismissed); unlock the "
                 "keyring (e.g. in Seahorse, or by signing in again), then run gatekey again"
             )
+
+
+def _failed(e: BaseException) -> TemporaryFailure:
+    return TemporaryFailure(
+        f"the Secret Service failed the request ({type(e).__name__}); try again, or "
+        "restart the keyring daemon"
+    )
+
+
+@contextlib.contextmanager
+def _service_errors() -> Any:
+    """Each call's Secret Service failure as our error, where it happens (so a caller that
+    tolerates one failed call, like a chunk sweep, sees a HelperError)."""
+    from secretstorage.exceptions import SecretStorageException
+
+    try:
+        yield
+    except (SecretStorageException, OSError) as e:
+        raise _failed(e) from None
 
 
 def _despite_vanishing(fn: Callable[[], T], gone: T, attempts: int = 3) -> T:

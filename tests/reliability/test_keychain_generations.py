@@ -19,11 +19,12 @@ of one entry take turns), readers as the app's background refresh (silent, 10 s)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -73,6 +74,23 @@ def usernames() -> list[str]:
             except ItemNotFoundException:
                 continue
         raise AssertionError("the keychain kept changing under 50 listings in a row")
+    finally:
+        connection.close()
+
+
+@contextlib.contextmanager
+def item_counter() -> Iterator[Callable[[], int]]:
+    """How many items our service has, in one D-Bus round trip per call (a store writes its
+    chunks within milliseconds: a slower look would rarely see one part-way)."""
+    import secretstorage
+    from secretstorage.collection import COLLECTION_IFACE
+    from secretstorage.util import DBusAddressWrapper
+
+    connection = secretstorage.dbus_init()
+    try:
+        path = secretstorage.get_default_collection(connection).collection_path
+        collection = DBusAddressWrapper(path, COLLECTION_IFACE, connection)
+        yield lambda: len(collection.call("SearchItems", "a{ss}", {"service": SERVICE})[0])
     finally:
         connection.close()
 
@@ -172,15 +190,17 @@ def test_a_store_killed_part_way_leaves_chunks_that_erase_and_the_next_store_rem
             before = set(chunk_items())
             value = large_value("killed")
             secret_hygiene.register(value, "a value whose store was killed")
-            proc = start(gk, "store", context=WRITER_CONTEXT, stdin=value.encode())
-            try:
-                deadline = time.monotonic() + RUN_TIMEOUT
-                while proc.poll() is None and time.monotonic() < deadline:
-                    if set(chunk_items()) - before:
-                        break
-            finally:
-                proc.kill()  # SIGKILL: no cleanup code runs
-                finish(proc)
+            with item_counter() as count:
+                items = count()
+                proc = start(gk, "store", context=WRITER_CONTEXT, stdin=value.encode())
+                try:
+                    deadline = time.monotonic() + RUN_TIMEOUT
+                    while proc.poll() is None and time.monotonic() < deadline:
+                        if count() > items:  # its first chunk is there
+                            break
+                finally:
+                    proc.kill()  # SIGKILL: no cleanup code runs
+                    finish(proc)
             if read(gk) == (0, old.encode() + b"\n") and set(chunk_items()) - before:
                 attempts.append(attempt)
                 return  # interrupted part-way: the old value still reads, new chunks exist
