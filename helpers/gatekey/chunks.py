@@ -266,13 +266,15 @@ class ChunkedStore:
             self.raw.set(service, account, MANIFEST_PREFIX + json.dumps(manifest))
         if locked:
             _, left = self._sweep(service, account, keep=generation, previous=previous)
+            later = "; the next store or erase of this entry removes them"
         else:
             _, left = self._drop(service, account, previous)
+            later = ""
         if left:
             log.warning(
-                "%d chunk items of an older value could not be removed from the keychain; the "
-                "next gatekey store or erase of this profile removes them",
+                "%d chunk items of an older value could not be removed from the keychain%s",
                 left,
+                later,
             )
 
     def _delete(self, service: str, account: str) -> bool:
