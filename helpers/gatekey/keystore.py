@@ -9,16 +9,13 @@
   helper ~100 ms per run). Items are interchangeable with ``keyring`` and
   ``secret-tool lookup service S username A``.
 - Windows Credential Manager holds at most 2560 bytes per secret, and Entra tokens are often
-  larger. Values above that are split into chunks under their own accounts, then a manifest is
-  written last at the main account, so a half-written set reads as the previous value or absent.
-  (Chunking applies on every platform so behaviour does not depend on where a value was stored.)
+  larger: values above that are split into chunks (chunks.py, re-exported here). Chunking
+  applies on every platform so behaviour does not depend on where a value was stored.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import os
 import sys
@@ -26,6 +23,11 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+# The chunking API lives in chunks.py; its users import it from here.
+from gatekey.chunks import CHUNK_LIMIT as CHUNK_LIMIT
+from gatekey.chunks import MANIFEST_PREFIX as MANIFEST_PREFIX
+from gatekey.chunks import ChunkedStore as ChunkedStore
+from gatekey.chunks import split_chunks as split_chunks
 from gatekey.context import RunContext
 from gatekey.errors import (
     DeadlineExceeded,
@@ -36,9 +38,6 @@ from gatekey.errors import (
 )
 
 log = logging.getLogger(__name__)
-
-CHUNK_LIMIT = 2560  # bytes per secret in Windows Credential Manager (CRED_MAX_CREDENTIAL_BLOB_SIZE)
-MANIFEST_PREFIX = "gatekey-chunked:v1:"
 
 SECRET_SERVICE = "keyring.backends.SecretService.Keyring"  # noqa: S105 - a class path
 DEFAULT_BACKENDS = {
@@ -66,7 +65,11 @@ T = TypeVar("T")
 
 
 class RawStore(Protocol):
-    """One keychain entry per (service, account); values are text."""
+    """One keychain entry per (service, account); values are text.
+
+    A store that can list its items also has ``accounts(service, prefix) -> list[str]`` (the
+    Secret Service does; keyring's API cannot): chunk generations are then found by listing.
+    """
 
     def get(self, service: str, account: str) -> str | None: ...
     def set(self, service: str, account: str, value: str) -> None: ...
@@ -190,6 +193,27 @@ class SecretServiceStore:
 
     def __init__(self, *, interactive: bool) -> None:
         self.interactive = interactive
+        # The collection of the session() in progress, per thread: a call abandoned at the
+        # deadline may still be using its connection while another thread starts one.
+        self._sessions: dict[int, Any] = {}
+
+    @property
+    def _open(self) -> Any:
+        return self._sessions.get(threading.get_ident())
+
+    @contextlib.contextmanager
+    def session(self) -> Any:
+        """One connection for every call inside the block (a chunked value takes many calls;
+        each new connection costs a bus handshake that jeepney gives up on after 1 s)."""
+        if self._open is not None:
+            yield
+            return
+        with self._collection() as collection:
+            self._sessions[threading.get_ident()] = collection
+            try:
+                yield
+            finally:
+                del self._sessions[threading.get_ident()]
 
     @contextlib.contextmanager
     def _collection(self) -> Any:
@@ -197,6 +221,10 @@ class SecretServiceStore:
         import secretstorage
         from secretstorage.exceptions import SecretStorageException
 
+        if self._open is not None:
+            with _service_errors():
+                yield self._open
+            return
         try:
             connection = secretstorage.dbus_init()
         except TimeoutError:  # the bus is there, accepted us, and did not answer (hung)
@@ -224,22 +252,27 @@ class SecretServiceStore:
                 ) from None
             if collection.is_locked():
                 self._unlock(collection)
-            yield collection
+            with _service_errors():
+                yield collection
         except (SecretStorageException, OSError) as e:
-            raise TemporaryFailure(
-                f"the Secret Service failed the request ({type(e).__name__}); try again, or "
-                "restart the keyring daemon"
-            ) from None
+            raise _failed(e) from None
         finally:
             connection.close()
 
+    # Another process may delete an item between our search and our look at it (a concurrent
+    # store replacing chunks, an erase): that is a race, not a keychain failure, so a vanished
+    # item is skipped and the search made again.
     def get(self, service: str, account: str) -> str | None:
         with self._collection() as collection:
-            for item in collection.search_items({"username": account, "service": service}):
-                if item.is_locked():
-                    self._unlock(item)
-                return bytes(item.get_secret()).decode("utf-8")
-            return None
+
+            def first_secret() -> str | None:
+                for item in collection.search_items({"username": account, "service": service}):
+                    if item.is_locked():
+                        self._unlock(item)
+                    return bytes(item.get_secret()).decode("utf-8")
+                return None
+
+            return _despite_vanishing(first_secret, None)
 
     def set(self, service: str, account: str, value: str) -> None:
         attributes = {"application": self.APPLICATION, "service": service, "username": account}
@@ -248,16 +281,60 @@ class SecretServiceStore:
             item = collection.create_item(label, attributes, value, replace=True)
             # Items other tools wrote for the same service and account (secret-tool writes no
             # application attribute, so create_item did not replace them) would shadow ours.
-            for other in collection.search_items({"username": account, "service": service}):
-                if other.item_path != item.item_path:
-                    other.delete()
+            for path in self._paths(collection, {"username": account, "service": service}):
+                if path != item.item_path:
+                    self._delete_path(collection, path)
 
     def delete(self, service: str, account: str) -> bool:
         with self._collection() as collection:
-            items = list(collection.search_items({"username": account, "service": service}))
-            for item in items:
-                item.delete()
-            return bool(items)
+            paths = self._paths(collection, {"username": account, "service": service})
+            return sum(self._delete_path(collection, path) for path in paths) > 0
+
+    def accounts(self, service: str, prefix: str) -> list[str]:
+        """The accounts (usernames) of this service's items that start with ``prefix``."""
+        with self._collection() as collection:
+            names = (
+                self._username(collection, path)
+                for path in self._paths(collection, {"service": service})
+            )
+            return [name for name in names if name.startswith(prefix)]
+
+    @staticmethod
+    def _paths(collection: Any, attributes: dict[str, str]) -> list[str]:
+        # The object paths alone: search_items() builds an Item for each, asking the service
+        # about it, and one deleted meanwhile would end the whole search with an exception.
+        from secretstorage.collection import COLLECTION_IFACE
+        from secretstorage.util import DBusAddressWrapper
+
+        wrapper = DBusAddressWrapper(
+            collection.collection_path, COLLECTION_IFACE, collection.connection
+        )
+        paths: list[str] = wrapper.call("SearchItems", "a{ss}", attributes)[0]
+        return list(paths)
+
+    @staticmethod
+    def _username(collection: Any, path: str) -> str:
+        """The item's username attribute; "" if it was deleted meanwhile."""
+        from secretstorage import Item
+
+        def username() -> str:
+            item = Item(collection.connection, path, collection.session)
+            return str(item.get_attributes().get("username", ""))
+
+        return _despite_vanishing(username, "", attempts=1)
+
+    def _delete_path(self, collection: Any, path: str) -> bool:
+        """Delete one item; False if it was already gone."""
+        from secretstorage import Item
+
+        def delete() -> bool:
+            item = Item(collection.connection, path, collection.session)
+            if item.is_locked():
+                self._unlock(item)
+            item.delete()
+            return True
+
+        return _despite_vanishing(delete, False, attempts=1)
 
     def _unlock(self, thing: Any) -> None:
         if not self.interactive:
@@ -273,6 +350,40 @@ class SecretServiceStore:
             )
 
 
+def _failed(e: BaseException) -> TemporaryFailure:
+    return TemporaryFailure(
+        f"the Secret Service failed the request ({type(e).__name__}); try again, or "
+        "restart the keyring daemon"
+    )
+
+
+@contextlib.contextmanager
+def _service_errors() -> Any:
+    """Each call's Secret Service failure as our error, where it happens (so a caller that
+    tolerates one failed call, like a chunk sweep, sees a HelperError)."""
+    from secretstorage.exceptions import SecretStorageException
+
+    try:
+        yield
+    except (SecretStorageException, OSError) as e:
+        raise _failed(e) from None
+
+
+def _despite_vanishing(fn: Callable[[], T], gone: T, attempts: int = 3) -> T:
+    """``fn()``, again when an item it touched was deleted meanwhile; ``gone`` if that keeps
+    happening. A dismissed prompt (a subclass of the same exception) is a real failure."""
+    from secretstorage.exceptions import ItemNotFoundException, PromptDismissedException
+
+    for _ in range(attempts):
+        try:
+            return fn()
+        except PromptDismissedException:
+            raise
+        except ItemNotFoundException:
+            continue
+    return gone
+
+
 def _bus_state() -> str:
     return "set but unreachable" if os.environ.get("DBUS_SESSION_BUS_ADDRESS") else "unset"
 
@@ -281,119 +392,3 @@ def open_store(backend_path: str, *, interactive: bool) -> RawStore:
     if backend_path == SECRET_SERVICE:
         return SecretServiceStore(interactive=interactive)
     return KeyringStore(backend_path)
-
-
-# --- chunking --------------------------------------------------------------------------------
-def _fits(text: str) -> bool:
-    # Windows stores text as UTF-16; other stores as UTF-8. A chunk must fit both.
-    return len(text.encode("utf-16-le")) <= CHUNK_LIMIT and len(text.encode()) <= CHUNK_LIMIT
-
-
-def split_chunks(value: str) -> list[str]:
-    chunks: list[str] = []
-    current: list[str] = []
-    size16 = size8 = 0
-    for ch in value:
-        c16, c8 = len(ch.encode("utf-16-le")), len(ch.encode("utf-8", "surrogatepass"))
-        if current and (size16 + c16 > CHUNK_LIMIT or size8 + c8 > CHUNK_LIMIT):
-            chunks.append("".join(current))
-            current, size16, size8 = [], 0, 0
-        current.append(ch)
-        size16 += c16
-        size8 += c8
-    if current:
-        chunks.append("".join(current))
-    return chunks
-
-
-def _chunk_account(account: str, generation: str, index: int) -> str:
-    return f"{account}#gatekey-chunk-{generation}-{index}"
-
-
-_RETRY = object()
-
-
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-class ChunkedStore:
-    """Values of any size over a RawStore: small ones as-is, large ones as chunks + manifest."""
-
-    def __init__(self, raw: RawStore) -> None:
-        self.raw = raw
-
-    def _manifest(self, stored: str | None) -> dict[str, Any] | None:
-        if stored is None or not stored.startswith(MANIFEST_PREFIX):
-            return None
-        try:
-            data = json.loads(stored[len(MANIFEST_PREFIX) :])
-        except ValueError:
-            return {}
-        ok = (
-            isinstance(data, dict)
-            and isinstance(data.get("gen"), str)
-            and isinstance(data.get("n"), int)
-            and 0 < data["n"] <= 1000
-            and isinstance(data.get("sha256"), str)
-        )
-        return data if ok else {}
-
-    def get(self, service: str, account: str) -> str | None:
-        value = self._get_once(service, account)
-        if value is _RETRY:
-            # A concurrent store replaced the manifest and dropped the chunks we were reading.
-            value = self._get_once(service, account)
-        return None if value is _RETRY else value  # type: ignore[return-value]
-
-    def _get_once(self, service: str, account: str) -> str | object | None:
-        stored = self.raw.get(service, account)
-        manifest = self._manifest(stored)
-        if manifest is None:
-            return stored
-        if not manifest:
-            log.debug("keychain entry has a damaged chunk manifest; treating it as absent")
-            return None
-        parts = []
-        for i in range(manifest["n"]):
-            part = self.raw.get(service, _chunk_account(account, manifest["gen"], i))
-            if part is None:
-                log.debug(
-                    "keychain chunk %d of %d is missing; treating as absent", i, manifest["n"]
-                )
-                return None
-            parts.append(part)
-        value = "".join(parts)
-        if _digest(value) != manifest["sha256"]:
-            log.debug("keychain chunks do not match their manifest; treating as absent")
-            return None
-        return value
-
-    def set(self, service: str, account: str, value: str) -> None:
-        previous = self._manifest(self.raw.get(service, account))
-        if _fits(value) and not value.startswith(MANIFEST_PREFIX):
-            self.raw.set(service, account, value)
-        else:
-            generation = os.urandom(4).hex()
-            chunks = split_chunks(value)
-            for i, chunk in enumerate(chunks):
-                self.raw.set(service, _chunk_account(account, generation, i), chunk)
-            manifest = {"gen": generation, "n": len(chunks), "sha256": _digest(value)}
-            # Written last: until this write lands, readers see the previous value (or nothing).
-            self.raw.set(service, account, MANIFEST_PREFIX + json.dumps(manifest))
-        self._drop_chunks(service, account, previous)
-
-    def delete(self, service: str, account: str) -> bool:
-        previous = self._manifest(self.raw.get(service, account))
-        existed = self.raw.delete(service, account)  # first: a partial delete reads as absent
-        self._drop_chunks(service, account, previous)
-        return existed
-
-    def _drop_chunks(self, service: str, account: str, manifest: dict[str, Any] | None) -> None:
-        if not manifest:
-            return
-        for i in range(manifest["n"]):
-            try:
-                self.raw.delete(service, _chunk_account(account, manifest["gen"], i))
-            except HelperError:
-                log.warning("could not remove an old keychain chunk; it is unused and harmless")

@@ -58,14 +58,18 @@ class KeychainSource:
             )
         return Token(value, expires_at=None, obtained_at=time.time(), source="keychain")
 
+    # Writers take the entry's lock first (readers never do): they take turns, and each one
+    # sweeps the chunks earlier writers left (see gatekey.chunks).
     def store(self, value: str, run: RunContext) -> None:
         store = self._store(run)
+        store.lock(self.service, self.account, run)
         call_with_deadline(
             lambda: store.set(self.service, self.account, value), run, "writing to the keychain"
         )
 
     def erase(self, run: RunContext) -> bool:
         store = self._store(run)
+        store.lock(self.service, self.account, run)
         return call_with_deadline(
             lambda: store.delete(self.service, self.account), run, "erasing from the keychain"
         )
