@@ -138,7 +138,7 @@ class FileCache:
             return False
         removed = False
         for area, suffix in (("tokens", ".json"), ("failures", ".json")):
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # none there
                 os.unlink(self._path(area, key, suffix))
                 removed = removed or area == "tokens"
         return removed
