@@ -5,14 +5,15 @@ revokes the whole sign-in. A run killed after the provider answered and before M
 was saved has lost the sign-in. The app kills slow helpers (SIGKILL, or the whole process group),
 so no signal handler can close that window inside the run's own process.
 
-How: for a source that keeps a sign-in (it has ``login()``), ``refresh()`` runs the fetch and
-the saves in a new Python process in its own session (a kill of the run, or of the run's process
-group, does not reach it), handing it a copy of the per-key lock's file descriptor. The lock
-(flock, shared by both copies) is then held until the worker has saved and exited, even if the
-run is gone; the next run's lock() waits for it and reads what it saved. The run waits for the
-worker's answer, relaying its stderr, and takes the token (or the error) from it. It never kills
-the worker (the watchdog does not know it either): the worker stops itself at the run's deadline
-plus WORKER_GRACE (SIGALRM's default action), the time to save an answer that came at the end.
+How: for a source whose fetch may rotate a saved sign-in (it says so: ``rotates_sign_in``, the
+IdP sources' user flows), ``refresh()`` runs the fetch and the saves in a new Python process in
+its own session (a kill of the run, or of the run's process group, does not reach it), handing
+it a copy of the per-key lock's file descriptor. The lock (flock, shared by both copies) is then
+held until the worker has saved and exited, even if the run is gone; the next run's lock() waits
+for it and reads what it saved. The run waits for the worker's answer, relaying its stderr, and
+takes the token (or the error) from it. It never kills the worker (the watchdog does not know it
+either): the worker stops itself at the run's deadline plus WORKER_GRACE (SIGALRM's default
+action), the time to save an answer that came at the end.
 
 Spawned (fork + exec of this interpreter), not forked: after a fork, a process that has threads
 (the watchdog) must not use macOS's system frameworks (the keychain, proxy settings; they crash
@@ -62,10 +63,10 @@ _in_worker = False  # this process is a worker: a nested refresh (jwt_from) runs
 
 
 def wanted(source: object) -> bool:
-    """Whether ``source``'s fetch belongs in a worker: it keeps a sign-in (a refresh token that
-    a fetch may rotate), and this platform can run one."""
+    """Whether ``source``'s fetch belongs in a worker: it may rotate a saved sign-in (a refresh
+    token; the source says so), and this platform can run one."""
     return (
-        hasattr(source, "login")
+        getattr(source, "rotates_sign_in", False) is True
         and not _in_worker
         and sys.platform != "win32"
         and not getattr(sys, "frozen", False)
