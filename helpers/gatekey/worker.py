@@ -132,7 +132,7 @@ def refresh(
     with contextlib.suppress(OSError):
         stdin.close()
     answer = _await(worker, result_r, log_r, run)
-    return _decode(answer, run, profile)
+    return _decode(answer, run, profile, worker.returncode)
 
 
 def _await(
@@ -189,15 +189,20 @@ def _relay(chunk: bytes) -> None:
             chunk = chunk[os.write(2, chunk) :]
 
 
-def _decode(answer: bytes, run: RunContext, profile: Profile) -> Token:
+def _decode(answer: bytes, run: RunContext, profile: Profile, status: int | None) -> Token:
     try:
         result = json.loads(answer)
         if not isinstance(result, dict):
             raise ValueError("not an object")
     except ValueError:
         run.fetches += 1  # it was started to ask the source; whether it did is unknown
+        how = (
+            f"was stopped by signal {-status}"
+            if status is not None and status < 0
+            else f"failed with status {status}"
+        )
         raise TemporaryFailure(
-            "the refresh stopped without an answer (its worker process was killed); try again",
+            f"the refresh ended without an answer (its worker process {how}); try again",
             profile=profile.name,
         ) from None
     fetches = result.get("fetches")

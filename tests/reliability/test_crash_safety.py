@@ -22,9 +22,10 @@ has saved and exited; a kill of the run or of its process group does not reach i
 run waits for the lock. So the test waits for the cache's locks (as gatekey does) before it
 reads or ages the cache after a kill. ``test_a_kill_while_the_provider_rotates_keeps_the_sign_in``
 makes the window deterministic: a proxy holds the refresh request while the run is killed, then
-lets the provider rotate the token; ``test_a_killed_run_holds_neither_stdout_nor_its_worker``
-checks that the worker keeps none of the app's pipes open and never outlives the run's deadline
-by more than its grace.
+lets the provider rotate the token;
+``test_a_refresh_worker_holds_no_pipe_of_the_app_and_never_lingers`` checks that a killed run's
+pipes end at once, that a run still ends at its deadline, and that a worker never outlives its
+run's deadline by more than its grace.
 
 Rounds: ``GATEKEY_CRASH_ROUNDS`` (the figures command runs 200); the default keeps the module
 near a minute (the deterministic tests catch a regression on every run). Every test prints its
@@ -408,7 +409,7 @@ def test_a_stop_when_the_provider_takes_the_refresh_keeps_the_sign_in(gk: Env, i
 
 # --- the provider behind a proxy: the window held open -------------------------------------------
 SLOW_SILENT_S = 20.0  # room for the held request; never waited for in full
-HANG_SILENT_S = 6.0  # a hung refresh ends at this deadline (the worker's too)
+HANG_SILENT_S = 5.0  # a hung refresh ends at this deadline (the worker's too)
 HELD_S = 2.0  # how long the proxy holds the refresh request before the provider sees it
 
 
@@ -493,31 +494,44 @@ def test_a_kill_while_the_provider_rotates_keeps_the_sign_in(
 
 
 @pytest.mark.oidc
-def test_a_killed_run_holds_neither_stdout_nor_its_worker(
+def test_a_refresh_worker_holds_no_pipe_of_the_app_and_never_lingers(
     gk: Env, make_oidc_provider: Callable[..., OidcProvider], tmp_path: Path
 ):
-    """The app reads stdout and stderr to their end: a refresh worker must hold neither (a
-    killed run's pipes end at once), and it ends by the run's deadline plus its grace even when
-    the provider never answers; the sign-in is intact after it."""
+    """The provider never answers the refresh request. (1) The run is killed: its stdout and
+    stderr (which the app reads to their end) end at once, while its worker still waits.
+    (2) A run left alone exits 75 at its deadline, one line, while waiting for its worker.
+    Each worker is gone by its run's deadline plus its grace, and the sign-in is intact."""
     op = make_oidc_provider()
     with FaultProxy(tmp_path / "proxy", op.origin, upstream_ca=op.ca) as proxy:
         proxy.applies = proxied_sign_in(gk, op, proxy, HANG_SILENT_S)
-        stale_everywhere(gk)
         rt_before = refresh_token(read_msal(gk))
-        proxy.mode = "hang"
-        before = proxy.count("POST", "/token")
-        t0 = time.monotonic()
-        proc = start(gk, pipes=True)
-        wait_for_request(proxy, before, proc)
-        proc.kill()
-        out, err = proc.communicate(timeout=HANG_SILENT_S / 2)  # end of both pipes
-        assert (out, err) == (b"", b"")
-        assert lock_held(gk), "the worker ended before the run's deadline: the test proves nothing"
-        with cache_locked(gk, HANG_SILENT_S + WORKER_GRACE + SLACK - (time.monotonic() - t0)):
-            kept = not rotated(gk, rt_before)
-            assert kept, "the refresh token changed: the provider saw the hung request"
-            proxy.mode = "forward"
+        for killed in (True, False):
+            if killed:
+                stale_everywhere(gk)
+            else:  # the hung refresh left MSAL with no access token: only gatekey's to age
+                make_expired(gk)
             gk.forget_failures()
+            proxy.mode = "hang"
+            before = proxy.count("POST", "/token")
+            t0 = time.monotonic()
+            proc = start(gk, pipes=True)
+            wait_for_request(proxy, before, proc)
+            if killed:
+                proc.kill()
+            out, err = proc.communicate(timeout=HANG_SILENT_S + SLACK)  # both pipes at an end
+            if killed:
+                assert (out, err) == (b"", b"")
+                assert lock_held(gk), "the worker ended before the deadline: this proves nothing"
+            else:
+                assert (proc.returncode, out) == (75, b""), err
+                assert err.count(b"\n") == 1, err
+                assert time.monotonic() - t0 < HANG_SILENT_S + SLACK
+            left = HANG_SILENT_S + WORKER_GRACE + SLACK - (time.monotonic() - t0)
+            with cache_locked(gk, left):
+                kept = not rotated(gk, rt_before)
+                assert kept, "the refresh token changed: the provider saw the hung request"
+        proxy.mode = "forward"
+        gk.forget_failures()
         r = gk.run(context=CONTEXT)
     printed_token(r)
 
