@@ -347,6 +347,7 @@ def test_sigkill_at_random_points_of_an_idp_refresh(
     )
     record_property("crash_rounds", IDP_ROUNDS)
     record_property("crash_lost_sign_ins", len(lost_rounds))
+    record_property("crash_saved_after_kill", outcomes["saved-after-kill"])
     record_property("crash_next_run_max_s", round(max(next_elapsed, default=0), 2))
     assert not lost_rounds, (
         f"sign-ins lost in {len(lost_rounds)} of {IDP_ROUNDS} kills (seed {seed})"
