@@ -6,9 +6,9 @@ The order matters:
    process may have refreshed while we waited, and then we reuse its token (single flight).
 3. A failure remembered moments ago (negative cache, 5 s doubling to 60 s) is reported instead
    of asking the source again, unless a person is present or --force-refresh was given.
-4. Fetch; persist atomically before printing; forget any remembered failure. For a source that
-   keeps a sign-in (a rotating refresh token), fetch and persist run in a worker process that a
-   kill of this run cannot stop, holding the lock until it has saved (worker.py).
+4. Fetch; persist atomically before printing; forget any remembered failure. When the fetch may
+   rotate a saved sign-in (an IdP's refresh token), fetch and persist run in a worker process
+   that a kill of this run cannot stop, holding the lock until it has saved (worker.py).
 5. If the fetch fails and the old token is still valid, print it with a warning.
 """
 
@@ -147,7 +147,8 @@ def get_token(
     source = source_factory(profile)
     saving = _Saving(cache, store, key, cached, spawn)
     try:
-        with cache.lock(key, run) as saving.lock_fd:
+        with cache.lock(key, run) as lock_fd:
+            saving.lock_fd = lock_fd  # a refresh worker holds the lock with it
             result = _fetch_once(source, profile, run, saving, ttl, clock)
     except LockTimeout as e:  # waiting for another process's refresh took the whole budget
         return _fall_back(cached, e, clock(), profile)
@@ -262,8 +263,8 @@ def fetch_in_worker(profile: Profile, run: RunContext, cache_root: str | None, k
 def _fetch_safely(
     source: Source, profile: Profile, run: RunContext, clock: Callable[[], float], *, spawn: bool
 ) -> Token:
-    """Fetch without saving a token (no cache), still in a worker when the source keeps a
-    sign-in: its own state (MSAL's) is saved there."""
+    """Fetch without saving a token (no cache), still in a worker when the fetch may rotate a
+    saved sign-in: the source's own state (MSAL's) is saved there."""
     if not (spawn and worker.wanted(source)):
         return _fetch(source, profile, run, clock)
     return worker.refresh(
