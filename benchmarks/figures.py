@@ -290,7 +290,9 @@ def render(s: dict[str, Any]) -> str:
         rows.append((f"outage, `{kind}`: source requests in {runs} rapid runs", ", ".join(parts)))
     for name, c in sorted(s["crash"].items()):
         lost = int(c.get("crash_lost_sign_ins", 0))
-        limit = " (the documented redeem-to-save limit)" if lost else ""
+        limit = " (a regression: the requirement is 0)" if lost else ""
+        if "crash_saved_after_kill" in c:  # kills after the refresh left, saved by its worker
+            limit += f"; {int(c['crash_saved_after_kill'])} kills saved by the refresh worker"
         what = name.removeprefix("test_sigkill_at_random_points_of_").replace("_", " ")
         what = what.replace("[", " (").replace("]", ")")
         rows.append(

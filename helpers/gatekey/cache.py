@@ -245,10 +245,11 @@ class FileCache:
         return False
 
     @contextlib.contextmanager
-    def lock(self, key: str, run: RunContext) -> Iterator[None]:
-        """Hold the per-key lock; waits no longer than the run's deadline."""
+    def lock(self, key: str, run: RunContext) -> Iterator[int]:
+        """Hold the per-key lock; waits no longer than the run's deadline. Yields the lock's file
+        descriptor: a refresh worker given a copy holds the lock until it exits (worker.py)."""
         if key in _held:  # taken earlier in this process (hold())
-            yield
+            yield _held[key]
             return
         try:
             directory = self._ensure_dir("locks")
@@ -266,7 +267,7 @@ class FileCache:
                     )
                 time.sleep(min(LOCK_POLL, max(run.remaining(), 0.001)))
             try:
-                yield
+                yield fd
             finally:
                 _unlock(fd)
         finally:

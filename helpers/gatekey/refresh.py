@@ -6,7 +6,9 @@ The order matters:
    process may have refreshed while we waited, and then we reuse its token (single flight).
 3. A failure remembered moments ago (negative cache, 5 s doubling to 60 s) is reported instead
    of asking the source again, unless a person is present or --force-refresh was given.
-4. Fetch; persist atomically before printing; forget any remembered failure.
+4. Fetch; persist atomically before printing; forget any remembered failure. When the fetch may
+   rotate a saved sign-in (an IdP's refresh token), fetch and persist run in a worker process
+   that a kill of this run cannot stop, holding the lock until it has saved (worker.py).
 5. If the fetch fails and the old token is still valid, print it with a warning.
 """
 
@@ -18,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
-from gatekey import clocks, logs
+from gatekey import clocks, logs, worker
 from gatekey.cache import CacheUnusable, FileCache, cache_key
 from gatekey.config import Profile
 from gatekey.context import RunContext
@@ -119,8 +121,10 @@ def get_token(
     clock: Callable[[], float] = time.time,
 ) -> Outcome:
     ttl = float(profile.values["min_ttl"] if min_ttl is None else min_ttl)
+    # Injected sources and clocks (tests) live in this process only: no worker for them.
+    spawn = source_factory is make_source and clock is time.time
     if not (profile.spec.file_cache and profile.values["cache"]):
-        token = _fetch(source_factory(profile), profile, run, clock)
+        token = _fetch_safely(source_factory(profile), profile, run, clock, spawn=spawn)
         return Outcome(token, "source", _lifetime_warnings(token, ttl, profile))
 
     cache = cache or FileCache()
@@ -141,9 +145,11 @@ def get_token(
     if remembered is not None:  # decided without the lock: failing runs do not queue up
         return _fall_back(cached, remembered, clock(), profile)
     source = source_factory(profile)
+    saving = _Saving(cache, store, key, cached, spawn)
     try:
-        with cache.lock(key, run):
-            result = _fetch_once(source, profile, run, cache, store, key, ttl, clock)
+        with cache.lock(key, run) as lock_fd:
+            saving.lock_fd = lock_fd  # a refresh worker holds the lock with it
+            result = _fetch_once(source, profile, run, saving, ttl, clock)
     except LockTimeout as e:  # waiting for another process's refresh took the whole budget
         return _fall_back(cached, e, clock(), profile)
     except CacheUnusable as e:
@@ -152,26 +158,35 @@ def get_token(
             "the source until this is fixed (set GATEKEY_CACHE_DIR to a writable directory)",
             e,
         )
-        token = _fetch(source, profile, run, clock)
+        token = _fetch_safely(source, profile, run, clock, spawn=spawn)
         return Outcome(token, "fetched", _lifetime_warnings(token, ttl, profile))
     if isinstance(result, Outcome):
         return result
     return Outcome(result, "fetched", _lifetime_warnings(result, ttl, profile))
 
 
+class _Saving:
+    """Where a fetched token is saved, under which lock, and whether in a worker."""
+
+    def __init__(
+        self, cache: FileCache, store: TokenStore, key: str, cached: Token | None, spawn: bool
+    ) -> None:
+        self.cache, self.store, self.key, self.cached, self.spawn = cache, store, key, cached, spawn
+        self.lock_fd: int | None = None
+
+
 def _fetch_once(
     source: Source,
     profile: Profile,
     run: RunContext,
-    cache: FileCache,
-    store: TokenStore,
-    key: str,
+    saving: _Saving,
     ttl: float,
     clock: Callable[[], float],
 ) -> Token | Outcome:
     """Under the lock: reuse a token another process just obtained, or fetch and persist one."""
     bypass, force = run.bypass_cache, run.force_refresh
-    cached, _why = store.read(key)  # the winner of the lock may have refreshed it
+    cache, key = saving.cache, saving.key
+    cached, _why = saving.store.read(key)  # the winner of the lock may have refreshed it
     if cached is not None:
         logs.register_secret(cached.value)
     now = clock()
@@ -181,6 +196,36 @@ def _fetch_once(
     remembered = remembered_failure(cache, key, run, profile, now)
     if remembered is not None:
         return _fall_back(cached, remembered, now, profile)
+    try:
+        if saving.spawn and worker.wanted(source):
+            secrets = [t.value for t in (cached, saving.cached) if t is not None]
+            return worker.refresh(
+                profile,
+                run,
+                cache_root=cache.root,
+                key=key,
+                lock_fd=saving.lock_fd,
+                secrets=secrets,
+                in_process=lambda: fetch_and_save(source, profile, run, cache, saving.store, key),
+            )
+        return fetch_and_save(source, profile, run, cache, saving.store, key, clock)
+    except ConfigError:
+        raise
+    except HelperError as e:
+        return _fall_back(cached, e, clock(), profile)
+
+
+def fetch_and_save(
+    source: Source,
+    profile: Profile,
+    run: RunContext,
+    cache: FileCache,
+    store: TokenStore,
+    key: str,
+    clock: Callable[[], float] = time.time,
+) -> Token:
+    """Fetch, then persist atomically and forget any remembered failure; or remember the
+    failure and raise it."""
     try:
         token = _fetch(source, profile, run, clock)
     except ConfigError:
@@ -192,7 +237,7 @@ def _fetch_once(
             cache.record_failure(key, e, clock())
         except OSError as oe:
             log.debug("could not remember the failure (%s)", oe.strerror)
-        return _fall_back(cached, e, clock(), profile)
+        raise
     try:
         store.write(key, token)
     except OSError as e:
@@ -204,6 +249,33 @@ def _fetch_once(
         )
     cache.clear_failure(key)
     return token
+
+
+def fetch_in_worker(profile: Profile, run: RunContext, cache_root: str | None, key: str) -> Token:
+    """A refresh worker's job (worker.main): fetch and, given a cache, persist."""
+    source = make_source(profile)
+    if cache_root is None:
+        return _fetch(source, profile, run, time.time)
+    cache = FileCache(cache_root)
+    return fetch_and_save(source, profile, run, cache, token_store(profile, run, cache), key)
+
+
+def _fetch_safely(
+    source: Source, profile: Profile, run: RunContext, clock: Callable[[], float], *, spawn: bool
+) -> Token:
+    """Fetch without saving a token (no cache), still in a worker when the fetch may rotate a
+    saved sign-in: the source's own state (MSAL's) is saved there."""
+    if not (spawn and worker.wanted(source)):
+        return _fetch(source, profile, run, clock)
+    return worker.refresh(
+        profile,
+        run,
+        cache_root=None,
+        key=profile_cache_key(profile),
+        lock_fd=None,
+        secrets=[],
+        in_process=lambda: _fetch(source, profile, run, clock),
+    )
 
 
 def remembered_failure(

@@ -160,6 +160,12 @@ class IdpSource:
     def name(self) -> str:
         return self.profile.name
 
+    @property
+    def rotates_sign_in(self) -> bool:
+        """A fetch may redeem, and so rotate, a saved refresh token (gatekey.worker then runs
+        it where a kill of the run cannot interrupt the save); the confidential flows save none."""
+        return self.flow not in ("client-credentials", "managed-identity")
+
     # --- the source interface ----------------------------------------------------------------
     def fetch(self, run: RunContext) -> Token:
         if self.flow == "client-credentials":
