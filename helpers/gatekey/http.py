@@ -3,7 +3,10 @@
 - TLS is always verified, against the OS trust store (truststore) plus an optional per-profile
   ``ca_bundle``. An explicit ``ca_bundle`` wins over a global ``REQUESTS_CA_BUNDLE`` (requests
   would otherwise let the environment replace it).
-- Every request gets connect/read timeouts no longer than the run's remaining deadline.
+- Every request has a whole-request deadline: connecting, TLS, the answer's headers and its whole
+  body must be done by the run's deadline minus a reserve (``fallback_reserve``), however the
+  bytes trickle in. requests' own read timeout bounds each read, not the answer: a peer sending
+  a byte every half second would never trip it. An answer over ``MAX_ANSWER`` bytes is refused.
 - ``http://`` is refused: tokens never travel in clear text.
 - OpenID discovery documents are kept on disk for a day, so a silent refresh costs one request
   to the token endpoint instead of discovery + token.
@@ -11,26 +14,136 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from gatekey.cache import FileCache
 from gatekey.context import RunContext
-from gatekey.errors import ConfigError, DeadlineExceeded, SourceUnavailable, TemporaryFailure
+from gatekey.errors import (
+    ConfigError,
+    DeadlineExceeded,
+    HelperError,
+    SourceUnavailable,
+    TemporaryFailure,
+)
 from gatekey.output import jwt_claims
 from gatekey.token import is_time
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CONNECT_TIMEOUT = 5.0
+# Kept back from every network call: when the source fails at the end of its time, the run still
+# has to print the cached credential (refresh._fall_back: a failure record, a warning, the
+# payload) or its one error line, before its deadline. That is milliseconds of work, but on a
+# loaded machine the process may wait for a core longer than that; the watchdog's 0.5 s grace
+# comes after the deadline. A tenth of the context's deadline, at most 1 s: the source keeps 9 s
+# of silent's 10 s, and a short deadline set in a config keeps the same proportion.
+RESERVE_SHARE = 0.1
+RESERVE_MAX = 1.0
+# No identity provider, vault or metadata answer comes near this (a token answer is a few KB); a
+# peer streaming without end must not fill the memory before the deadline stops it.
+MAX_ANSWER = 4 * 1024 * 1024
+ANSWER_CHUNK = 64 * 1024
 DISCOVERY_TTL = 24 * 3600.0
 # OpenID discovery, and Entra's instance discovery (asked by MSAL on the public cloud).
 DISCOVERY_SUFFIXES = ("/.well-known/openid-configuration", "/discovery/instance")
+
+
+def fallback_reserve(run: RunContext) -> float:
+    """Seconds of the run kept back from network calls (see RESERVE_SHARE)."""
+    return min(run.timeout * RESERVE_SHARE, RESERVE_MAX)
+
+
+def request_budget(run: RunContext, doing: str) -> float:
+    """Seconds a network call may take in all: the run's remaining time minus the reserve.
+    DeadlineExceeded when nothing is left."""
+    left = run.check(doing) - fallback_reserve(run)
+    if left <= 0:
+        raise DeadlineExceeded(
+            f"gave up after {run.timeout:g} s ({run.name} time limit) before {doing}"
+        )
+    return left
+
+
+def call_within(fn: Callable[[], T], seconds: float, late: Callable[[], HelperError]) -> T:
+    """``fn()``'s result (or its exception), or ``late()`` raised once ``seconds`` have passed.
+
+    ``fn`` runs in a daemon thread that is abandoned when late. Chosen over closing the socket at
+    the deadline (or checking a clock between reads) because it bounds every way a call can
+    block: name resolution (getaddrinfo takes no timeout), the TLS handshake, headers and body
+    sent a byte at a time, a library's own waits (botocore's credential chain). The abandoned
+    call holds only its own connection, and it ends with the process moments later.
+    """
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # handed to the caller, which re-raises it
+            box["error"] = e
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name="gatekey-request", daemon=True).start()
+    if not done.wait(max(seconds, 0.0)):
+        raise late()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
+
+
+def _read_answer(response: requests.Response, host: str) -> requests.Response:
+    """Read a streamed answer's body (at most MAX_ANSWER bytes) into ``response``."""
+    chunks, size = [], 0
+    for chunk in response.iter_content(ANSWER_CHUNK):
+        size += len(chunk)
+        if size > MAX_ANSWER:
+            response.close()
+            raise TemporaryFailure(
+                f"{host} sent an answer larger than {MAX_ANSWER // 2**20} MiB; not read further "
+                "(an identity provider's or a vault's answer is a few KB)"
+            )
+        chunks.append(chunk)
+    response._content = b"".join(chunks)
+    return response
+
+
+def send_within(
+    session: requests.Session,
+    run: RunContext,
+    method: str | bytes,
+    url: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> requests.Response:
+    """``requests.Session.request`` with a whole-request deadline (the run's, minus the
+    reserve) and the MAX_ANSWER limit. requests' exceptions pass through for the caller to
+    explain; a missed deadline is DeadlineExceeded."""
+    host = _host(url)
+    budget = request_budget(run, f"waiting for {host}")
+    # Inner bounds, for a peer that says nothing at all: the connect bound names the network.
+    kwargs["timeout"] = (min(CONNECT_TIMEOUT, budget), budget)
+    kwargs["stream"] = True  # the body is read by _read_answer, inside the deadline
+    verb = method.decode() if isinstance(method, bytes) else method
+    send = functools.partial(requests.Session.request, session, verb, url, *args, **kwargs)
+
+    def late() -> HelperError:
+        return DeadlineExceeded(
+            f"{host} did not complete its answer within the {run.name} time limit "
+            f"({run.timeout:g} s)"
+        )
+
+    return call_within(lambda: _read_answer(send(), host), budget, late)
 
 
 class _TrustStoreAdapter(HTTPAdapter):
@@ -112,27 +225,25 @@ class IdpSession(requests.Session):
         cached = self._cached_discovery(method, text_url)
         if cached is not None:
             return cached
-        left = self.run.check(f"waiting for {_host(text_url)}")
-        kwargs["timeout"] = (min(CONNECT_TIMEOUT, left), left)
         if self.json_answers:
             # An identity provider answers directly; a redirect followed here would carry the
             # form (a client secret, a refresh token) to wherever it points, http:// included.
             kwargs["allow_redirects"] = False
         self.requests_sent += 1
         try:
-            verb = method.decode() if isinstance(method, bytes) else method
-            response = super().request(verb, text_url, *args, **kwargs)
+            response = send_within(self, self.run, method, text_url, args, kwargs)
         except requests.exceptions.SSLError as e:
             raise TemporaryFailure(
                 f"TLS verification failed for {_host(text_url)} ({_reason(e)}); if a proxy "
                 "inspects TLS, set the profile's ca_bundle to its CA certificate"
             ) from None
-        except requests.exceptions.Timeout:
-            if self.run.remaining() > 0.5:
+        except requests.exceptions.Timeout as e:
+            connect, whole = kwargs["timeout"]
+            if isinstance(e, requests.exceptions.ConnectTimeout) and connect < whole:
                 # The connect bound (TCP and the TLS handshake) fired, not the run's deadline.
                 raise DeadlineExceeded(
                     f"{_host(text_url)} did not complete a connection (TCP and TLS) within "
-                    f"{kwargs['timeout'][0]:g} s; check the network or VPN"
+                    f"{connect:g} s; check the network or VPN"
                 ) from None
             raise DeadlineExceeded(
                 f"{_host(text_url)} did not answer within the {self.run.name} time limit "
@@ -256,12 +367,10 @@ class ManagedIdentitySession(requests.Session):
         self.trust_env = False  # IMDS must never go through a proxy
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
-        left = self.run.check("waiting for the managed identity endpoint")
-        kwargs["timeout"] = (min(CONNECT_TIMEOUT, left), left)
-        verb = method.decode() if isinstance(method, bytes) else method
+        text_url = url.decode() if isinstance(url, bytes) else url
         try:
-            return super().request(verb, url, *args, **kwargs)
-        except requests.exceptions.Timeout:
+            return send_within(self, self.run, method, text_url, args, kwargs)
+        except (requests.exceptions.Timeout, DeadlineExceeded):
             raise DeadlineExceeded(
                 f"the managed identity endpoint did not answer within {self.run.timeout:g} s"
             ) from None

@@ -54,21 +54,36 @@ class AwsSecretsManagerSource:
                 "pip install 'gatekey[aws]'",
                 profile=self.name,
             ) from None
-        left = run.check("asking AWS Secrets Manager")
+        from gatekey.http import call_within, request_budget
+
+        budget = request_budget(run, "asking AWS Secrets Manager")
         aws_profile = self.profile.values["profile"]
-        try:
+
+        def ask() -> Any:
             session = boto3.session.Session(
                 profile_name=aws_profile, region_name=self.profile.values["region"]
             )
             client = session.client(
                 "secretsmanager",
                 config=botocore.config.Config(
-                    connect_timeout=min(CONNECT_TIMEOUT, left),
-                    read_timeout=left,
+                    connect_timeout=min(CONNECT_TIMEOUT, budget),
+                    read_timeout=budget,
                     retries={"total_max_attempts": 1},
                 ),
             )
-            answer = client.get_secret_value(SecretId=self.secret_id)
+            return client.get_secret_value(SecretId=self.secret_id)
+
+        def late() -> HelperError:
+            # botocore's read timeout bounds each read, not the answer (nor the credential
+            # chain it walks first): the whole call has the run's deadline minus the reserve.
+            return DeadlineExceeded(
+                f"AWS Secrets Manager did not complete its answer within the {run.name} time "
+                f"limit ({run.timeout:g} s)",
+                profile=self.name,
+            )
+
+        try:
+            answer = call_within(ask, budget, late)
         except bx.ProfileNotFound:
             raise ConfigError(
                 f"there is no AWS profile {aws_profile!r} in the AWS config",
