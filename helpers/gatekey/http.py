@@ -139,8 +139,7 @@ def send_within(
 
     def late() -> HelperError:
         return DeadlineExceeded(
-            f"{host} did not complete its answer within the {run.name} time limit "
-            f"({run.timeout:g} s)"
+            f"{host} did not answer within the {run.name} time limit ({run.timeout:g} s)"
         )
 
     return call_within(lambda: _read_answer(send(), host), budget, late)
@@ -237,13 +236,13 @@ class IdpSession(requests.Session):
                 f"TLS verification failed for {_host(text_url)} ({_reason(e)}); if a proxy "
                 "inspects TLS, set the profile's ca_bundle to its CA certificate"
             ) from None
-        except requests.exceptions.Timeout as e:
-            connect, whole = kwargs["timeout"]
-            if isinstance(e, requests.exceptions.ConnectTimeout) and connect < whole:
-                # The connect bound (TCP and the TLS handshake) fired, not the run's deadline.
+        except requests.exceptions.Timeout:
+            if self.run.remaining() - fallback_reserve(self.run) > 0.5:
+                # The connect bound (TCP and the TLS handshake) fired, well before the run's
+                # deadline. (A handshake that times out is not always a ConnectTimeout.)
                 raise DeadlineExceeded(
                     f"{_host(text_url)} did not complete a connection (TCP and TLS) within "
-                    f"{connect:g} s; check the network or VPN"
+                    f"{kwargs['timeout'][0]:g} s; check the network or VPN"
                 ) from None
             raise DeadlineExceeded(
                 f"{_host(text_url)} did not answer within the {self.run.name} time limit "

@@ -56,34 +56,35 @@ class AwsSecretsManagerSource:
             ) from None
         from gatekey.http import call_within, request_budget
 
-        budget = request_budget(run, "asking AWS Secrets Manager")
         aws_profile = self.profile.values["profile"]
-
-        def ask() -> Any:
-            session = boto3.session.Session(
-                profile_name=aws_profile, region_name=self.profile.values["region"]
-            )
-            client = session.client(
-                "secretsmanager",
-                config=botocore.config.Config(
-                    connect_timeout=min(CONNECT_TIMEOUT, budget),
-                    read_timeout=budget,
-                    retries={"total_max_attempts": 1},
-                ),
-            )
-            return client.get_secret_value(SecretId=self.secret_id)
 
         def late() -> HelperError:
             # botocore's read timeout bounds each read, not the answer (nor the credential
             # chain it walks first): the whole call has the run's deadline minus the reserve.
             return DeadlineExceeded(
-                f"AWS Secrets Manager did not complete its answer within the {run.name} time "
-                f"limit ({run.timeout:g} s)",
+                f"AWS Secrets Manager did not answer within the {run.name} time limit "
+                f"({run.timeout:g} s)",
                 profile=self.name,
             )
 
         try:
-            answer = call_within(ask, budget, late)
+            left = request_budget(run, "asking AWS Secrets Manager")
+            session = boto3.session.Session(
+                profile_name=aws_profile, region_name=self.profile.values["region"]
+            )
+            client = session.client(  # no network yet: credentials are resolved by the call
+                "secretsmanager",
+                config=botocore.config.Config(
+                    connect_timeout=min(CONNECT_TIMEOUT, left),
+                    read_timeout=left,
+                    retries={"total_max_attempts": 1},
+                ),
+            )
+            answer = call_within(
+                lambda: client.get_secret_value(SecretId=self.secret_id),
+                request_budget(run, "asking AWS Secrets Manager"),
+                late,
+            )
         except bx.ProfileNotFound:
             raise ConfigError(
                 f"there is no AWS profile {aws_profile!r} in the AWS config",
@@ -113,11 +114,7 @@ class AwsSecretsManagerSource:
                 profile=self.name,
             ) from None
         except (bx.ConnectTimeoutError, bx.ReadTimeoutError):
-            raise DeadlineExceeded(
-                f"AWS Secrets Manager did not answer within the {run.name} time limit "
-                f"({run.timeout:g} s)",
-                profile=self.name,
-            ) from None
+            raise late() from None
         except bx.SSLError:
             raise TemporaryFailure(
                 "TLS verification failed for AWS Secrets Manager; if a proxy inspects TLS, set "
