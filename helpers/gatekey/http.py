@@ -4,7 +4,7 @@
   ``ca_bundle``. An explicit ``ca_bundle`` wins over a global ``REQUESTS_CA_BUNDLE`` (requests
   would otherwise let the environment replace it).
 - Every request has a whole-request deadline: connecting, TLS, the answer's headers and its whole
-  body must be done by the run's deadline minus a reserve (``fallback_reserve``), however the
+  body must be done by the run's deadline minus a reserve (gatekey.deadlines), however the
   bytes trickle in. requests' own read timeout bounds each read, not the answer: a peer sending
   a byte every half second would never trip it. An answer over ``MAX_ANSWER`` bytes is refused.
 - ``http://`` is refused: tokens never travel in clear text.
@@ -17,16 +17,15 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import threading
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from gatekey.cache import FileCache
 from gatekey.context import RunContext
+from gatekey.deadlines import call_within, fallback_reserve, request_budget
 from gatekey.errors import (
     ConfigError,
     DeadlineExceeded,
@@ -38,17 +37,8 @@ from gatekey.output import jwt_claims
 from gatekey.token import is_time
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 CONNECT_TIMEOUT = 5.0
-# Kept back from every network call: when the source fails at the end of its time, the run still
-# has to print the cached credential (refresh._fall_back: a failure record, a warning, the
-# payload) or its one error line, before its deadline. That is milliseconds of work, but on a
-# loaded machine the process may wait for a core longer than that; the watchdog's 0.5 s grace
-# comes after the deadline. A tenth of the context's deadline, at most 1 s: the source keeps 9 s
-# of silent's 10 s, and a short deadline set in a config keeps the same proportion.
-RESERVE_SHARE = 0.1
-RESERVE_MAX = 1.0
 # No identity provider, vault or metadata answer comes near this (a token answer is a few KB); a
 # peer streaming without end must not fill the memory before the deadline stops it.
 MAX_ANSWER = 4 * 1024 * 1024
@@ -56,50 +46,6 @@ ANSWER_CHUNK = 64 * 1024
 DISCOVERY_TTL = 24 * 3600.0
 # OpenID discovery, and Entra's instance discovery (asked by MSAL on the public cloud).
 DISCOVERY_SUFFIXES = ("/.well-known/openid-configuration", "/discovery/instance")
-
-
-def fallback_reserve(run: RunContext) -> float:
-    """Seconds of the run kept back from network calls (see RESERVE_SHARE)."""
-    return min(run.timeout * RESERVE_SHARE, RESERVE_MAX)
-
-
-def request_budget(run: RunContext, doing: str) -> float:
-    """Seconds a network call may take in all: the run's remaining time minus the reserve.
-    DeadlineExceeded when nothing is left."""
-    left = run.check(doing) - fallback_reserve(run)
-    if left <= 0:
-        raise DeadlineExceeded(
-            f"gave up after {run.timeout:g} s ({run.name} time limit) before {doing}"
-        )
-    return left
-
-
-def call_within(fn: Callable[[], T], seconds: float, late: Callable[[], HelperError]) -> T:
-    """``fn()``'s result (or its exception), or ``late()`` raised once ``seconds`` have passed.
-
-    ``fn`` runs in a daemon thread that is abandoned when late. Chosen over closing the socket at
-    the deadline (or checking a clock between reads) because it bounds every way a call can
-    block: name resolution (getaddrinfo takes no timeout), the TLS handshake, headers and body
-    sent a byte at a time, a library's own waits (botocore's credential chain). The abandoned
-    call holds only its own connection, and it ends with the process moments later.
-    """
-    box: dict[str, Any] = {}
-    done = threading.Event()
-
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as e:  # handed to the caller, which re-raises it
-            box["error"] = e
-        finally:
-            done.set()
-
-    threading.Thread(target=target, name="gatekey-request", daemon=True).start()
-    if not done.wait(max(seconds, 0.0)):
-        raise late()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]  # type: ignore[no-any-return]
 
 
 def _read_answer(response: requests.Response, host: str) -> requests.Response:

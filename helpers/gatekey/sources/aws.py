@@ -54,7 +54,7 @@ class AwsSecretsManagerSource:
                 "pip install 'gatekey[aws]'",
                 profile=self.name,
             ) from None
-        from gatekey.http import call_within, request_budget
+        from gatekey.deadlines import call_within, request_budget
 
         aws_profile = self.profile.values["profile"]
 
