@@ -274,7 +274,9 @@ SLOW_CASES = [
 
 
 @pytest.mark.parametrize(("peer", "fault"), SLOW_CASES, indirect=["peer"])
-def test_an_endless_answer_serves_the_cached_credential(peer: Peer, fault: str) -> None:
+def test_an_endless_answer_serves_the_cached_credential(
+    peer: Peer, fault: str, record_property: Callable[[str, object], None]
+) -> None:
     """(a) and (b) at once, the source answering without end (for the IdPs, (b) starts from
     an empty cache: the discovery document is what trickles). Each run asks the source once."""
     gk = peer.gk
@@ -292,6 +294,12 @@ def test_an_endless_answer_serves_the_cached_credential(peer: Peer, fault: str) 
         },
     )
     entries = logged(gk)
+    for case, ctx in (("a", "background"), ("b", "mid-session-refresh")):
+        record_property(f"duration_ms_{case}", entries[ctx]["duration_ms"])
+    print(
+        f"\n[{peer.kind} {fault}] (a) {entries['background']['duration_ms']:.0f} ms, "
+        f"(b) {entries['mid-session-refresh']['duration_ms']:.0f} ms for {DEADLINE_S:g} s"
+    )
     assert_served(results["a"], credential, entries["background"], fault)
     assert_failed(results["b"], 75, entries["mid-session-refresh"], fault, SAYS[fault])
     assert peer.proxy.connections - before == 2, "one request per run, no retry"
