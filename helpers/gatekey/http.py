@@ -3,7 +3,10 @@
 - TLS is always verified, against the OS trust store (truststore) plus an optional per-profile
   ``ca_bundle``. An explicit ``ca_bundle`` wins over a global ``REQUESTS_CA_BUNDLE`` (requests
   would otherwise let the environment replace it).
-- Every request gets connect/read timeouts no longer than the run's remaining deadline.
+- Every request has a whole-request deadline: connecting, TLS, the answer's headers and its whole
+  body must be done by the run's deadline minus a reserve (gatekey.deadlines), however the
+  bytes trickle in. requests' own read timeout bounds each read, not the answer: a peer sending
+  a byte every half second would never trip it. An answer over ``MAX_ANSWER`` bytes is refused.
 - ``http://`` is refused: tokens never travel in clear text.
 - OpenID discovery documents are kept on disk for a day, so a silent refresh costs one request
   to the token endpoint instead of discovery + token.
@@ -11,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -21,16 +25,70 @@ from requests.adapters import HTTPAdapter
 
 from gatekey.cache import FileCache
 from gatekey.context import RunContext
-from gatekey.errors import ConfigError, DeadlineExceeded, SourceUnavailable, TemporaryFailure
+from gatekey.deadlines import call_within, fallback_reserve, request_budget
+from gatekey.errors import (
+    ConfigError,
+    DeadlineExceeded,
+    HelperError,
+    SourceUnavailable,
+    TemporaryFailure,
+)
 from gatekey.output import jwt_claims
 from gatekey.token import is_time
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0
+# No identity provider, vault or metadata answer comes near this (a token answer is a few KB); a
+# peer streaming without end must not fill the memory before the deadline stops it.
+MAX_ANSWER = 4 * 1024 * 1024
+ANSWER_CHUNK = 64 * 1024
 DISCOVERY_TTL = 24 * 3600.0
 # OpenID discovery, and Entra's instance discovery (asked by MSAL on the public cloud).
 DISCOVERY_SUFFIXES = ("/.well-known/openid-configuration", "/discovery/instance")
+
+
+def _read_answer(response: requests.Response, host: str) -> requests.Response:
+    """Read a streamed answer's body (at most MAX_ANSWER bytes) into ``response``."""
+    chunks, size = [], 0
+    for chunk in response.iter_content(ANSWER_CHUNK):
+        size += len(chunk)
+        if size > MAX_ANSWER:
+            response.close()
+            raise TemporaryFailure(
+                f"{host} sent an answer larger than {MAX_ANSWER // 2**20} MiB; not read further "
+                "(an identity provider's or a vault's answer is a few KB)"
+            )
+        chunks.append(chunk)
+    response._content = b"".join(chunks)
+    return response
+
+
+def send_within(
+    session: requests.Session,
+    run: RunContext,
+    method: str | bytes,
+    url: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> requests.Response:
+    """``requests.Session.request`` with a whole-request deadline (the run's, minus the
+    reserve) and the MAX_ANSWER limit. requests' exceptions pass through for the caller to
+    explain; a missed deadline is DeadlineExceeded."""
+    host = _host(url)
+    budget = request_budget(run, f"waiting for {host}")
+    # Inner bounds, for a peer that says nothing at all: the connect bound names the network.
+    kwargs["timeout"] = (min(CONNECT_TIMEOUT, budget), budget)
+    kwargs["stream"] = True  # the body is read by _read_answer, inside the deadline
+    verb = method.decode() if isinstance(method, bytes) else method
+    send = functools.partial(requests.Session.request, session, verb, url, *args, **kwargs)
+
+    def late() -> HelperError:
+        return DeadlineExceeded(
+            f"{host} did not answer within the {run.name} time limit ({run.timeout:g} s)"
+        )
+
+    return call_within(lambda: _read_answer(send(), host), budget, late)
 
 
 class _TrustStoreAdapter(HTTPAdapter):
@@ -112,24 +170,22 @@ class IdpSession(requests.Session):
         cached = self._cached_discovery(method, text_url)
         if cached is not None:
             return cached
-        left = self.run.check(f"waiting for {_host(text_url)}")
-        kwargs["timeout"] = (min(CONNECT_TIMEOUT, left), left)
         if self.json_answers:
             # An identity provider answers directly; a redirect followed here would carry the
             # form (a client secret, a refresh token) to wherever it points, http:// included.
             kwargs["allow_redirects"] = False
         self.requests_sent += 1
         try:
-            verb = method.decode() if isinstance(method, bytes) else method
-            response = super().request(verb, text_url, *args, **kwargs)
+            response = send_within(self, self.run, method, text_url, args, kwargs)
         except requests.exceptions.SSLError as e:
             raise TemporaryFailure(
                 f"TLS verification failed for {_host(text_url)} ({_reason(e)}); if a proxy "
                 "inspects TLS, set the profile's ca_bundle to its CA certificate"
             ) from None
         except requests.exceptions.Timeout:
-            if self.run.remaining() > 0.5:
-                # The connect bound (TCP and the TLS handshake) fired, not the run's deadline.
+            if self.run.remaining() - fallback_reserve(self.run) > 0.5:
+                # The connect bound (TCP and the TLS handshake) fired, well before the run's
+                # deadline. (A handshake that times out is not always a ConnectTimeout.)
                 raise DeadlineExceeded(
                     f"{_host(text_url)} did not complete a connection (TCP and TLS) within "
                     f"{kwargs['timeout'][0]:g} s; check the network or VPN"
@@ -256,12 +312,10 @@ class ManagedIdentitySession(requests.Session):
         self.trust_env = False  # IMDS must never go through a proxy
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
-        left = self.run.check("waiting for the managed identity endpoint")
-        kwargs["timeout"] = (min(CONNECT_TIMEOUT, left), left)
-        verb = method.decode() if isinstance(method, bytes) else method
+        text_url = url.decode() if isinstance(url, bytes) else url
         try:
-            return super().request(verb, url, *args, **kwargs)
-        except requests.exceptions.Timeout:
+            return send_within(self, self.run, method, text_url, args, kwargs)
+        except (requests.exceptions.Timeout, DeadlineExceeded):
             raise DeadlineExceeded(
                 f"the managed identity endpoint did not answer within {self.run.timeout:g} s"
             ) from None

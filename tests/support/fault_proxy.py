@@ -24,9 +24,17 @@ Modes (``FaultProxy.mode``, changeable at any time; a change applies to the next
   ``access_token`` (a token endpoint that states no lifetime).
 - ``truncated``: forwards, and passes on only the first half of the answer's body (with a
   matching Content-Length): a 200 whose JSON stops in the middle, secrets and all.
+- ``drip``: reads the request, sends a 200's status line and headers (a JSON content type, a
+  Content-Length of 1 MB) at once, then its body one byte every ``drip_interval`` seconds
+  (0.5), forever: each read a client makes is quick, the answer never ends.
+- ``drip-headers``: the same trickle one step earlier: the status line, then a header line
+  that never ends, a byte every ``drip_interval`` seconds.
+- ``flood``: sends a 200's headers with no Content-Length, then a body of spaces as fast as
+  the client reads it, forever (an answer that would fill the client's memory).
 
 ``applies`` (a predicate on ``(method, path)``) limits the request-level faults (``hang``,
-``slow``, ``status``, ``malformed-json``, ``truncated``) to some requests; others are forwarded.
+``slow``, ``status``, ``malformed-json``, ``truncated``, ``drip``, ``drip-headers``, ``flood``)
+to some requests; others are forwarded.
 
 Clients trust ``.ca`` (a throwaway trustme CA written to ``directory``). It counts what it sees:
 ``connections`` (TCP connections accepted), ``requests`` (``(method, path)`` of every request
@@ -64,8 +72,14 @@ MODES = (
     "expired-cert",
     "no-expires-in",
     "truncated",
+    "drip",
+    "drip-headers",
+    "flood",
 )
-REQUEST_FAULTS = frozenset({"hang", "slow", "status", "malformed-json", "truncated"})
+REQUEST_FAULTS = frozenset(
+    {"hang", "slow", "status", "malformed-json", "truncated", "drip", "drip-headers", "flood"}
+)
+STREAMING_FAULTS = frozenset({"drip", "drip-headers", "flood"})
 # Re-framed here: the relayed body's length and encoding; 100-continue is answered here.
 RELAY_DROPS = HOP_BY_HOP | {"content-length", "content-encoding", "accept-encoding", "expect"}
 MALFORMED_BODY = b'<html><body>502 Bad Gateway</body></html>\n{"truncated": '
@@ -140,7 +154,29 @@ class _Handler(BaseHTTPRequestHandler):
         if mode == "malformed-json":
             self._send(200, MALFORMED_BODY, {"Content-Type": "application/json"})
             return
+        if mode in STREAMING_FAULTS:
+            self._stream(mode)
+            return
         self._forward(body, mode)
+
+    def _stream(self, mode: str) -> None:
+        """``drip``, ``drip-headers`` and ``flood``: an answer that never ends, until the
+        client goes away or the proxy stops."""
+        proxy = self.server
+        self.close_connection = True
+        status = b"HTTP/1.0 200 OK\r\n"
+        if mode == "drip-headers":
+            head, unit, pause = status + b"X-Drip: ", b"a", proxy.drip_interval
+        elif mode == "drip":
+            head = status + b"Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n"
+            unit, pause = b" ", proxy.drip_interval
+        else:
+            head = status + b"Content-Type: application/json\r\nConnection: close\r\n\r\n"
+            unit, pause = b" " * 65536, 0.0
+        with contextlib.suppress(OSError, ValueError):  # the client went away, or stop() cut it
+            self.wfile.write(head)
+            while not (proxy.stopping.wait(pause) if pause else proxy.stopping.is_set()):
+                self.wfile.write(unit)
 
     def _forward(self, body: bytes, mode: str) -> None:
         proxy = self.server
@@ -209,6 +245,7 @@ class FaultProxy:
         self.status_type = "application/json"
         self.retry_after: str | None = None
         self.delay = 5.0
+        self.drip_interval = 0.5
         self.applies: Callable[[str, str], bool] = lambda method, path: True
         self.connections = 0
         self.handshake_failures = 0

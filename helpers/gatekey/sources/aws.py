@@ -54,13 +54,25 @@ class AwsSecretsManagerSource:
                 "pip install 'gatekey[aws]'",
                 profile=self.name,
             ) from None
-        left = run.check("asking AWS Secrets Manager")
+        from gatekey.deadlines import call_within, request_budget
+
         aws_profile = self.profile.values["profile"]
+
+        def late() -> HelperError:
+            # botocore's read timeout bounds each read, not the answer (nor the credential
+            # chain it walks first): the whole call has the run's deadline minus the reserve.
+            return DeadlineExceeded(
+                f"AWS Secrets Manager did not answer within the {run.name} time limit "
+                f"({run.timeout:g} s)",
+                profile=self.name,
+            )
+
         try:
+            left = request_budget(run, "asking AWS Secrets Manager")
             session = boto3.session.Session(
                 profile_name=aws_profile, region_name=self.profile.values["region"]
             )
-            client = session.client(
+            client = session.client(  # no network yet: credentials are resolved by the call
                 "secretsmanager",
                 config=botocore.config.Config(
                     connect_timeout=min(CONNECT_TIMEOUT, left),
@@ -68,7 +80,11 @@ class AwsSecretsManagerSource:
                     retries={"total_max_attempts": 1},
                 ),
             )
-            answer = client.get_secret_value(SecretId=self.secret_id)
+            answer = call_within(
+                lambda: client.get_secret_value(SecretId=self.secret_id),
+                request_budget(run, "asking AWS Secrets Manager"),
+                late,
+            )
         except bx.ProfileNotFound:
             raise ConfigError(
                 f"there is no AWS profile {aws_profile!r} in the AWS config",
@@ -98,11 +114,7 @@ class AwsSecretsManagerSource:
                 profile=self.name,
             ) from None
         except (bx.ConnectTimeoutError, bx.ReadTimeoutError):
-            raise DeadlineExceeded(
-                f"AWS Secrets Manager did not answer within the {run.name} time limit "
-                f"({run.timeout:g} s)",
-                profile=self.name,
-            ) from None
+            raise late() from None
         except bx.SSLError:
             raise TemporaryFailure(
                 "TLS verification failed for AWS Secrets Manager; if a proxy inspects TLS, set "

@@ -168,12 +168,12 @@ class AzureKeyVaultSource:
             return self._azure_cli(run), "the Azure CLI"
         if self.credential_from == "managed-identity":
             return self._managed_identity(run), "the managed identity"
-        from gatekey.refresh import get_token
+        from gatekey.sources.idp import linked_token
 
         entra = self.entra
         if entra is None:  # pragma: no cover - __init__ sets it for anything but the built-ins
             raise HelperError(f"unknown credential_from {self.credential_from!r}")
-        return get_token(entra, run).token.value, f'profile "{entra.name}"'
+        return linked_token(entra, run), f'profile "{entra.name}"'
 
     def _azure_cli(self, run: RunContext) -> str:
         from gatekey import sources

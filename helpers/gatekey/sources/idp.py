@@ -186,30 +186,42 @@ class IdpSource:
 
     def _fetch_public(self, run: RunContext) -> Token:
         store = MsalStateStore(self, run)
-        app = self._public_app(run, store)
+        saved = self._saved_state(store)
+        if not run.interactive and not self._saved_accounts(saved):
+            # Nothing to refresh, whatever the network does: the truth is "sign in", decided
+            # before the identity provider is asked anything (MSAL's app asks for discovery).
+            raise self._sign_in_needed(run)
+        app = self._public_app(run, store, saved=saved)
 
         def attempt() -> Token:
             result = self._silent(app, store, run)
             if result is None:
-                why = (
-                    f"the identity provider no longer accepts the saved sign-in ({self.dropped}), "
-                    "so it was removed"
-                    if self.dropped
-                    else "not signed in (or the sign-in expired)"
-                )
                 if not run.interactive:
-                    raise InteractionRequired(
-                        f"{why}, and no one is present to sign in ({run.name}); run: gatekey "
-                        f"login -p {self.name}",
-                        profile=self.name,
-                    )
+                    raise self._sign_in_needed(run)
                 if self.dropped:
-                    log.warning('profile "%s": %s; signing in again', self.name, why)
+                    log.warning(
+                        'profile "%s": %s; signing in again', self.name, self._why_sign_in()
+                    )
                 result = self._sign_in(app, run)
                 store.remember_account(result, app.token_cache)
             return self._token(result)
 
         return store.saved_after(attempt, app.token_cache)
+
+    def _why_sign_in(self) -> str:
+        if self.dropped:
+            return (
+                f"the identity provider no longer accepts the saved sign-in ({self.dropped}), "
+                "so it was removed"
+            )
+        return "not signed in (or the sign-in expired)"
+
+    def _sign_in_needed(self, run: RunContext) -> InteractionRequired:
+        return InteractionRequired(
+            f"{self._why_sign_in()}, and no one is present to sign in ({run.name}); run: "
+            f"gatekey login -p {self.name}",
+            profile=self.name,
+        )
 
     def login(self, run: RunContext) -> Token:
         """Sign in interactively, whatever the context (``gatekey login``)."""
@@ -270,7 +282,8 @@ class IdpSource:
                 kwargs["instance_discovery"] = False
         return kwargs
 
-    def _public_app(self, run: RunContext, store: MsalStateStore, *, network: bool = True) -> Any:
+    def _saved_state(self, store: MsalStateStore) -> Any:
+        """MSAL's token cache as saved (empty when there is none, or it is damaged)."""
         import msal
 
         cache = msal.SerializableTokenCache()
@@ -280,6 +293,24 @@ class IdpSource:
                 cache.deserialize(blob)
             except (ValueError, TypeError):
                 log.warning("the saved sign-in of profile %s was damaged; sign in again", self.name)
+        return cache
+
+    def _saved_accounts(self, cache: Any) -> list[dict[str, Any]]:
+        """The saved accounts this profile could use, read without the network: every account
+        MSAL's get_accounts could list (it also filters by the authority's host, which it needs
+        discovery for), so an empty list means MSAL has none either."""
+        accounts = list(cache.find(cache.CredentialType.ACCOUNT))
+        hint = self.values["login_hint"]
+        if hint:
+            accounts = [a for a in accounts if str(a.get("username", "")).lower() == hint.lower()]
+        return accounts
+
+    def _public_app(
+        self, run: RunContext, store: MsalStateStore, *, network: bool = True, saved: Any = None
+    ) -> Any:
+        import msal
+
+        cache = self._saved_state(store) if saved is None else saved
         kwargs = self._app_kwargs(run)
         if self.values.get("broker"):
             kwargs.update(broker_kwargs())
@@ -698,6 +729,28 @@ class MsalStateStore:
                 pass
         existed += FileCache().delete_blob("msal", self.source.state_key)
         return existed
+
+
+def linked_token(profile: Profile, run: RunContext) -> str:
+    """The token of a linked entra or oidc profile (vault's ``auth.jwt_from``, Key Vault's
+    ``credential_from``), obtained as a run of its own that shares this run's deadline and child
+    processes: refresh.get_token records the profile's cached token as the run's fallback
+    (RunContext.fallback, what the deadline path prints), and the linked profile's must not
+    take the place of the credential the run was asked for."""
+    from gatekey.refresh import get_token
+
+    linked = RunContext(
+        run.name,
+        interactive=run.interactive,
+        timeout=run.timeout,
+        force_refresh=run.force_refresh,
+        started=run.started,
+    )
+    linked.children = run.children  # the watchdog stops what the linked fetch starts, too
+    try:
+        return get_token(profile, linked).token.value
+    finally:
+        run.fetches += linked.fetches
 
 
 @contextlib.contextmanager

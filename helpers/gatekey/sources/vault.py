@@ -337,9 +337,9 @@ class VaultSource:
         )
 
     def _jwt(self, run: RunContext) -> str:
-        from gatekey.refresh import get_token
+        from gatekey.sources.idp import linked_token
 
-        return get_token(self.jwt_profile, run).token.value
+        return linked_token(self.jwt_profile, run)
 
 
 def _json(response: Any) -> dict[str, Any]:
