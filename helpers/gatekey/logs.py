@@ -50,14 +50,15 @@ _ENDS = re.compile(rb"(?<=([^\n]{%d}))(?![A-Za-z0-9])" % AFFIX)
 _values: set[str] = set()  # what was registered (each once)
 _short: tuple[bytes, ...] = ()  # forms shorter than WINDOW: masked only whole
 _keys: set[int] = set()  # the windows of the small forms
-_large: tuple[tuple[bytes, array[float]], ...] = ()  # (form, its sorted windows)
+_large: tuple[bytes, ...] = ()  # the forms with more windows than LARGE...
+_sorted: tuple[array[float], ...] = ()  # ...whose windows these arrays hold, each sorted
 _firsts: dict[bytes, tuple[bytes, ...]] = {}  # a form's first AFFIX bytes -> forms
 _lasts: dict[bytes, tuple[bytes, ...]] = {}  # a form's last AFFIX bytes -> forms
 
 
 def register_secret(value: str | None) -> None:
     """Mask this value (its common encodings, and any part of it, see above) from now on."""
-    global _short, _large
+    global _short, _large, _sorted
     if not value or len(value) < 4 or value in _values:
         return
     import base64
@@ -73,8 +74,14 @@ def register_secret(value: str | None) -> None:
         elif len(form) - WINDOW + 1 <= LARGE:
             _keys.update(_windows(form))
         else:
-            # As floats (exact below 2**53): Python sorts them faster, in less memory, than ints.
-            _large += ((form, array("d", sorted(map(float, _windows(form))))),)
+            # In eight arrays (a window in eight, by position), so that sorting one at a time
+            # needs little memory; as floats (exact below 2**53), which Python sorts faster, in
+            # less memory, than ints.
+            _sorted += tuple(
+                array("d", sorted(map(float, map(_LOW48.__and__, words))))
+                for _, words in _words(form)
+            )
+            _large += (form,)
         _firsts[form[:AFFIX]] = (*_firsts.get(form[:AFFIX], ()), form)
         _lasts[form[-AFFIX:]] = (*_lasts.get(form[-AFFIX:], ()), form)
 
@@ -105,7 +112,7 @@ def _found(candidates: set[int]) -> set[int]:
     """Which of these windows belong to a registered secret."""
     # Never iterate _keys itself: another thread may be registering a secret meanwhile.
     found = {key for key in candidates if key in _keys}
-    for _, keys in _large:
+    for keys in _sorted:
         if len(candidates) * 32 > len(keys):  # one pass over the array (at C speed) is cheaper
             found.update(map(int, candidates.intersection(keys)))
         else:
@@ -125,7 +132,7 @@ def redact(text: str) -> str:
     data = text.encode("utf-8", "surrogatepass")
     canon = data.translate(_CANON)
     hidden: list[tuple[int, int]] = []
-    for form in (*_short, *(form for form, _ in _large)):
+    for form in (*_short, *_large):
         # Whole forms first: a megabyte token echoed whole is found at C speed, not window by
         # window.
         at = canon.find(form)
