@@ -17,13 +17,16 @@ its own as well.
 After the test, none of them (nor its base64, base64url or URL-encoded form) may appear in:
 the stderr of any gatekey process; its stdout, except a successful run's payload (no command,
 ``get``, ``inspect --show-token``); any process's argv, gatekey's and its children's; any gatekey
-run log; any file name in the cache. Findings name the place, the form and the secret's origin,
-never the secret.
+run log; any file name in the cache. Nor may a part of one that gatekey's redaction masks (the
+README: any run of 6 characters, or its first and last 3 as two words of one line, as CLIs print
+a masked key) appear in gatekey's stderr or run log (``partial_leaks``). Findings name the place,
+the form and the secret's origin, never the secret.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -38,6 +41,9 @@ from urllib.parse import quote, quote_plus
 import tomllib
 
 MIN_LENGTH = 8  # shorter test values ("tok-1") match ordinary text; they prove nothing
+RUN = 6  # gatekey masks any run of this many characters of a secret (gatekey.logs.WINDOW)...
+AFFIX = 3  # ...and a word starting with its first 3, with a later word ending with its last 3
+_NOT_WORD = re.compile(r"[^A-Za-z0-9]")
 ARGV_LOG = "GATEKEY_TEST_ARGV_LOG"
 COMMANDS = {
     "get",
@@ -185,6 +191,17 @@ class Recorder:
         return {p for p in logs if p.is_file()}
 
     # --- the scan -------------------------------------------------------------------------
+    def partial_places(self) -> Iterator[tuple[str, str]]:
+        """(where, text) for every place gatekey's redaction covers: its stderr, its run logs."""
+        for i, run in enumerate(self.runs):
+            if run.is_gatekey:
+                yield (
+                    f"stderr of run {i + 1} {run.describe()}",
+                    run.stderr.decode("utf-8", "replace"),
+                )
+        for path in sorted(self.run_logs()):
+            yield f"run log {path.name}", _text(path)
+
     def places(self) -> Iterator[tuple[str, str, str]]:
         """(where, text, allowed) for every place a secret must not be: a secret that is in
         ``allowed`` is not a leak there (a command's own arguments, written in the config)."""
@@ -214,15 +231,64 @@ class Recorder:
         self._register_from_caches()
         found = []
         places = list(self.places())
+        partial_places = list(self.partial_places())
         for secret, origin in self.secrets.items():
             digest = hashlib.sha256(secret.encode()).hexdigest()[:8]
+            whole = set()  # places that hold it whole: no need to say that part of it is there
             for form, text in forms(secret).items():
                 if len(text) < MIN_LENGTH:
                     continue
                 for where, haystack, allowed in places:
                     if text in haystack and secret not in allowed:
                         found.append(f"a secret ({origin}; sha256 {digest}) is in {where} ({form})")
+                        whole.add(where)
+            for where, haystack in partial_places:
+                if where in whole:
+                    continue
+                found += [
+                    f"part of a secret ({origin}; sha256 {digest}) is in {where} ({how})"
+                    for how in partial_leaks(secret, haystack)
+                ]
         return sorted(set(found))
+
+
+def partial_leaks(secret: str, text: str) -> list[str]:
+    """How ``text`` shows part of ``secret`` that gatekey must mask, never saying which part:
+    a run of RUN characters; or, on one line, a word starting with its first AFFIX (or more)
+    characters and a later word ending with its last AFFIX (or more), as in ``sk-Zq9...mPL``
+    (a word: delimited by the line's ends or a character other than an ASCII letter or digit).
+    """
+    found = []
+    runs = _runs_of(secret)
+    if any(text[i : i + RUN] in runs for i in range(len(text) - RUN + 1)):
+        found.append(f"a run of {RUN} characters")
+    if len(secret) > AFFIX:
+        head, tail = secret[:AFFIX], secret[-AFFIX:]
+        for line in text.splitlines():
+            starts = [
+                at for at in _find_all(line, head) if at == 0 or _NOT_WORD.match(line[at - 1])
+            ]
+            ends = [
+                at + AFFIX
+                for at in _find_all(line, tail)
+                if at + AFFIX == len(line) or _NOT_WORD.match(line[at + AFFIX])
+            ]
+            if starts and ends and min(starts) + AFFIX <= max(ends) - AFFIX:
+                found.append(f"its first and last {AFFIX} characters on one line")
+                break
+    return found
+
+
+@functools.lru_cache(maxsize=4)
+def _runs_of(secret: str) -> frozenset[str]:
+    return frozenset(secret[i : i + RUN] for i in range(len(secret) - RUN + 1))
+
+
+def _find_all(text: str, part: str) -> Iterator[int]:
+    at = text.find(part)
+    while at >= 0:
+        yield at
+        at = text.find(part, at + 1)
 
 
 def payload_values(stdout: bytes) -> Iterable[str]:
