@@ -19,7 +19,8 @@ the stderr of any gatekey process; its stdout, except a successful run's payload
 ``get``, ``inspect --show-token``); any process's argv, gatekey's and its children's; any gatekey
 run log; any file name in the cache. Nor may a part of one that gatekey's redaction masks (the
 README: any run of 6 characters, or its first and last 3 as two words of one line, as CLIs print
-a masked key) appear in gatekey's stderr or run log (``partial_leaks``). Findings name the place,
+a masked key) appear in gatekey's stderr or run log (``partial_leaks``; but for parts that are
+only lowercase letters, as ordinary words are). Findings name the place,
 the form and the secret's origin, never the secret.
 """
 
@@ -252,18 +253,22 @@ class Recorder:
         return sorted(set(found))
 
 
-def partial_leaks(secret: str, text: str) -> list[str]:
+def partial_leaks(secret: str, text: str, *, words: bool = False) -> list[str]:
     """How ``text`` shows part of ``secret`` that gatekey must mask, never saying which part:
     a run of RUN characters; or, on one line, a word starting with its first AFFIX (or more)
     characters and a later word ending with its last AFFIX (or more), as in ``sk-Zq9...mPL``
     (a word: delimited by the line's ends or a character other than an ASCII letter or digit).
+
+    Parts made only of lowercase letters count only with ``words``: test secrets are often
+    made of words (``conf-secret``), and a message of gatekey's that says "secret" before
+    gatekey has read that secret gives nothing away. (gatekey itself masks them all.)
     """
     found = []
-    runs = _runs_of(secret)
+    runs = _runs_of(secret, words)
     if any(text[i : i + RUN] in runs for i in range(len(text) - RUN + 1)):
         found.append(f"a run of {RUN} characters")
-    if len(secret) > AFFIX:
-        head, tail = secret[:AFFIX], secret[-AFFIX:]
+    head, tail = secret[:AFFIX], secret[-AFFIX:]
+    if len(secret) > AFFIX and (words or not (_is_word(head) and _is_word(tail))):
         for line in text.splitlines():
             starts = [
                 at for at in _find_all(line, head) if at == 0 or _NOT_WORD.match(line[at - 1])
@@ -279,9 +284,14 @@ def partial_leaks(secret: str, text: str) -> list[str]:
     return found
 
 
+def _is_word(text: str) -> bool:
+    return text.isascii() and text.isalpha() and text.islower()
+
+
 @functools.lru_cache(maxsize=4)
-def _runs_of(secret: str) -> frozenset[str]:
-    return frozenset(secret[i : i + RUN] for i in range(len(secret) - RUN + 1))
+def _runs_of(secret: str, words: bool) -> frozenset[str]:
+    runs = (secret[i : i + RUN] for i in range(len(secret) - RUN + 1))
+    return frozenset(run for run in runs if words or not _is_word(run))
 
 
 def _find_all(text: str, part: str) -> Iterator[int]:
