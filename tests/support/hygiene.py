@@ -19,8 +19,9 @@ the stderr of any gatekey process; its stdout, except a successful run's payload
 ``get``, ``inspect --show-token``); any process's argv, gatekey's and its children's; any gatekey
 run log; any file name in the cache. Nor may a part of one that gatekey's redaction masks (the
 README: any run of 6 characters, or its first and last 3 as two words of one line, as CLIs print
-a masked key) appear in gatekey's stderr or run log (``partial_leaks``; but for parts that are
-only lowercase letters, as ordinary words are). Findings name the place,
+a masked key) appear in the stderr of the gatekey run it came from, or anywhere for a secret the
+test registered (``partial_leaks``; not counting parts made only of lowercase letters, as
+ordinary words are). Findings name the place,
 the form and the secret's origin, never the secret.
 """
 
@@ -45,6 +46,7 @@ MIN_LENGTH = 8  # shorter test values ("tok-1") match ordinary text; they prove 
 RUN = 6  # gatekey masks any run of this many characters of a secret (gatekey.logs.WINDOW)...
 AFFIX = 3  # ...and a word starting with its first 3, with a later word ending with its last 3
 _NOT_WORD = re.compile(r"[^A-Za-z0-9]")
+NO_RUN = -1  # a secret found in a cache: not of one run, checked whole only
 ARGV_LOG = "GATEKEY_TEST_ARGV_LOG"
 COMMANDS = {
     "get",
@@ -131,41 +133,57 @@ class Recorder:
     def __init__(self) -> None:
         self.runs: list[Run] = []
         self.secrets: dict[str, str] = {}  # value -> where it came from
+        # value -> the runs whose stderr must not hold part of it (None: every place). A run's
+        # own secrets only: across runs, test data shares pieces without any leak (the hex of
+        # an address as one example's token and another's namespace).
+        self.partial_scope: dict[str, set[int] | None] = {}
         self.extra_logs: list[Path] = []
 
-    def register(self, value: str, origin: str) -> None:
+    def register(self, value: str, origin: str, run: int | None = None) -> None:
         value = value.encode("utf-8", "replace").decode("utf-8").strip()  # lone surrogates
-        if len(value) < MIN_LENGTH or value in self.secrets:
+        if len(value) < MIN_LENGTH:
+            return
+        self._scope(value, run)
+        if value in self.secrets:
             return
         self.secrets[value] = origin
         parts = value.split(".")
         if len(parts) == 3 and len(parts[2]) >= MIN_LENGTH:  # a JWS: its signature alone
             self.secrets.setdefault(parts[2], f"{origin} (JWT signature)")
+            self._scope(parts[2], run)
+
+    def _scope(self, value: str, run: int | None) -> None:
+        scope = self.partial_scope.setdefault(value, set())
+        if scope is not None:
+            if run is None:
+                self.partial_scope[value] = None
+            else:
+                scope.add(run)
 
     # --- registration from what was recorded ------------------------------------------------
     def _register_from_runs(self) -> None:
-        for run in self.runs:
+        for i, run in enumerate(self.runs):
             if not run.is_gatekey:
                 continue
             for name, value in (run.env or {}).items():
                 secret_named = SECRET_NAME.search(name) and not NOT_A_SECRET_NAME.search(name)
                 if secret_named and not value.startswith(("/", "{")):  # a path, a JSON setting
-                    self.register(value, f"environment variable {name}")
+                    self.register(value, f"environment variable {name}", i)
             if run.command == "store" and run.stdin:
-                self.register(run.stdin.decode("utf-8", "replace"), "`gatekey store` stdin")
+                self.register(run.stdin.decode("utf-8", "replace"), "`gatekey store` stdin", i)
             if run.payload_ok and run.command != "inspect":
                 for value in payload_values(run.stdout):
-                    self.register(value, f"printed by {run.describe()}")
+                    self.register(value, f"printed by {run.describe()}", i)
 
     def _register_from_caches(self) -> None:
         for cache in self._paths("GATEKEY_CACHE_DIR"):
             for path in cache.glob("tokens/*.json"):
                 data = _json(path)
                 if isinstance(data, dict) and isinstance(data.get("token"), str):
-                    self.register(data["token"], "gatekey's token cache")
+                    self.register(data["token"], "gatekey's token cache", NO_RUN)
             for path in cache.glob("msal/*.json"):
                 for value in _secrets_in(_json(path)):
-                    self.register(value, "MSAL's state (refresh/access/ID token)")
+                    self.register(value, "MSAL's state (refresh/access/ID token)", NO_RUN)
 
     def _paths(self, variable: str) -> set[Path]:
         """The existing paths a recorded run was given in ``variable`` (fuzzed values included:
@@ -192,16 +210,18 @@ class Recorder:
         return {p for p in logs if p.is_file()}
 
     # --- the scan -------------------------------------------------------------------------
-    def partial_places(self) -> Iterator[tuple[str, str]]:
-        """(where, text) for every place gatekey's redaction covers: its stderr, its run logs."""
+    def partial_places(self) -> Iterator[tuple[int | None, str, str]]:
+        """(run index or None, where, text) for every place gatekey's redaction covers: its
+        stderr, its run logs."""
         for i, run in enumerate(self.runs):
             if run.is_gatekey:
                 yield (
+                    i,
                     f"stderr of run {i + 1} {run.describe()}",
                     run.stderr.decode("utf-8", "replace"),
                 )
         for path in sorted(self.run_logs()):
-            yield f"run log {path.name}", _text(path)
+            yield None, f"run log {path.name}", _text(path)
 
     def places(self) -> Iterator[tuple[str, str, str]]:
         """(where, text, allowed) for every place a secret must not be: a secret that is in
@@ -243,8 +263,9 @@ class Recorder:
                     if text in haystack and secret not in allowed:
                         found.append(f"a secret ({origin}; sha256 {digest}) is in {where} ({form})")
                         whole.add(where)
-            for where, haystack in partial_places:
-                if where in whole:
+            scope = self.partial_scope.get(secret)
+            for run, where, haystack in partial_places:
+                if where in whole or not (scope is None or run in scope):
                     continue
                 found += [
                     f"part of a secret ({origin}; sha256 {digest}) is in {where} ({how})"
