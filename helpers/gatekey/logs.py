@@ -4,24 +4,28 @@ The masking rule (``redact``), for every registered secret and its base64, base6
 URL-encoded forms, in every line gatekey logs (its own messages and a command's relayed stderr):
 
 - any run of ``WINDOW`` (6) or more consecutive characters of one is masked, wherever it is;
-- a word that begins with the first ``AFFIX`` (3) or more characters of one is masked together
-  with a later word on the same line that ends with its last ``AFFIX`` or more: the masked-key
-  style many CLIs print (``sk-Zq9...mPL``) shows a key's two ends, and the two ends together give
-  away as much as a run of six;
-- a secret shorter than ``WINDOW`` (4 or 5 characters; shorter ones are not registered) only
-  whole.
+- when a word begins with the first ``AFFIX`` (3) or more characters of one and a later word on
+  the same line ends with its last ``AFFIX`` or more, both are masked: the masked-key style many
+  CLIs print (``sk-Zq9...mPL``) shows a key's two ends, and the two together give away as much
+  as a run of six (a word: delimited by the line's ends or by any character that is not an
+  ASCII letter or digit);
+- a secret shorter than ``WINDOW`` (4 or 5 characters; shorter ones are not registered) is
+  masked whole (and by its two ends).
 
-Why these sizes: six characters of a random token is about 36 bits, too much to give away, while
-a six-character run of a random token turns up in ordinary text about never; three characters
-alone are common in ordinary words ("sk-", "eyJ", "the"), so an end counts only as a whole
-word's start or end (next to the line's edge or to a character that is not an ASCII letter or
-digit) and only with the other end on the same line. Over-masking a log line costs nothing;
-showing part of a key does.
+Why these sizes: six characters of a random token are about 36 bits, too much to give away,
+while a six-character run of a random token turns up in ordinary text about never; three
+characters alone are common in ordinary words ("sk-", "eyJ", "the"), so an end counts only as a
+whole word's start or end and only with the other end later on the same line. Over-masking a
+log line costs little; showing part of a key does not. (A secret made of ordinary words,
+``conf-secret``, masks those words wherever they appear.)
 
-The cost is linear in the secret's and the text's lengths: each six-byte window becomes one
-48-bit integer (the bytes themselves, so there are no hash collisions), kept in a set while the
-secret is small and in a sorted ``array`` (8 bytes a window, searched with ``bisect``) when it is
-large, never as a set of substrings.
+Matching is on UTF-8 bytes (six bytes of a non-ASCII secret may be fewer than six characters:
+stricter) with ``-``/``_`` read as ``+``/``/``, so one set of windows serves base64 and
+base64url. The cost is linear in the secret's and the text's lengths: each six-byte window is
+one 48-bit integer (the bytes themselves: no hash collisions), in a set while the secret is
+small and in eight sorted arrays (``array``: 8 bytes a window, searched with ``bisect``) when it is
+large, never a set of substrings (a megabyte token: about 41 bytes of memory a character at the
+peak, was 228).
 """
 
 from __future__ import annotations
