@@ -167,6 +167,10 @@ def _runs(part: bytes, base: int) -> list[tuple[int, int]]:
 
 def _affixes(canon: bytes) -> list[tuple[int, int]]:
     """A secret's first and last characters as two words of one line (see above)."""
+    # The usual case, decided at C speed: no secret's first characters at all. (A copy of the
+    # keys: another thread may be registering a secret meanwhile.)
+    if len(_firsts) <= 16 and not any(first in canon for first in tuple(_firsts)):
+        return []
     heads: dict[tuple[int, bytes], list[tuple[int, int]]] = {}
     lines: list[int] | None = None  # where each line after the first starts (when needed)
     for m in _STARTS.finditer(canon):
