@@ -273,9 +273,10 @@ def test_rotation_is_picked_up_after_cache_ttl_when_the_secret_has_an_expiry_dat
 def test_missing_secret_is_exit_3_naming_it(
     env: Env, entra_provider: OidcProvider, kv: FakeKeyVault
 ) -> None:
-    configure(env, entra_provider, kv, secret_name="no-such-secret")
+    # Not "no-such-secret": any 6 characters of the client secret ("conf-secret") are masked.
+    configure(env, entra_provider, kv, secret_name="no-such-item")
     r = vault(env)
-    assert_fails(r, env, 3, "no-such-secret", kv.url)
+    assert_fails(r, env, 3, "no-such-item", kv.url)
     assert kv.requests[-1].status == 404
 
 

@@ -17,13 +17,18 @@ its own as well.
 After the test, none of them (nor its base64, base64url or URL-encoded form) may appear in:
 the stderr of any gatekey process; its stdout, except a successful run's payload (no command,
 ``get``, ``inspect --show-token``); any process's argv, gatekey's and its children's; any gatekey
-run log; any file name in the cache. Findings name the place, the form and the secret's origin,
-never the secret.
+run log; any file name in the cache. Nor may a part of one that gatekey's redaction masks (the
+README: any run of 6 characters, or its first and last 3 as two words of one line, as CLIs print
+a masked key) appear in the stderr of the gatekey run it came from, or anywhere for a secret the
+test registered (``partial_leaks``; not counting parts made only of lowercase letters, as
+ordinary words are). Findings name the place,
+the form and the secret's origin, never the secret.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -38,6 +43,10 @@ from urllib.parse import quote, quote_plus
 import tomllib
 
 MIN_LENGTH = 8  # shorter test values ("tok-1") match ordinary text; they prove nothing
+RUN = 6  # gatekey masks any run of this many characters of a secret (gatekey.logs.WINDOW)...
+AFFIX = 3  # ...and a word starting with its first 3, with a later word ending with its last 3
+_NOT_WORD = re.compile(r"[^A-Za-z0-9]")
+NO_RUN = -1  # a secret found in a cache: not of one run, checked whole only
 ARGV_LOG = "GATEKEY_TEST_ARGV_LOG"
 COMMANDS = {
     "get",
@@ -124,41 +133,57 @@ class Recorder:
     def __init__(self) -> None:
         self.runs: list[Run] = []
         self.secrets: dict[str, str] = {}  # value -> where it came from
+        # value -> the runs whose stderr must not hold part of it (None: every place). A run's
+        # own secrets only: across runs, test data shares pieces without any leak (the hex of
+        # an address as one example's token and another's namespace).
+        self.partial_scope: dict[str, set[int] | None] = {}
         self.extra_logs: list[Path] = []
 
-    def register(self, value: str, origin: str) -> None:
+    def register(self, value: str, origin: str, run: int | None = None) -> None:
         value = value.encode("utf-8", "replace").decode("utf-8").strip()  # lone surrogates
-        if len(value) < MIN_LENGTH or value in self.secrets:
+        if len(value) < MIN_LENGTH:
+            return
+        self._scope(value, run)
+        if value in self.secrets:
             return
         self.secrets[value] = origin
         parts = value.split(".")
         if len(parts) == 3 and len(parts[2]) >= MIN_LENGTH:  # a JWS: its signature alone
             self.secrets.setdefault(parts[2], f"{origin} (JWT signature)")
+            self._scope(parts[2], run)
+
+    def _scope(self, value: str, run: int | None) -> None:
+        scope = self.partial_scope.setdefault(value, set())
+        if scope is not None:
+            if run is None:
+                self.partial_scope[value] = None
+            else:
+                scope.add(run)
 
     # --- registration from what was recorded ------------------------------------------------
     def _register_from_runs(self) -> None:
-        for run in self.runs:
+        for i, run in enumerate(self.runs):
             if not run.is_gatekey:
                 continue
             for name, value in (run.env or {}).items():
                 secret_named = SECRET_NAME.search(name) and not NOT_A_SECRET_NAME.search(name)
                 if secret_named and not value.startswith(("/", "{")):  # a path, a JSON setting
-                    self.register(value, f"environment variable {name}")
+                    self.register(value, f"environment variable {name}", i)
             if run.command == "store" and run.stdin:
-                self.register(run.stdin.decode("utf-8", "replace"), "`gatekey store` stdin")
+                self.register(run.stdin.decode("utf-8", "replace"), "`gatekey store` stdin", i)
             if run.payload_ok and run.command != "inspect":
                 for value in payload_values(run.stdout):
-                    self.register(value, f"printed by {run.describe()}")
+                    self.register(value, f"printed by {run.describe()}", i)
 
     def _register_from_caches(self) -> None:
         for cache in self._paths("GATEKEY_CACHE_DIR"):
             for path in cache.glob("tokens/*.json"):
                 data = _json(path)
                 if isinstance(data, dict) and isinstance(data.get("token"), str):
-                    self.register(data["token"], "gatekey's token cache")
+                    self.register(data["token"], "gatekey's token cache", NO_RUN)
             for path in cache.glob("msal/*.json"):
                 for value in _secrets_in(_json(path)):
-                    self.register(value, "MSAL's state (refresh/access/ID token)")
+                    self.register(value, "MSAL's state (refresh/access/ID token)", NO_RUN)
 
     def _paths(self, variable: str) -> set[Path]:
         """The existing paths a recorded run was given in ``variable`` (fuzzed values included:
@@ -185,6 +210,19 @@ class Recorder:
         return {p for p in logs if p.is_file()}
 
     # --- the scan -------------------------------------------------------------------------
+    def partial_places(self) -> Iterator[tuple[int | None, str, str]]:
+        """(run index or None, where, text) for every place gatekey's redaction covers: its
+        stderr, its run logs."""
+        for i, run in enumerate(self.runs):
+            if run.is_gatekey:
+                yield (
+                    i,
+                    f"stderr of run {i + 1} {run.describe()}",
+                    run.stderr.decode("utf-8", "replace"),
+                )
+        for path in sorted(self.run_logs()):
+            yield None, f"run log {path.name}", _text(path)
+
     def places(self) -> Iterator[tuple[str, str, str]]:
         """(where, text, allowed) for every place a secret must not be: a secret that is in
         ``allowed`` is not a leak there (a command's own arguments, written in the config)."""
@@ -214,15 +252,74 @@ class Recorder:
         self._register_from_caches()
         found = []
         places = list(self.places())
+        partial_places = list(self.partial_places())
         for secret, origin in self.secrets.items():
             digest = hashlib.sha256(secret.encode()).hexdigest()[:8]
+            whole = set()  # places that hold it whole: no need to say that part of it is there
             for form, text in forms(secret).items():
                 if len(text) < MIN_LENGTH:
                     continue
                 for where, haystack, allowed in places:
                     if text in haystack and secret not in allowed:
                         found.append(f"a secret ({origin}; sha256 {digest}) is in {where} ({form})")
+                        whole.add(where)
+            scope = self.partial_scope.get(secret)
+            for run, where, haystack in partial_places:
+                if where in whole or not (scope is None or run in scope):
+                    continue
+                found += [
+                    f"part of a secret ({origin}; sha256 {digest}) is in {where} ({how})"
+                    for how in partial_leaks(secret, haystack)
+                ]
         return sorted(set(found))
+
+
+def partial_leaks(secret: str, text: str, *, words: bool = False) -> list[str]:
+    """How ``text`` shows part of ``secret`` that gatekey must mask, never saying which part:
+    a run of RUN characters; or, on one line, a word starting with its first AFFIX (or more)
+    characters and a later word ending with its last AFFIX (or more), as in ``sk-Zq9...mPL``
+    (a word: delimited by the line's ends or a character other than an ASCII letter or digit).
+
+    Parts made only of lowercase letters count only with ``words``: test secrets are often
+    made of words (``conf-secret``), and a message of gatekey's that says "secret" before
+    gatekey has read that secret gives nothing away. (gatekey itself masks them all.)
+    """
+    found = []
+    runs = _runs_of(secret, words)
+    if any(text[i : i + RUN] in runs for i in range(len(text) - RUN + 1)):
+        found.append(f"a run of {RUN} characters")
+    head, tail = secret[:AFFIX], secret[-AFFIX:]
+    if len(secret) > AFFIX and (words or not (_is_word(head) and _is_word(tail))):
+        for line in text.splitlines():
+            starts = [
+                at for at in _find_all(line, head) if at == 0 or _NOT_WORD.match(line[at - 1])
+            ]
+            ends = [
+                at + AFFIX
+                for at in _find_all(line, tail)
+                if at + AFFIX == len(line) or _NOT_WORD.match(line[at + AFFIX])
+            ]
+            if starts and ends and min(starts) + AFFIX <= max(ends) - AFFIX:
+                found.append(f"its first and last {AFFIX} characters on one line")
+                break
+    return found
+
+
+def _is_word(text: str) -> bool:
+    return text.isascii() and text.isalpha() and text.islower()
+
+
+@functools.lru_cache(maxsize=4)
+def _runs_of(secret: str, words: bool) -> frozenset[str]:
+    runs = (secret[i : i + RUN] for i in range(len(secret) - RUN + 1))
+    return frozenset(run for run in runs if words or not _is_word(run))
+
+
+def _find_all(text: str, part: str) -> Iterator[int]:
+    at = text.find(part)
+    while at >= 0:
+        yield at
+        at = text.find(part, at + 1)
 
 
 def payload_values(stdout: bytes) -> Iterable[str]:

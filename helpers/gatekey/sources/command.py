@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import IO, Any
+from typing import Any
 
 from gatekey import logs
 from gatekey.config import Profile
@@ -64,13 +64,7 @@ class CommandSource:
         limit = self.profile.values.get("timeout")
         timeout = left if limit is None else min(left, float(limit))
         try:
-            child = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=sys.platform != "win32",  # so a timeout stops its children too
-            )
+            child, readers = self._start()
         except FileNotFoundError:
             raise SourceUnavailable(
                 f"command not found: {self.argv[0]}; install it or give its absolute path",
@@ -81,7 +75,6 @@ class CommandSource:
                 f"cannot run {self.argv[0]} ({e.strerror})", profile=self.profile.name
             ) from None
         run.children.add(child.pid)  # the watchdog stops them if the run itself overruns
-        readers = [_Reader(child.stdout), _Reader(child.stderr)]
         try:
             code = child.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -95,13 +88,44 @@ class CommandSource:
                 f"command {self.argv[0]} did not finish within {within}",
                 profile=self.profile.name,
             ) from None
+        except BaseException:  # Ctrl-C, or an exception raised by a signal handler
+            _stop(child)
+            raise
         finally:
             run.children.discard(child.pid)
-        # The command has exited, so all it wrote is in the pipes. A background process it left
-        # behind may hold them open: do not wait for that beyond a moment.
-        for reader in readers:
-            reader.join(PIPE_GRACE)
+            # The command has exited (or was stopped), so all it wrote is in the pipes. A
+            # background process it left behind may hold them open: do not wait for that beyond
+            # a moment (its reader then closes the pipe when that process does, or we exit).
+            _join(readers)
         return readers[0].data(), readers[1].data(), code
+
+    def _start(self) -> tuple[subprocess.Popen[bytes], list[_Reader]]:
+        """The running command, and a reader draining each of its stdout and stderr.
+
+        The pipes are ours (``os.pipe``), not ``Popen``'s file objects: each reader owns its read
+        end and closes it at end of file, and our copy of each write end is closed whatever
+        happens here, so a command that cannot start leaves no pipe open behind it.
+        """
+        readers: list[_Reader] = []
+        try:
+            with contextlib.ExitStack() as write_ends:
+                ends = []
+                for _ in range(2):
+                    read_end, write_end = os.pipe()
+                    write_ends.callback(os.close, write_end)
+                    readers.append(_Reader(read_end))
+                    ends.append(write_end)
+                child = subprocess.Popen(
+                    self.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=ends[0],
+                    stderr=ends[1],
+                    start_new_session=sys.platform != "win32",  # so a timeout stops its children
+                )
+        except BaseException:
+            _join(readers)  # at end of file now: they close their read ends
+            raise
+        return child, readers
 
     def _parse(self, stdout: bytes) -> tuple[str, float | None, float | None]:
         """(token, lifetime in seconds or None, expiry time or None) from the command's output."""
@@ -185,27 +209,40 @@ def _dig(data: Any, path: str) -> Any:
 
 
 class _Reader(threading.Thread):
-    """Drains one pipe of the child in the background (so a full pipe never blocks it)."""
+    """Drains one pipe of the child in the background (so a full pipe never blocks it), then
+    closes it: it owns the file descriptor from the moment it is made."""
 
-    def __init__(self, pipe: IO[bytes] | None) -> None:
+    def __init__(self, fd: int) -> None:
         super().__init__(daemon=True)
-        self.pipe = pipe
+        self.fd = fd
         self.chunks: list[bytes] = []
         self.size = 0
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            os.close(fd)
+            raise
 
     def run(self) -> None:
-        if self.pipe is None:
-            return
-        with contextlib.suppress(OSError, ValueError):
-            fd = self.pipe.fileno()
-            while chunk := os.read(fd, 65536):
+        try:
+            while chunk := os.read(self.fd, 65536):
                 if self.size < MAX_OUTPUT:
                     self.chunks.append(chunk)
                     self.size += len(chunk)
+        except OSError:
+            pass  # an error reading the pipe ends it like end of file
+        finally:
+            os.close(self.fd)
 
     def data(self) -> bytes:
         return b"".join(self.chunks)[:MAX_OUTPUT]
+
+
+def _join(readers: list[_Reader]) -> None:
+    """Wait for the readers, PIPE_GRACE in all."""
+    until = time.monotonic() + PIPE_GRACE
+    for reader in readers:
+        reader.join(max(0.0, until - time.monotonic()))
 
 
 def _stop(child: subprocess.Popen[bytes]) -> None:
