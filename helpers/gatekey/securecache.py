@@ -87,7 +87,7 @@ class SecretTokens:
 
             try:
                 self._keychain = ChunkedStore(
-                    open_store(default_backend(), interactive=self.run.interactive)
+                    open_store(default_backend(), interactive=self.run.interactive), self.cache
                 )
             except HelperError as e:
                 self._keychain_error = e.message.split(";")[0]
@@ -139,7 +139,7 @@ class SecretTokens:
         fast = kernelkeys.write(name, text.encode("utf-8"), timeout=timeout)
         durable = self._keychain_call(
             "saving the cached secret in the keychain",
-            lambda store: store.set(KEYCHAIN_SERVICE, name, text) or True,
+            lambda store: self._locked(store, name).set(KEYCHAIN_SERVICE, name, text) or True,
         )
         if not (fast or durable):
             log.warning(
@@ -147,6 +147,12 @@ class SecretTokens:
                 "is available, or set allow_insecure_cache = true to cache it in a user-only file",
                 self._keychain_error or "no keychain",
             )
+
+    def _locked(self, store: Any, name: str) -> Any:
+        """The store, with this process as the entry's only writer: a write then sweeps the
+        chunks of any earlier write that was killed part-way (chunks.py)."""
+        store.lock(KEYCHAIN_SERVICE, name, self.run)
+        return store
 
     def describe(self) -> str:
         where = f"in the {self.found_in}" if self.found_in else "kernel keyring + OS keychain"
@@ -157,7 +163,7 @@ class SecretTokens:
         removed = kernelkeys.delete(name)
         durable = self._keychain_call(
             "removing the cached secret from the keychain",
-            lambda store: store.delete(KEYCHAIN_SERVICE, name),
+            lambda store: self._locked(store, name).delete(KEYCHAIN_SERVICE, name),
         )
         self.cache.delete(key)  # remembered failures
         return bool(removed or durable)

@@ -499,3 +499,16 @@ def test_a_config_starting_with_a_bom_says_bom(gk: Env) -> None:
     r.assert_clean_failure(78)
     assert "byte-order mark" in r.err
     assert "config.toml" in r.err
+
+
+def test_a_fifo_as_the_vault_token_file_is_no_token_not_a_hang(
+    gk: Env, fifo_at: list[Path]
+) -> None:
+    mkfifo(fifo_at, Path(gk.vars["HOME"]) / ".vault-token")
+    gk.write_config(
+        '[profiles.v]\nsource = "vault"\naddress = "https://127.0.0.1:9"\npath = "gw"\n'
+    )
+    r = gk.run(context="background", timeout=HUNG)
+    r.assert_clean_failure(4)
+    assert "no Vault token" in r.err
+    assert r.elapsed < SILENT_DEADLINE

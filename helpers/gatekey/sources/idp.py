@@ -703,6 +703,8 @@ class MsalStateStore:
                 from gatekey.keystore import call_with_deadline
 
                 store = self._keychain()
+                # The entry's only writer: the write sweeps what a killed one left (chunks.py).
+                store.lock(KEYCHAIN_SERVICE, self.source.state_key, self.run)
                 call_with_deadline(
                     lambda: store.set(KEYCHAIN_SERVICE, self.source.state_key, body),
                     self.run,
@@ -724,6 +726,7 @@ class MsalStateStore:
         if self.mode == "keychain":
             try:
                 store = self._keychain()
+                store.lock(KEYCHAIN_SERVICE, self.source.state_key, self.run)
                 existed += bool(store.delete(KEYCHAIN_SERVICE, self.source.state_key))
             except SourceUnavailable:
                 pass

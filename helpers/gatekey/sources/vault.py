@@ -21,10 +21,9 @@ import json
 import logging
 import os
 import time
-from pathlib import Path
 from typing import Any
 
-from gatekey import logs, secretref
+from gatekey import logs, paths, regular, secretref
 from gatekey.cache import FileCache, cache_key
 from gatekey.config import Profile
 from gatekey.context import RunContext
@@ -276,9 +275,10 @@ class VaultSource:
             return secretref.resolve(ref, profile=self.profile, key="auth.token", run=run)
         value = os.environ.get("VAULT_TOKEN", "").strip()
         if not value:
-            try:
-                value = (Path.home() / ".vault-token").read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError):
+            try:  # a regular file only: a FIFO in its place must not hang the run
+                path = os.path.join(paths.home(), ".vault-token")
+                value = regular.read(path, 64 << 10).decode("utf-8").strip()
+            except (OSError, ValueError):  # absent, not a file, no home, not UTF-8
                 value = ""
         if not value:
             raise InteractionRequired(
