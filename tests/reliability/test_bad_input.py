@@ -63,14 +63,24 @@ from gatekey import errors, securecache
 from gatekey.output import FORMATS, render
 from gatekey.token import Token, is_time, printable, servable
 from oidc_peer import make_tls
+from rounds import rounds
 from scripted_idp import AUTHORIZATION, CONF_CLIENT, CONF_SECRET, PUBLIC_CLIENT, Reply, ScriptedIdp
 
 pytestmark = pytest.mark.blackbox
 
 DOCUMENTED_EXITS = {0, 1, 3, 4, 69, 75, 78}
 SUPPORT = Path(__file__).resolve().parent.parent / "support"
+# Examples per property that runs gatekey (about a second each): 20 in benchmarks/figures.py,
+# 8 in CI (``GATEKEY_FUZZ_EXAMPLES``), and FEWER for the properties whose every example signs in
+# or fetches (12 and 4). Each property also runs its @example cases, and the regressions below
+# run their exact inputs, so a bug found once is checked on every run. CI's counts catch a
+# regression that breaks a whole kind of input (a damaged file, an answer shape); Hypothesis
+# draws new examples on every run (and replays failures saved in .hypothesis/), so CI's runs
+# together still cover what one figures run does.
+EXAMPLES = rounds("GATEKEY_FUZZ_EXAMPLES", ci=8)
+FEWER = max(3, EXAMPLES * 3 // 5)
 SUBPROCESS = settings(
-    max_examples=20,
+    max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -453,7 +463,7 @@ def test_vault_environment_fallbacks(
         assert r.stdout == VAULT_SECRET.encode() + b"\n"
 
 
-@settings(SUBPROCESS, max_examples=12)
+@settings(SUBPROCESS, max_examples=FEWER)
 @given(address=st.one_of(env_text, st.sampled_from(["unix:path=/nonexistent", "tcp:host=x"])))
 @example(address="unix:abstract=\x01")
 @example(address="unix:path=/dev/null")
@@ -1025,7 +1035,7 @@ def test_token_endpoint_answers(gk: Env, idp: ScriptedIdp, answer: Answer) -> No
         assert_contract(again, {0})
 
 
-@settings(SUBPROCESS, max_examples=12)
+@settings(SUBPROCESS, max_examples=FEWER)
 @given(secret=st.one_of(st.text(max_size=30).map(_no_nul), st.sampled_from(NASTY_TEXT)))
 @example(secret=CONF_SECRET + "\n")
 @example(secret="é")
@@ -1077,7 +1087,7 @@ def discovery_answers(draw: st.DrawFn, issuer: str) -> Reply:
     return Reply(status, body, [("Content-Type", "application/json")])
 
 
-@settings(SUBPROCESS, max_examples=12)
+@settings(SUBPROCESS, max_examples=FEWER)
 @given(data=st.data())
 def test_discovery_answers(gk: Env, idp: ScriptedIdp, data: st.DataObject) -> None:
     """A generated discovery document: a token (if it still names the endpoints) or a failure."""
@@ -1091,7 +1101,7 @@ def test_discovery_answers(gk: Env, idp: ScriptedIdp, data: st.DataObject) -> No
         assert r.code in {1, 75, 78}, (r.code, r.err)
 
 
-@settings(SUBPROCESS, max_examples=12)
+@settings(SUBPROCESS, max_examples=FEWER)
 @given(content=st.data(), wrapper=st.sampled_from(["blob", "blob", "raw"]))
 def test_damaged_discovery_cache_is_a_miss(
     gk: Env, idp: ScriptedIdp, content: st.DataObject, wrapper: str
@@ -1125,7 +1135,7 @@ def signed_in(gk: Env, idp: ScriptedIdp) -> Path:
     return snapshot
 
 
-@settings(SUBPROCESS, max_examples=12)
+@settings(SUBPROCESS, max_examples=FEWER)
 @given(content=st.data())
 def test_damaged_msal_state_is_a_new_sign_in(
     gk: Env, idp: ScriptedIdp, signed_in: Path, content: st.DataObject
