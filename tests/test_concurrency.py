@@ -23,7 +23,7 @@ N = 16
 def run_together(
     gk: Env, contexts: list[str | None], *args: str, **extra: str
 ) -> list[tuple[int, bytes, bytes, float]]:
-    return gk.run_together(contexts, *args, timeout=60, **extra)
+    return gk.run_together(contexts, *args, **extra)
 
 
 def entry(gk: Env) -> Path:

@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from conftest import CONTEXTS, SILENT_CONTEXTS, SUPPORT, Env, Result, exe
-from deadlines import deadline_of, ends_by
+from deadlines import HARNESS_S, deadline_of, ends_by
 from oidc_peer import API_AUDIENCE, CONF_CLIENT, PUBLIC_CLIENT, OidcProvider, approve
 
 pytestmark = [pytest.mark.oidc, pytest.mark.blackbox]
@@ -282,9 +282,9 @@ def device_sign_in(
         cwd=gk.root,
     )
     try:
-        match, seen = read_stderr_until(proc, DEVICE_URL, 30)
+        match, seen = read_stderr_until(proc, DEVICE_URL, HARNESS_S)
         approve(match.group(1), op.ca, user=user)
-        out, rest = proc.communicate(timeout=30)
+        out, rest = proc.communicate(timeout=HARNESS_S)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -353,7 +353,8 @@ class Browsers:
             "HEADLESS_BROWSER_PIDFILE": str(self.pidfile),
             "HEADLESS_BROWSER_LOG": str(self.log),
             "HEADLESS_BROWSER_TMP": str(self.root),
-            "HEADLESS_BROWSER_TIMEOUT": "60",
+            # a sign-in may take as long as its interactive deadline
+            "HEADLESS_BROWSER_TIMEOUT": f"{deadline_of('interactive'):g}",
             "BROWSER_LAUNCHES": str(self.launch_log),
         }
         if browser is not None:

@@ -36,7 +36,7 @@ import pytest
 import requests
 
 from conftest import Env, Result, exe
-from deadlines import EARLY_S, asks_allowed, deadline_of, ends_by
+from deadlines import EARLY_S, HARNESS_S, asks_allowed, deadline_of, ends_by
 from faulty_idp import FaultyIdp
 from oidc_peer import PUBLIC_CLIENT, OidcProvider, approve
 
@@ -181,7 +181,7 @@ def sign_in(gk: Env, ca: str, *flags: str, rewrite: tuple[str, str] | None = Non
                     url = url.replace(*rewrite)
                 approve(url, ca)
                 break
-        out, rest = proc.communicate(timeout=60)
+        out, rest = proc.communicate(timeout=HARNESS_S)
     except BaseException:
         proc.kill()
         proc.wait()
@@ -218,10 +218,20 @@ def recording_launchers(gk: Env) -> Path:
     return marker
 
 
-def launched(marker: Path, wait: float = 0.3) -> str:
-    """What was launched (detached launchers may write just after gatekey exits)."""
-    time.sleep(wait)
-    return marker.read_text() if marker.exists() else ""
+def launched(marker: Path, until: Callable[[str], bool] | None = None) -> str:
+    """What was launched. Detached launchers may write just after gatekey exits: with
+    ``until``, wait for the record to satisfy it (up to a silent run's documented deadline, so
+    that a slow machine only makes it wait longer); without, give them 0.3 s (a check that
+    nothing was launched cannot wait for nothing to happen)."""
+    if until is None:
+        time.sleep(0.3)
+        return marker.read_text() if marker.exists() else ""
+    deadline = time.monotonic() + deadline_of("background")
+    while True:
+        record = marker.read_text() if marker.exists() else ""
+        if until(record) or time.monotonic() > deadline:
+            return record
+        time.sleep(0.05)
 
 
 def assert_one_line_failure(r: Result, code: int, *fragments: str) -> None:
@@ -275,20 +285,21 @@ def test_not_signed_in_silently_exits_4_without_a_browser(
     assert not [p for p in asked if "/device" in p or p.split("?")[0].endswith("/auth")], asked
 
 
-def unfinished_browser_sign_in(gk: Env, issuer: str, ca: str) -> tuple[Result, str]:
+def unfinished_browser_sign_in(gk: Env, issuer: str, ca: str) -> tuple[Result, Path]:
     """An interactive run with flow browser that nobody completes (interactive = 2s)."""
     marker = recording_launchers(gk)
     gk.write_config(
         '[timeouts]\ninteractive = "2s"\n' + oidc_profile(issuer, flow="browser", ca=ca)
     )
     r = gk.run(context="interactive")
-    return r, launched(marker)
+    return r, marker
 
 
 def test_recording_browser_does_record_an_interactive_sign_in(gk: Env, oidc_provider: OidcProvider):
     """Control for the test above: in the interactive context the same setup launches
     $BROWSER (with the authorization URL), so 'nothing recorded' there means something."""
-    r, record = unfinished_browser_sign_in(gk, oidc_provider.issuer, oidc_provider.ca)
+    r, marker = unfinished_browser_sign_in(gk, oidc_provider.issuer, oidc_provider.ca)
+    record = launched(marker, until=lambda t: "recording-browser " in t and "notify-send " in t)
     assert r.code != 0
     assert r.stdout == b""
     assert r.elapsed < ends_by(2)  # its interactive = "2s"

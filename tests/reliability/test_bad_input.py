@@ -57,6 +57,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import Env, Result, exe
+from deadlines import HARNESS_S
 from fake_vault import FakeVault
 from gatekey import cache as gk_cache
 from gatekey import errors, securecache
@@ -99,7 +100,7 @@ def run(
     *args: str,
     exe_name: str = "gatekey",
     cwd: Path | None = None,
-    timeout: float = 60,
+    timeout: float = HARNESS_S,
 ) -> Result:
     """One run with exactly ``env`` (bytes values: not UTF-8), stdin closed."""
     argv = [exe(exe_name), *args]

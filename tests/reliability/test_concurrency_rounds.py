@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from conftest import Env, exe
-from deadlines import deadline_of, ends_by
+from deadlines import HARNESS_S, deadline_of, ends_by
 from oidc_peer import OidcProvider
 from rounds import rounds
 from test_idp_flows import device_sign_in, idp_profile
@@ -114,7 +114,7 @@ def run_round(gk: Env) -> tuple[list[tuple[str, int, str, str, float]], float]:
 
     def wait(entry: tuple[str, str, subprocess.Popen[bytes], float]) -> tuple[Any, ...]:
         profile, context, proc, at = entry
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=HARNESS_S)
         took = time.monotonic() - at
         return (
             profile,

@@ -33,6 +33,11 @@ OVERRUN_S = WATCHDOG_GRACE_S + SILENT_S / 2
 # How long a source that "hangs" hangs in a test: six documented silent deadlines, far beyond
 # ends_by() of any deadline a test configures (at most a few seconds).
 HANG_S = 6 * SILENT_S
+# How long a test waits for a run before it gives up on it (subprocess timeouts): past every
+# documented deadline, so that the harness never kills a run the product would still finish in
+# time (a sign-in through a real browser on a busy machine can take a minute); only a run that
+# hangs, which is a failure anyway, ever waits for it.
+HARNESS_S = INTERACTIVE_S + OVERRUN_S
 # A run's own clock starts after the test's, and gatekey checks the deadline with a little
 # headroom (it ends a wait slightly early to leave time to print and exit): "it waited for its
 # deadline" allows this much before it.
