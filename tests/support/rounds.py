@@ -3,13 +3,13 @@
 ``scripts/test.sh`` (CI) runs the counts the tests pass as ``ci``: each is enough to catch a
 regression of what the test protects, and each test says why in a comment. ``benchmarks/
 figures.py`` sets the environment variables below to the counts the README's table reports
-(see ``figures.py --help``), so that the published figures come from the long runs.
+(``LONG_ROUNDS`` there), so that the published figures come from the long runs.
 
 - ``GATEKEY_OUTAGE_RUNS``: rapid runs during an outage (test_source_faults.py,
   test_aws_secrets_manager.py);
 - ``GATEKEY_CONCURRENCY_ROUNDS``: rounds of 32 processes (test_concurrency_rounds.py);
-- ``GATEKEY_FUZZ_EXAMPLES``: Hypothesis examples per property that runs gatekey as a subprocess
-  (test_bad_input.py, test_config_fuzz.py);
+- ``GATEKEY_FUZZ_EXAMPLES``: Hypothesis examples per property of test_bad_input.py that runs
+  gatekey as a subprocess (test_config_fuzz.py's are cheap config errors: it keeps its own);
 - ``GATEKEY_CRASH_ROUNDS``: SIGKILL rounds (test_crash.py here; test_crash_safety.py reads it
   itself).
 """
