@@ -16,6 +16,12 @@ How a test uses them:
   test configures a deadline that the wrong behaviour would have to wait out (the source hangs,
   the lock is held for longer), and asserts only that the run ended before that deadline. A
   short wall-clock figure ("under 0.9 s") is never asserted: it measures the machine.
+- Short ``[timeouts]`` (1-3 s, to keep a test fast) only for runs that wait one out. A run that
+  must finish work before its deadline (a fetch, a TLS handshake, an error answer, a sign-in)
+  keeps the documented deadlines, so that a busy machine cannot make it miss one.
+- "time passes" (cache_ttl, max_stale) by aging the cached copy, not by sleeping past a short
+  cache_ttl that the runs meant to fall inside it would then race; an order between processes
+  (a lock released, a child ready) by a marker the other side writes, not by a sleep.
 """
 
 from __future__ import annotations
