@@ -12,7 +12,8 @@ In order, on this machine:
    report and ``GATEKEY_CRASH_ROUNDS`` (200 unless ``--quick``); the reliability tests record
    their counts as properties (outage requests per source and fault, crash rounds survived and
    sign-ins lost, concurrency rounds) and every test records what the secret-hygiene check
-   scanned and found (tests/support/hygiene.py);
+   scanned and found (tests/support/hygiene.py); ``LONG_ROUNDS`` sets the long outage,
+   concurrency and fuzz rounds (CI runs fewer: tests/support/rounds.py);
 3. one summary: ``results/summary.md`` (the markdown table the README shows) and
    ``results/summary.json``.
 
@@ -40,6 +41,13 @@ from bench import use_venv_interpreter  # noqa: E402
 ROOT = HERE.parent
 README = ROOT / "README.md"
 BEGIN, END = "<!-- figures -->", "<!-- /figures -->"
+# The long rounds the published figures come from (CI runs fewer: tests/support/rounds.py):
+# environment variable -> (count, count with --quick).
+LONG_ROUNDS = {
+    "GATEKEY_OUTAGE_RUNS": (50, 20),
+    "GATEKEY_CONCURRENCY_ROUNDS": (20, 6),
+    "GATEKEY_FUZZ_EXAMPLES": (20, 8),
+}
 BENCHES = (
     ("bench.py", "latest"),
     ("bench_idp.py", "idp-latest"),
@@ -64,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     targets = ["tests/reliability"] if args.quick else ["tests"]
     step(f"pytest {' '.join(targets)} (GATEKEY_CRASH_ROUNDS={args.crash_rounds})")
     env = dict(os.environ, GATEKEY_CRASH_ROUNDS=str(args.crash_rounds))
+    env.update(
+        {name: str(quick if args.quick else full) for name, (full, quick) in LONG_ROUNDS.items()}
+    )
     tests = subprocess.run(
         [
             sys.executable,

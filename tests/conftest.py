@@ -19,6 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 import hygiene
+from deadlines import HARNESS_S
 from oidc_peer import ENTRA_TENANT, OidcProvider, make_tls
 from oidc_peer import missing_tools as oidc_missing_tools
 from peers import SecretService, isolated_env
@@ -132,7 +133,7 @@ class Env:
         return files[0]
 
     def run_together(
-        self, contexts: list[str | None], *args: str, timeout: float = 90, **extra: str
+        self, contexts: list[str | None], *args: str, timeout: float = HARNESS_S, **extra: str
     ) -> list[tuple[int, bytes, bytes, float]]:
         """Start one gatekey per entry of ``contexts`` at once, then wait for all of them:
         (exit code, stdout, stderr, seconds from the first start to this one's end)."""
@@ -168,7 +169,7 @@ class Env:
         exe_name: str = "gatekey",
         context: str | None = None,
         stdin: bytes | None = None,
-        timeout: float = 60,
+        timeout: float = HARNESS_S,
         **extra: str,
     ) -> Result:
         env = dict(self.vars, **extra)

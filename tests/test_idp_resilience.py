@@ -36,23 +36,22 @@ import pytest
 import requests
 
 from conftest import Env, Result, exe
+from deadlines import EARLY_S, HARNESS_S, asks_allowed, deadline_of, ends_by
 from faulty_idp import FaultyIdp
 from oidc_peer import PUBLIC_CLIENT, OidcProvider, approve
 
 pytestmark = [pytest.mark.oidc, pytest.mark.blackbox]
 
 # Short budgets keep the hanging-IdP tests fast; each context has its own so that a test can
-# tell which one bounded the run.
+# tell which one bounded the run. Only runs that wait out their deadline get them: a run that
+# must finish some work (a TLS handshake, an answer to read, a sign-in) gets the documented
+# deadlines (no [timeouts]), so that a busy machine cannot make it miss one. Time margins:
+# tests/support/deadlines.py.
 SILENT_S, MID_S, INTERACTIVE_S = 1.0, 2.0, 30.0
 FAST_TIMEOUTS = (
     f'[timeouts]\nsilent = "{SILENT_S:g}s"\nmid_session_refresh = "{MID_S:g}s"\n'
     f'interactive = "{INTERACTIVE_S:g}s"\n'
 )
-# For the stampede tests: 16 processes on a 2-core machine need the real budgets.
-DEFAULT_DEADLINES = {"mid-session-refresh": 15.0, None: 10.0}
-# Process start-up and exit on top of gatekey's own budget (which starts after the config is
-# read); the watchdog would fire at deadline + 0.5 s with a different message.
-SLACK = 1.0
 NON_INTERACTIVE = ("mid-session-refresh", "scheduled-task", "setup-test", "background", None)
 LAUNCHERS = (
     "xdg-open",
@@ -76,7 +75,8 @@ def ctx_id(ctx: str | None) -> str:
     return ctx or "unset"
 
 
-def deadline(ctx: str | None) -> float:
+def fast_deadline(ctx: str | None) -> float:
+    """The deadline of ``ctx`` under FAST_TIMEOUTS."""
     if ctx == "interactive":
         return INTERACTIVE_S
     return MID_S if ctx == "mid-session-refresh" else SILENT_S
@@ -102,9 +102,7 @@ def oidc_profile(
     return "\n".join(lines) + "\n" + extra
 
 
-def use_client_credentials(
-    gk: Env, issuer: str, ca: str | None, timeouts: str = FAST_TIMEOUTS
-) -> None:
+def use_client_credentials(gk: Env, issuer: str, ca: str | None, timeouts: str = "") -> None:
     gk.vars["CONF_SECRET"] = "conf-secret"
     gk.write_config(timeouts + oidc_profile(issuer, name="svc", flow="client-credentials", ca=ca))
 
@@ -183,7 +181,7 @@ def sign_in(gk: Env, ca: str, *flags: str, rewrite: tuple[str, str] | None = Non
                     url = url.replace(*rewrite)
                 approve(url, ca)
                 break
-        out, rest = proc.communicate(timeout=60)
+        out, rest = proc.communicate(timeout=HARNESS_S)
     except BaseException:
         proc.kill()
         proc.wait()
@@ -220,10 +218,20 @@ def recording_launchers(gk: Env) -> Path:
     return marker
 
 
-def launched(marker: Path, wait: float = 0.3) -> str:
-    """What was launched (detached launchers may write just after gatekey exits)."""
-    time.sleep(wait)
-    return marker.read_text() if marker.exists() else ""
+def launched(marker: Path, until: Callable[[str], bool] | None = None) -> str:
+    """What was launched. Detached launchers may write just after gatekey exits: with
+    ``until``, wait for the record to satisfy it (up to a silent run's documented deadline, so
+    that a slow machine only makes it wait longer); without, give them 0.3 s (a check that
+    nothing was launched cannot wait for nothing to happen)."""
+    if until is None:
+        time.sleep(0.3)
+        return marker.read_text() if marker.exists() else ""
+    deadline = time.monotonic() + deadline_of("background")
+    while True:
+        record = marker.read_text() if marker.exists() else ""
+        if until(record) or time.monotonic() > deadline:
+            return record
+        time.sleep(0.05)
 
 
 def assert_one_line_failure(r: Result, code: int, *fragments: str) -> None:
@@ -261,14 +269,14 @@ def other_ca(tmp_path: Path) -> str:
 def test_not_signed_in_silently_exits_4_without_a_browser(
     gk: Env, oidc_provider: OidcProvider, flow: str, ctx: str | None
 ):
-    """Default deadlines (10 s / 15 s): the answer must come well inside them, without opening
-    a browser, a notification, or asking the provider for a device code."""
+    """Default deadlines (10 s / 15 s): the answer must come inside them (it has nothing to wait
+    for), without opening a browser, a notification, or asking the provider for a device code."""
     marker = recording_launchers(gk)
     gk.write_config(oidc_profile(oidc_provider.issuer, flow=flow, ca=oidc_provider.ca))
     log_before = len(oidc_provider.requests_log())
     r = gk.run(context=ctx)
     assert_one_line_failure(r, 4, "gatekey login -p user", "not signed in")
-    assert r.elapsed < 5, f"{r.elapsed:.1f} s: not 'at once'"
+    assert r.elapsed < deadline_of(ctx), f"{r.elapsed:.1f} s: not 'at once'"
     lowered = r.err.lower()
     for leak in ("enter the code", "user_code", "/device", "open http", "to sign in to profile"):
         assert leak not in lowered, r.err
@@ -277,23 +285,24 @@ def test_not_signed_in_silently_exits_4_without_a_browser(
     assert not [p for p in asked if "/device" in p or p.split("?")[0].endswith("/auth")], asked
 
 
-def unfinished_browser_sign_in(gk: Env, issuer: str, ca: str) -> tuple[Result, str]:
+def unfinished_browser_sign_in(gk: Env, issuer: str, ca: str) -> tuple[Result, Path]:
     """An interactive run with flow browser that nobody completes (interactive = 2s)."""
     marker = recording_launchers(gk)
     gk.write_config(
         '[timeouts]\ninteractive = "2s"\n' + oidc_profile(issuer, flow="browser", ca=ca)
     )
     r = gk.run(context="interactive")
-    return r, launched(marker)
+    return r, marker
 
 
 def test_recording_browser_does_record_an_interactive_sign_in(gk: Env, oidc_provider: OidcProvider):
     """Control for the test above: in the interactive context the same setup launches
     $BROWSER (with the authorization URL), so 'nothing recorded' there means something."""
-    r, record = unfinished_browser_sign_in(gk, oidc_provider.issuer, oidc_provider.ca)
+    r, marker = unfinished_browser_sign_in(gk, oidc_provider.issuer, oidc_provider.ca)
+    record = launched(marker, until=lambda t: "recording-browser " in t and "notify-send " in t)
     assert r.code != 0
     assert r.stdout == b""
-    assert r.elapsed < 2 + SLACK
+    assert r.elapsed < ends_by(2)  # its interactive = "2s"
     browsers = [line for line in record.splitlines() if line.startswith("recording-browser ")]
     assert len(browsers) == 1, record
     assert browsers[0].startswith(f"recording-browser {oidc_provider.issuer}/auth?"), record
@@ -315,7 +324,7 @@ def test_unfinished_browser_sign_in_is_exit_4_not_an_internal_error(
     last = r.err.splitlines()[-1]
     assert "did not finish" in last
     assert "gatekey login -p user" in last
-    assert r.elapsed < 2 + SLACK
+    assert r.elapsed < ends_by(2)  # its interactive = "2s"
 
 
 # ================================================================================================
@@ -364,17 +373,21 @@ def break_idp(idp: FaultyIdp, mode: str) -> None:
 
 
 def check_elapsed(r: Result, mode: str, ctx: str | None) -> None:
-    limit = deadline(ctx)
     if mode.startswith("hang"):
-        # bounded by this context's own budget, not another's, and not by the watchdog
-        assert limit - 0.2 < r.elapsed < limit + SLACK, f"{r.elapsed:.2f} s for {limit} s"
+        # bounded by this context's own budget (FAST_TIMEOUTS), not another's
+        limit = fast_deadline(ctx)
+        assert limit - EARLY_S < r.elapsed < ends_by(limit), f"{r.elapsed:.2f} s for {limit} s"
     else:
+        limit = deadline_of(ctx)  # documented: the refusal or the 500 ends the run, not this
         assert r.elapsed < limit, f"{r.elapsed:.2f} s: a refused/500 answer should end at once"
 
 
 @pytest.mark.parametrize(("mode", "state", "ctx"), OUTAGE_CASES)
 def test_idp_outage(gk: Env, faulty: FaultyIdp, mode: str, state: str, ctx: str | None):
-    use_client_credentials(gk, faulty.issuer, faulty.tls_ca)
+    """Short deadlines (FAST_TIMEOUTS) where the IdP hangs; the documented ones where it
+    answers 500 or refuses, so that it is that answer, not a deadline, which ends the run."""
+    timeouts = FAST_TIMEOUTS if mode.startswith("hang") else ""
+    use_client_credentials(gk, faulty.issuer, faulty.tls_ca, timeouts)
     token = None
     if state != "none":
         token = prime(gk)  # also caches the discovery document: the next run goes to /token
@@ -410,7 +423,7 @@ def test_hang_before_tls_in_the_interactive_context_reports_what_happened(
     gk: Env, oidc_tls: dict[str, str]
 ):
     with FaultyIdp(oidc_tls, mode="hang-tcp") as idp:  # no upstream needed: it never answers
-        use_client_credentials(gk, idp.issuer, idp.tls_ca)
+        use_client_credentials(gk, idp.issuer, idp.tls_ca, FAST_TIMEOUTS)
         r = gk.run(context="interactive")
     assert_one_line_failure(r, 75, "did not complete a connection")
     assert r.elapsed < INTERACTIVE_S - 5  # it gave up at the 5 s connect timeout...
@@ -444,24 +457,29 @@ def test_real_provider_stopped(
     make_expired(gk)
     r = gk.run(context="mid-session-refresh")
     assert_one_line_failure(r, 75, f"cannot reach 127.0.0.1:{op.port}", "check the network")
-    assert r.elapsed < MID_S
+    assert r.elapsed < deadline_of("mid-session-refresh")  # refused: it did not wait
     shutil.rmtree(gk.cache_dir)
     gk.cache_dir.mkdir()
     r = gk.run(context="background")
     assert_one_line_failure(r, 75, f"cannot reach 127.0.0.1:{op.port}")
-    assert r.elapsed < SILENT_S
+    assert r.elapsed < deadline_of("background")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["500", "hang-tcp", "down"])
 def test_negative_cache_spares_the_idp_during_an_outage(gk: Env, faulty: FaultyIdp, mode: str):
-    """20 rapid silent runs during an outage contact the IdP at most a few times; a person
-    (interactive) and ``get --force-refresh`` retry at once; recovery is immediate."""
+    """20 rapid silent runs during an outage contact the IdP at most once per backoff step; a
+    person (interactive) and ``get --force-refresh`` retry at once; recovery is immediate.
+
+    The documented deadlines where the IdP answers (500, refused: the answer ends each run);
+    short ones where it hangs (hang-tcp: a run that asks waits its deadline out, and a person's
+    retry below need not wait out the 5 s TLS connect timeout)."""
     use_client_credentials(gk, faulty.issuer, faulty.tls_ca)
     prime(gk)
     make_expired(gk)
-    # a person's retry below need not wait out the 5 s TLS connect timeout of hang-tcp
-    use_client_credentials(gk, faulty.issuer, faulty.tls_ca, FAST_TIMEOUTS.replace("30s", "2s"))
+    if mode == "hang-tcp":
+        fast = FAST_TIMEOUTS.replace("30s", "2s")
+        use_client_credentials(gk, faulty.issuer, faulty.tls_ca, fast)
     break_idp(faulty, mode)
     connections, requests_before = faulty.connections, len(faulty.requests)
     t0 = time.monotonic()
@@ -470,14 +488,18 @@ def test_negative_cache_spares_the_idp_during_an_outage(gk: Env, faulty: FaultyI
     for r in results:
         assert_one_line_failure(r, 75, FAILURE_TEXT[mode])
     remembered = [r for r in results if "not asking again until" in r.err]
-    assert len(remembered) >= 17, [r.err for r in results]
-    assert "gatekey get -p svc --force-refresh" in remembered[0].err
     contacts = faulty.connections - connections
+    # A run either reports the remembered failure at once or asks the IdP (and only then can it
+    # wait for it): at most once per backoff step, however long the runs take.
+    allowed = asks_allowed(wall)
+    asked = len(results) - len(remembered)
+    assert 1 <= asked <= allowed, ([r.err for r in results], f"{wall:.1f} s")
+    assert "gatekey get -p svc --force-refresh" in remembered[0].err
     if mode != "down":
-        assert 1 <= contacts <= 3, f"{contacts} connections for 20 runs"
+        assert 1 <= contacts <= allowed, (
+            f"{contacts} connections in {wall:.1f} s, {allowed} allowed"
+        )
         assert len(faulty.requests) - requests_before == (contacts if mode == "500" else 0)
-    # the runs did not each wait out the 1 s deadline
-    assert wall < 10, [round(r.elapsed, 2) for r in results]
     print(f"\n[outage {mode}] 20 runs in {wall:.1f} s, {contacts} connection(s) to the IdP")
 
     if mode == "down":
@@ -490,8 +512,10 @@ def test_negative_cache_spares_the_idp_during_an_outage(gk: Env, faulty: FaultyI
     assert r.code == 75, r.err
     assert "not asking again" not in r.err
     assert faulty.connections - connections == contacts + 2
-    # the IdP recovers: --force-refresh gets a token and forgets the failure
+    # the IdP recovers: --force-refresh gets a token and forgets the failure (with the
+    # documented deadlines: a sign-in is work a short deadline could cut on a busy machine)
     faulty.mode = "proxy"
+    use_client_credentials(gk, faulty.issuer, faulty.tls_ca)
     r = gk.run("get", "-p", "svc", "--force-refresh", context="background")
     assert r.code == 0, r.err
     assert not list((gk.cache_dir / "failures").glob("*.json"))
@@ -517,8 +541,10 @@ def assert_single_flight(
         assert "invalid_grant" not in err, err
         assert "Traceback" not in err, err
         assert all(line.startswith("gatekey: ") for line in err.splitlines()), err
+    # The documented deadline (no [timeouts] here), counted from the first start: waiting in line
+    # for the lock behind 15 others is part of each run's budget.
     slowest = max(elapsed for *_, elapsed in results)
-    assert slowest < DEFAULT_DEADLINES.get(ctx, DEFAULT_DEADLINES[None]), slowest
+    assert slowest < ends_by(deadline_of(ctx)), slowest
     return token.rstrip("\n")
 
 
@@ -605,7 +631,7 @@ def test_untrusted_idp_certificate_is_exit_75_naming_ca_bundle(
     env = {} if env_bundle == "unset" else {"REQUESTS_CA_BUNDLE": certifi.where()}
     r = gk.run(context="background", **env)
     assert_one_line_failure(r, 75, "TLS verification failed", "ca_bundle", f":{oidc_provider.port}")
-    assert r.elapsed < SILENT_S
+    assert r.elapsed < deadline_of("background")  # the documented one: no [timeouts] here
 
 
 def test_http_issuer_is_a_config_error_before_any_connection(gk: Env):
@@ -651,7 +677,7 @@ def test_discovery_is_cached_across_processes(
         op = entra_provider
         gk.vars["CONF_SECRET"] = "conf-secret"
         gk.write_config(
-            FAST_TIMEOUTS + "[profiles.svc]\n"
+            "[profiles.svc]\n"
             'source = "entra"\n'
             f'tenant = "{op.tenant}"\n'
             f'authority_host = "{op.origin}"\n'
@@ -708,7 +734,7 @@ def test_no_token_or_refresh_token_on_stderr(
     op = make_oidc_provider(AT_TTL="400")
     idp = FaultyIdp(oidc_tls, upstream=op.origin, upstream_ca=op.ca)
     try:
-        use_public_client(gk, idp.issuer, op.ca, timeouts=FAST_TIMEOUTS)
+        use_public_client(gk, idp.issuer, op.ca)
         secrets: set[str] = set()
         stderr: list[tuple[str, str]] = []
 

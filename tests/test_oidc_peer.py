@@ -102,7 +102,10 @@ def test_startup_time(oidc_provider: OidcProvider, make_oidc_provider: Callable[
         f"a fresh one in {started * 1000:.0f} ms (ready line {fresh.startup_s * 1000:.0f} ms), "
         f"stopped in {stopped * 1000:.0f} ms"
     )
-    assert started < 10
+    # What the peer promises, not how fast this machine is: ready (its ready line seen) when
+    # the constructor returns, and stopped (the process group gone) when stop() returns.
+    assert 0 < fresh.startup_s <= started
+    assert fresh.proc.poll() is not None, "stop() returned with the provider still running"
 
 
 def test_discovery_over_https(oidc_provider: OidcProvider):

@@ -457,8 +457,7 @@ def test_op_hang_holds_the_pipes_until_the_group_dies(op: Op) -> None:
 
 def test_op_stubborn_hang_needs_sigkill(op: Op) -> None:
     proc = op.spawn("read", "op://Private/api/credential", FAKE_OP_HANG="stubborn")
-    op.wait_for("hang")
-    time.sleep(0.2)  # op ignores SIGTERM before it logs; give its child time to do so too
+    op.wait_for("hang")  # logged once op and its child both ignore SIGTERM
     os.killpg(proc.pid, signal.SIGTERM)
     with pytest.raises(subprocess.TimeoutExpired):
         proc.communicate(timeout=0.5)

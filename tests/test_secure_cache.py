@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Env
+from deadlines import EARLY_S, HANG_S, OVERRUN_S, deadline_of, ends_by
 from gatekey import kernelkeys
 from gatekey.cache import FileCache
 from gatekey.config import Config
@@ -29,7 +30,7 @@ from gatekey.errors import AccessDenied, CredentialNotFound, HelperError
 from gatekey.refresh import _fall_back
 from gatekey.securecache import keep_for, kernel_name
 from gatekey.token import Token
-from vault_cases import drop_kernel_keys, kernel_keys, kernel_name_prefix
+from vault_cases import age_cached_secret, drop_kernel_keys, kernel_keys, kernel_name_prefix
 
 pytestmark = [
     pytest.mark.blackbox,
@@ -40,19 +41,13 @@ pytestmark = [
 ]
 
 # A tiny command source: counts its runs in $COUNT_FILE and prints $OUTPUT ("{n}" = run number,
-# default "key-{n}": a key with no expiry). EXIT fails with that status after writing $STDERR;
-# SLEEP waits first; SPAWN_PIDS starts a long-lived child and records both pids there.
+# default "key-{n}": a key with no expiry). EXIT fails with that status after writing $STDERR.
 EMITTER = """\
-import os, subprocess, sys, time
+import os, sys
 with open(os.environ["COUNT_FILE"], "a+") as f:
     f.write(f"{os.getpid()}\\n")
     f.seek(0)
     n = len(f.read().splitlines())
-if os.environ.get("SPAWN_PIDS"):
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    with open(os.environ["SPAWN_PIDS"], "w") as f:
-        f.write(f"{os.getpid()} {child.pid}")
-time.sleep(float(os.environ.get("SLEEP", "0")))
 if os.environ.get("EXIT"):
     sys.stderr.write(os.environ.get("STDERR", "emitter: failing on purpose") + "\\n")
     sys.exit(int(os.environ["EXIT"]))
@@ -306,17 +301,17 @@ def test_cache_ttl_zero_still_remembers_failures(gk: Env):
 
 
 # --- 6. cache_ttl: when to read again -------------------------------------------------------
-@pytest.mark.slow
 def test_cache_ttl_says_when_to_read_again(gk: Env):
-    gk.write_config(emitter_profile(gk, 'cache_ttl = "2s"'))
-    t0 = time.monotonic()  # the secret is obtained after this moment...
+    """Time passes by aging the cached copy, as time passing would (a 2 s cache_ttl and a real
+    sleep made the runs meant to fall inside it race the clock on a busy machine)."""
+    gk.write_config(emitter_profile(gk, 'cache_ttl = "10m"'))
     assert gk.run().stdout == b"key-1\n"
-    fetched = time.monotonic()  # ...and before this one
     assert gk.run().stdout == b"key-1\n"
     assert gk.run("get", "-p", "cmd").stdout == b"key-1\n"
-    assert time.monotonic() - t0 < 2, "too slow to test a 2 s cache_ttl"
+    age_cached_secret(gk, 9 * 60, profile="cmd")  # still inside cache_ttl
+    assert gk.run().stdout == b"key-1\n"
     assert gk.count() == 1
-    wait_until(fetched + 2.2)
+    age_cached_secret(gk, 2 * 60, profile="cmd")  # 11 min old: past it
     r = gk.run()
     assert (r.code, r.stdout, r.stderr) == (0, b"key-2\n", b"")
     assert gk.count() == 2
@@ -341,6 +336,9 @@ def test_allow_insecure_cache_uses_a_user_only_file(gk: Env):
 
 
 # --- 8. max_stale ---------------------------------------------------------------------------
+MAX_STALE_S = math.ceil(1.2 + OVERRUN_S)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("keychain", [False, True], ids=["kernel-only", "with-secret-service"])
 def test_max_stale_bounds_serving_a_cached_secret(
@@ -348,7 +346,10 @@ def test_max_stale_bounds_serving_a_cached_secret(
 ):
     if keychain:
         request.getfixturevalue("secret_service")
-    gk.write_config(emitter_profile(gk, 'cache_ttl = "1s"\nmax_stale = "5s"'))
+    # Real time, not an aged copy: the kernel key's own timeout is part of what bounds it. The
+    # run at 1.2 s must read the copy before max_stale ends: MAX_STALE_S leaves it OVERRUN_S,
+    # what any run may take past its start on a busy machine.
+    gk.write_config(emitter_profile(gk, f'cache_ttl = "1s"\nmax_stale = "{MAX_STALE_S:g}s"'))
     assert gk.run().stdout == b"key-1\n"
     fetched = time.monotonic()  # the secret was obtained (and stored) before this moment
 
@@ -362,7 +363,7 @@ def test_max_stale_bounds_serving_a_cached_secret(
     assert "warning" in fallback[0]
     assert gk.count() == 2
 
-    wait_until(fetched + 5.2)  # older than max_stale: the failure is reported, not the secret
+    wait_until(fetched + MAX_STALE_S + 0.2)  # older than max_stale: the failure, not the secret
     late = gk.run(EXIT="1", context="interactive")
     late.assert_clean_failure(1)
     assert "exited with status 1" in late.err
@@ -393,9 +394,9 @@ def test_kernel_timeout_covers_the_whole_max_stale_window():
 def test_default_max_stale_serves_a_failing_command_with_any_status(gk: Env):
     # A command's exit status means nothing to gatekey: even 3 is a general failure, not
     # "deleted", so the cached secret is served (max_stale defaults to 24 h).
-    gk.write_config(emitter_profile(gk, 'cache_ttl = "1s"'))
+    gk.write_config(emitter_profile(gk, 'cache_ttl = "10m"'))
     assert gk.run().stdout == b"key-1\n"
-    time.sleep(1.2)  # the secret is due for a re-read
+    age_cached_secret(gk, 11 * 60, profile="cmd")  # due for a re-read
     r = gk.run(EXIT="3", context="background")
     assert (r.code, r.stdout) == (0, b"key-1\n"), r.err
     assert len([ln for ln in r.err.splitlines() if "printing the cached token" in ln]) == 1
@@ -523,15 +524,22 @@ def test_expires_path_invalid(gk: Env, value: object):
 
 @pytest.mark.slow
 def test_command_timeout_stops_the_process_group(gk: Env):
+    """The command (a shell: it starts in a millisecond, so its 1 s timeout is not spent
+    starting on a busy machine) leaves a child and hangs; both are stopped at the timeout."""
     pids_file = gk.root / "pids"
-    gk.write_config(emitter_profile(gk, 'timeout = "1s"'))
-    r = gk.run(SLEEP="30", SPAWN_PIDS=str(pids_file), context="interactive")
+    script = f"sleep {HANG_S:g} & echo $$ $! > {pids_file}; sleep {HANG_S:g}"
+    gk.write_config(
+        f'[profiles.cmd]\nsource = "command"\ncommand = ["/bin/sh", "-c", "{script}"]\n'
+        'timeout = "1s"\n'
+    )
+    r = gk.run(context="interactive")
     r.assert_clean_failure(75)
-    assert 0.9 < r.elapsed < 3, r.elapsed
+    assert 1 - EARLY_S < r.elapsed < ends_by(1), r.elapsed
     assert "timeout (1 s)" in r.err
     pids = [int(p) for p in pids_file.read_text().split()]
     assert len(pids) == 2
-    deadline = time.monotonic() + 2
+    # They would sleep on for HANG_S: polling up to a documented deadline tells the two apart.
+    deadline = time.monotonic() + deadline_of("background")
     while not all(process_gone(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert all(process_gone(p) for p in pids), pids

@@ -29,9 +29,10 @@ import pytest
 
 import vault_cases
 from conftest import Env, Result, exe
+from deadlines import deadline_of, ends_by
 from fake_vault import FakeVault, fake_vault
 from oidc_peer import API_AUDIENCE, CONF_CLIENT, PUBLIC_CLIENT, OidcProvider
-from vault_cases import drop_kernel_keys, kernel_names
+from vault_cases import age_cached_secret, drop_kernel_keys, kernel_names
 
 pytestmark = [pytest.mark.blackbox]
 
@@ -389,7 +390,7 @@ def test_a_hung_vault_exits_75_within_the_deadline(env: Env, fake: FakeVault) ->
     write(env, vault_profile(fake), timeouts='silent = "3s"')
     r = run(env, VAULT_TOKEN=ROOT_TOKEN)
     assert_fails(r, env, 75, hidden=(ROOT_TOKEN,))
-    assert r.elapsed < 3 + 2.5, r.elapsed  # the deadline, plus interpreter start-up
+    assert r.elapsed < ends_by(3), r.elapsed  # its silent deadline (deadlines.ends_by)
     assert reads(fake) == 1
 
 
@@ -434,12 +435,13 @@ def test_second_run_is_served_from_the_cache(env: Env, fake: FakeVault) -> None:
 
 
 def test_rotation_is_seen_after_cache_ttl(env: Env, fake: FakeVault) -> None:
-    write(env, vault_profile(fake, cache_ttl="2s"))
+    # Time passes by aging the cached copy (a 2 s cache_ttl and a sleep raced the clock).
+    write(env, vault_profile(fake, cache_ttl="10m"))
     assert_prints(run(env, VAULT_TOKEN=ROOT_TOKEN), env, SECRET, ROOT_TOKEN)
     fake.put_secret("app", {"api_key": ROTATED})
     assert_prints(run(env, VAULT_TOKEN=ROOT_TOKEN), env, SECRET, ROOT_TOKEN)
     assert reads(fake) == 1
-    time.sleep(2.1)
+    age_cached_secret(env, 11 * 60)
     assert_prints(run(env, VAULT_TOKEN=ROOT_TOKEN), env, ROTATED, ROOT_TOKEN)
     assert reads(fake) == 2
 
@@ -449,7 +451,7 @@ def test_kv1_lease_duration_caps_cache_ttl(env: Env, fake: FakeVault) -> None:
     fake.put_secret("app", {"api_key": SECRET}, mount="kv", kv_version=1)
     write(env, vault_profile(fake, mount="kv", kv_version=1, cache_ttl="15m"))
     assert_prints(run(env, VAULT_TOKEN=ROOT_TOKEN), env, SECRET, ROOT_TOKEN)
-    time.sleep(1.2)
+    age_cached_secret(env, 60)  # past the 1 s lease, far inside cache_ttl
     assert_prints(run(env, VAULT_TOKEN=ROOT_TOKEN), env, SECRET, ROOT_TOKEN)
     assert reads(fake, "kv/app") == 2
 
@@ -463,11 +465,11 @@ def test_cache_ttl_0_reads_every_run(env: Env, fake: FakeVault) -> None:
 
 
 def cache_until_due(gk: Env, fake: FakeVault, token: str) -> None:
-    """Read the secret with ``token`` into the cache, then wait until it is due for a re-read
-    (cache_ttl 1 s)."""
-    write(gk, vault_profile(fake, cache_ttl="1s"))
+    """Read the secret with ``token`` into the cache, then age it until it is due for a re-read
+    (cache_ttl 10 min), as time passing would."""
+    write(gk, vault_profile(fake, cache_ttl="10m"))
     assert_prints(run(gk, VAULT_TOKEN=token), gk, SECRET, token)
-    time.sleep(1.1)
+    age_cached_secret(gk, 11 * 60)
 
 
 @pytest.mark.parametrize("outage", ["sealed", "down", "500"])
@@ -552,7 +554,7 @@ def idp_tokens(gk: Env) -> list[str]:
 def test_jwt_login_chain_caches_and_renews_the_vault_token(
     env: Env, oidc_provider: OidcProvider, jwt_fake: FakeVault
 ) -> None:
-    configure_jwt_chain(env, oidc_provider, jwt_fake, cache_ttl="2s")
+    configure_jwt_chain(env, oidc_provider, jwt_fake, cache_ttl="10m")
     r = run(env)
     assert_prints(r, env, SECRET)
     [jwt] = idp_tokens(env)
@@ -569,7 +571,7 @@ def test_jwt_login_chain_caches_and_renews_the_vault_token(
     assert_no_leak(r, env, vault_token, jwt, CONF_CLIENT[1])
 
     # After cache_ttl the secret is read again with the cached Vault token: no second login.
-    time.sleep(2.1)
+    age_cached_secret(env, 11 * 60)
     r = run(env, "--debug", "get", "-p", "llm")
     assert r.code == 0, r.err
     assert r.stdout == SECRET.encode() + b"\n"
@@ -701,14 +703,14 @@ def approle(role_id: str | None = ROLE_ID) -> str:
 
 def test_approle_login_with_secret_id_from_the_environment(env: Env, fake: FakeVault) -> None:
     fake.add_approle(ROLE_ID, SECRET_ID, ["app-read"], token_ttl=3600, role_name="llm")
-    write(env, vault_profile(fake, auth=approle(), cache_ttl="2s"))
+    write(env, vault_profile(fake, auth=approle(), cache_ttl="10m"))
     r = run(env, LLM_SECRET_ID=SECRET_ID)
     assert_prints(r, env, SECRET, *fake.issued_tokens())
     login = fake.requests[0]
     assert (login.api_path, login.role, login.status) == ("auth/approle/login", "llm", 200)
     assert fake.requests[1].accessor == login.accessor
     # the login token is cached: after cache_ttl, a read without a login (nor the secret_id)
-    time.sleep(2.1)
+    age_cached_secret(env, 11 * 60)
     r = run(env, "--debug", "get", "-p", "llm")
     assert r.code == 0, r.err
     assert r.stdout == SECRET.encode() + b"\n"
@@ -763,7 +765,8 @@ def test_no_process_carries_the_secret_id_or_vault_token_in_argv(env: Env, fake:
         cwd=env.root,
     )
     try:
-        deadline = time.monotonic() + 4
+        # gatekey logs in long before its deadline (silent = "10s", the documented one)
+        deadline = time.monotonic() + deadline_of("background")
         while logins(fake, "approle") == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert logins(fake, "approle") == 1, "gatekey never reached the login"

@@ -57,20 +57,31 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import Env, Result, exe
+from deadlines import HARNESS_S
 from fake_vault import FakeVault
 from gatekey import cache as gk_cache
 from gatekey import errors, securecache
 from gatekey.output import FORMATS, render
 from gatekey.token import Token, is_time, printable, servable
 from oidc_peer import make_tls
+from rounds import rounds
 from scripted_idp import AUTHORIZATION, CONF_CLIENT, CONF_SECRET, PUBLIC_CLIENT, Reply, ScriptedIdp
 
 pytestmark = pytest.mark.blackbox
 
 DOCUMENTED_EXITS = {0, 1, 3, 4, 69, 75, 78}
 SUPPORT = Path(__file__).resolve().parent.parent / "support"
+# Examples per property that runs gatekey (about a second each): 20 in benchmarks/figures.py,
+# 8 in CI (``GATEKEY_FUZZ_EXAMPLES``), and FEWER for the properties whose every example signs in
+# or fetches (12 and 4). Each property also runs its @example cases, and the regressions below
+# run their exact inputs, so a bug found once is checked on every run. CI's counts catch a
+# regression that breaks a whole kind of input (a damaged file, an answer shape); Hypothesis
+# draws new examples on every run (and replays failures saved in .hypothesis/), so CI's runs
+# together still cover what one figures run does.
+EXAMPLES = rounds("GATEKEY_FUZZ_EXAMPLES", ci=8)
+FEWER = max(3, EXAMPLES * 3 // 5)
 SUBPROCESS = settings(
-    max_examples=20,
+    max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -89,7 +100,7 @@ def run(
     *args: str,
     exe_name: str = "gatekey",
     cwd: Path | None = None,
-    timeout: float = 60,
+    timeout: float = HARNESS_S,
 ) -> Result:
     """One run with exactly ``env`` (bytes values: not UTF-8), stdin closed."""
     argv = [exe(exe_name), *args]
@@ -453,7 +464,7 @@ def test_vault_environment_fallbacks(
         assert r.stdout == VAULT_SECRET.encode() + b"\n"
 
 
-@settings(SUBPROCESS, max_examples=12)
+@settings(SUBPROCESS, max_examples=FEWER)
 @given(address=st.one_of(env_text, st.sampled_from(["unix:path=/nonexistent", "tcp:host=x"])))
 @example(address="unix:abstract=\x01")
 @example(address="unix:path=/dev/null")
@@ -815,10 +826,13 @@ def idp(tls: dict[str, str]) -> Iterator[ScriptedIdp]:
         server.stop()
 
 
-FAST = '[timeouts]\nsilent = "5s"\nmid_session_refresh = "5s"\ninteractive = "20s"\n'
+# The documented deadlines (no [timeouts]): the scripted provider answers every request at
+# once, so no run here waits one out, and a shorter one would race the work a run must finish
+# (a sign-in, a TLS handshake, an answer to check) on a busy machine.
+TIMEOUTS = ""
 
 
-def client_credentials(gk: Env, idp: ScriptedIdp, timeouts: str = FAST) -> None:
+def client_credentials(gk: Env, idp: ScriptedIdp, timeouts: str = TIMEOUTS) -> None:
     gk.vars["GK_CLIENT_SECRET"] = CONF_SECRET
     gk.write_config(
         timeouts + f'[profiles.svc]\nsource = "oidc"\nissuer = "{idp.issuer}"\n'
@@ -830,7 +844,7 @@ def client_credentials(gk: Env, idp: ScriptedIdp, timeouts: str = FAST) -> None:
 
 def public_client(gk: Env, idp: ScriptedIdp) -> None:
     gk.write_config(
-        FAST + f'[profiles.user]\nsource = "oidc"\nissuer = "{idp.issuer}"\n'
+        TIMEOUTS + f'[profiles.user]\nsource = "oidc"\nissuer = "{idp.issuer}"\n'
         f'client_id = "{PUBLIC_CLIENT}"\nflow = "device-code"\nscopes = ["api.read"]\n'
         f'ca_bundle = "{idp.ca}"\ntoken_cache = "file"\nmin_ttl = "10m"\n'
     )
@@ -1025,7 +1039,7 @@ def test_token_endpoint_answers(gk: Env, idp: ScriptedIdp, answer: Answer) -> No
         assert_contract(again, {0})
 
 
-@settings(SUBPROCESS, max_examples=12)
+@settings(SUBPROCESS, max_examples=FEWER)
 @given(secret=st.one_of(st.text(max_size=30).map(_no_nul), st.sampled_from(NASTY_TEXT)))
 @example(secret=CONF_SECRET + "\n")
 @example(secret="é")
@@ -1077,7 +1091,7 @@ def discovery_answers(draw: st.DrawFn, issuer: str) -> Reply:
     return Reply(status, body, [("Content-Type", "application/json")])
 
 
-@settings(SUBPROCESS, max_examples=12)
+@settings(SUBPROCESS, max_examples=FEWER)
 @given(data=st.data())
 def test_discovery_answers(gk: Env, idp: ScriptedIdp, data: st.DataObject) -> None:
     """A generated discovery document: a token (if it still names the endpoints) or a failure."""
@@ -1091,7 +1105,7 @@ def test_discovery_answers(gk: Env, idp: ScriptedIdp, data: st.DataObject) -> No
         assert r.code in {1, 75, 78}, (r.code, r.err)
 
 
-@settings(SUBPROCESS, max_examples=12)
+@settings(SUBPROCESS, max_examples=FEWER)
 @given(content=st.data(), wrapper=st.sampled_from(["blob", "blob", "raw"]))
 def test_damaged_discovery_cache_is_a_miss(
     gk: Env, idp: ScriptedIdp, content: st.DataObject, wrapper: str
@@ -1125,7 +1139,7 @@ def signed_in(gk: Env, idp: ScriptedIdp) -> Path:
     return snapshot
 
 
-@settings(SUBPROCESS, max_examples=12)
+@settings(SUBPROCESS, max_examples=FEWER)
 @given(content=st.data())
 def test_damaged_msal_state_is_a_new_sign_in(
     gk: Env, idp: ScriptedIdp, signed_in: Path, content: st.DataObject

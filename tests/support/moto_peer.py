@@ -17,7 +17,8 @@ What a test gets (each line is exercised by tests/test_peers_vaultish.py):
   talk to moto directly, not through the proxy, so they never show up in the counts.
 - Counting: the proxy records every request it relays (``seen``), so
   ``get_secret_value_calls()`` is the number of GetSecretValue requests that reached the
-  server, retries included. ``reset()`` clears it.
+  server, retries included. ``reset()`` clears it. ``arrivals()`` counts requests as they
+  arrive, also those still held by an injected delay.
 - Access denied: moto 5 enforces IAM (its "IAM-like access control") once the number of
   requests given by ``INITIAL_NO_AUTH_ACTION_COUNT`` has passed; the server also takes a new
   count at ``POST /moto-api/reset-auth`` (body: the count, Content-Type text/plain), which is
@@ -37,7 +38,8 @@ What a test gets (each line is exercised by tests/test_peers_vaultish.py):
   the message is moto's own. ``MotoServer(translate_auth_errors=False)`` turns this off.
 - ``inject(status=..., delay=..., times=...)``: the proxy answers the next Secrets Manager
   requests itself with that status (the JSON error the service uses for it), or delays them
-  before relaying. For 5xx / throttling / slow-server tests; clearly not moto's behaviour.
+  before relaying (``stop()`` drops a request still held). For 5xx / throttling / slow-server
+  tests; clearly not moto's behaviour.
 """
 
 from __future__ import annotations
@@ -115,6 +117,8 @@ class _Proxy(ThreadingHTTPServer):
         self.translate = translate
         self.lock = threading.Lock()
         self.seen: list[SeenRequest] = []
+        self.arrived: list[str] = []  # the action of every request, on arrival
+        self.stopping = threading.Event()
         self.faults: list[_Fault] = []
         self.open_sockets: set[socket.socket] = set()
 
@@ -163,9 +167,11 @@ class _Handler(BaseHTTPRequestHandler):
         action = target.rsplit(".", 1)[-1] if target else ""
         secret_id = _secret_id(body) if target else None
         key_id = _access_key_id(self.headers.get("Authorization", ""))
+        with self.server.lock:
+            self.server.arrived.append(action)
         fault = self.server.next_fault() if target.startswith("secretsmanager.") else None
-        if fault is not None and fault.delay:
-            time.sleep(fault.delay)
+        if fault is not None and fault.delay and self.server.stopping.wait(fault.delay):
+            return  # stopped while holding it: no answer (stop() closes the connection)
         if fault is not None and fault.status is not None:
             code = fault.code or _INJECTED_CODES.get(fault.status, "InternalServiceError")
             payload = json.dumps({"__type": code, "Message": "injected by the test proxy"})
@@ -347,6 +353,7 @@ class MotoServer:
         Idempotent."""
         proxy, self._proxy = self._proxy, None
         if proxy is not None:
+            proxy.stopping.set()
             proxy.shutdown()
             proxy.server_close()
             with proxy.lock:
@@ -376,6 +383,7 @@ class MotoServer:
         if self._proxy is not None:
             with self._proxy.lock:
                 self._proxy.seen.clear()
+                self._proxy.arrived.clear()
                 self._proxy.faults.clear()
 
     # --- where it is ----------------------------------------------------------------------------
@@ -541,6 +549,13 @@ class MotoServer:
             for s in self.seen
             if s.action == action and (secret_id is None or s.secret_id == secret_id)
         )
+
+    def arrivals(self, action: str) -> int:
+        """Requests for ``action`` that arrived at the proxy, answered or still held."""
+        if self._proxy is None:
+            return 0
+        with self._proxy.lock:
+            return self._proxy.arrived.count(action)
 
     def get_secret_value_calls(self, secret_id: str | None = None) -> int:
         """GetSecretValue requests that reached the server (for ``secret_id`` as sent: a name

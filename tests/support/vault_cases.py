@@ -28,13 +28,21 @@ if TYPE_CHECKING:
 
 
 # --- config -----------------------------------------------------------------------------------
-def write_llm_profile(gk: Env, *lines: str, extra: str = "", silent: str = "5s") -> None:
+def write_llm_profile(gk: Env, *lines: str, extra: str = "", silent: str | None = None) -> None:
     """A config of one profile, ``llm`` (the default), made of ``lines`` and then ``extra``
-    (TOML); ``silent`` is the deadline of the silent contexts, mid-session-refresh included."""
+    (TOML); ``silent`` is the deadline of the silent contexts, mid-session-refresh included
+    (None: the documented deadlines, for runs that must finish work rather than wait one out)."""
+    timeouts = (
+        ""
+        if silent is None
+        else f'[timeouts]\nsilent = "{silent}"\nmid_session_refresh = "{silent}"\n\n'
+    )
     gk.write_config(
         'default_profile = "llm"\n\n'
-        f'[timeouts]\nsilent = "{silent}"\nmid_session_refresh = "{silent}"\n\n'
-        "[profiles.llm]\n" + "".join(f"{line}\n" for line in lines) + f"{extra}\n"
+        + timeouts
+        + "[profiles.llm]\n"
+        + "".join(f"{line}\n" for line in lines)
+        + f"{extra}\n"
     )
 
 
