@@ -461,12 +461,16 @@ class IdpSource:
         launcher = DetachedBrowser(self.values["browser_command"], profile=self.name)
         webbrowser.register("gatekey", None, launcher, preferred=True)
         left = run.check("starting the browser sign-in")
-        timeout = max(left - 0.5, 1.0)  # end before the watchdog does
+        # End before the deadline (the watchdog acts there): a wait that would run past it
+        # has already failed, and says so as the exit 4 it is, not as a watchdog's 75.
+        timeout = left - 0.5
         not_finished = InteractionRequired(
             f"the browser sign-in did not finish within {run.timeout:g} s; run: gatekey "
             f"login -p {self.name}",
             profile=self.name,
         )
+        if timeout < 0.1:
+            raise not_finished
         if self.values.get("broker"):
             # The broker shows its own window; MSAL needs a parent, and a console is ours.
             try:
