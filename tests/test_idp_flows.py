@@ -67,9 +67,12 @@ def claims(jwt: str) -> dict[str, Any]:
 def printed_token(r: Result) -> str:
     """The one token a successful run printed: exactly a JWT and a newline on stdout."""
     assert r.code == 0, f"exit {r.code}; stderr: {r.err}"
-    assert r.stdout.endswith(b"\n"), r.stdout
-    assert r.stdout.count(b"\n") == 1, r.stdout
-    assert JWT.fullmatch(r.stdout[:-1]), r.stdout
+    # Described, never shown: stdout holds a token.
+    lines = r.stdout.count(b"\n")
+    shape = f"{len(r.stdout)} bytes, {r.stdout.count(b'.')} dots, {lines} line breaks"
+    assert r.stdout.endswith(b"\n"), shape
+    assert r.stdout.count(b"\n") == 1, shape
+    assert JWT.fullmatch(r.stdout[:-1]), shape
     assert "Traceback" not in r.err, r.err
     return r.stdout[:-1].decode("ascii")
 
