@@ -13,7 +13,7 @@ started for the run and stopped at the end), measures on this machine:
   cold fetch          `gatekey`, the client-credentials profile, its cached token expired
   stampede            16 `gatekey` started together on that expired token: until all 16 exit
 
-and the targets: cache hit <= 2.5x python -c pass, cold refresh <= 1.5x requests refresh,
+and the targets: cache hit <= 2.5x python -c pass, cold refresh <= 2x requests refresh,
 stampede <= 2x cold fetch, and exactly one token request per stampede. Every timed run is
 checked against the provider's request log: the cache hits made no token request, every other
 run (and every stampede) exactly one.
@@ -89,7 +89,10 @@ EXPECTED_REQUESTS = {
 }
 RATIOS = {
     "cache_hit_vs_python": ("cache_hit", "python", 2.5),
-    "refresh_vs_requests": ("refresh", "requests_refresh", 1.5),
+    # 1.5 until issue 12: a refresh that may rotate the sign-in now runs in a worker process
+    # that a kill cannot stop (worker.py), one more interpreter start (~30 ms) per refresh,
+    # which happens once per token lifetime. Crash safety is worth that; the target says so.
+    "refresh_vs_requests": ("refresh", "requests_refresh", 2.0),
     "stampede_vs_cold_fetch": ("stampede", "cold_fetch", 2.0),
 }
 

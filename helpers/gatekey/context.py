@@ -97,6 +97,36 @@ class RunContext:
         return f"RunContext({self.name!r}, interactive={self.interactive}, timeout={self.timeout})"
 
 
+# Stop signals (SIGTERM, SIGHUP) that arrive while a child process is being started are held
+# until its process group is recorded in RunContext.children, so that stopping the run always
+# stops the child too (runner._on_stop_signal consults this; signal handlers are per process).
+_starting: list[bool] = []
+_held_signals: list[int] = []
+
+
+def begin_child_start() -> None:
+    _starting.append(True)
+
+
+def end_child_start() -> None:
+    """The child is recorded (or did not start): deliver a stop signal held meanwhile."""
+    _starting.pop()
+    if not _starting and _held_signals:
+        import signal
+
+        signum = _held_signals[0]
+        _held_signals.clear()
+        signal.raise_signal(signum)
+
+
+def hold_stop_signal(signum: int) -> bool:
+    """Whether a stop signal must wait for a child start in progress (and is now held)."""
+    if not _starting:
+        return False
+    _held_signals.append(signum)
+    return True
+
+
 def context_name(environ: dict[str, str] | os._Environ[str] | None = None) -> str:
     """The normalised context: one of KNOWN, or "unset" (decided by TTYs), or "unknown"."""
     env = os.environ if environ is None else environ

@@ -257,6 +257,8 @@ def _stderr(message: str) -> None:
 def _on_stop_signal(signum: int, _frame: object) -> None:
     """SIGTERM / SIGHUP (the app stopping a slow helper, a closed terminal): stop the command
     source's process group with us, then die of the same signal."""
+    if context.hold_stop_signal(signum):
+        return  # a command is being started: delivered again once its group is known
     _stop_children()
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)

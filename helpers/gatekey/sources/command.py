@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from gatekey import logs
+from gatekey import context, logs
 from gatekey.config import Profile
 from gatekey.context import RunContext
 from gatekey.errors import DeadlineExceeded, HelperError, SourceUnavailable
@@ -63,8 +63,12 @@ class CommandSource:
         left = run.check(f"starting {self.argv[0]}")
         limit = self.profile.values.get("timeout")
         timeout = left if limit is None else min(left, float(limit))
+        # A stop signal arriving before the child's process group is recorded waits until it
+        # is, so that stopping the run stops the command too.
+        context.begin_child_start()
         try:
             child, readers = self._start()
+            run.children.add(child.pid)  # the watchdog and stop signals stop its group
         except FileNotFoundError:
             raise SourceUnavailable(
                 f"command not found: {self.argv[0]}; install it or give its absolute path",
@@ -74,7 +78,8 @@ class CommandSource:
             raise SourceUnavailable(
                 f"cannot run {self.argv[0]} ({e.strerror})", profile=self.profile.name
             ) from None
-        run.children.add(child.pid)  # the watchdog stops them if the run itself overruns
+        finally:
+            context.end_child_start()
         try:
             code = child.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
