@@ -46,34 +46,26 @@ def resolve(ref: dict[str, str], *, profile: Profile, key: str, run: RunContext)
 
 
 def _read_private_file(path: str, *, profile: Profile, key: str) -> str:
+    def mistake(message: str) -> ConfigError:
+        return ConfigError(message, file=profile.origins.get(key), profile=profile.name, key=key)
+
     try:
         st = os.stat(path)
         if sys.platform != "win32" and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigError(
+            raise mistake(
                 f"{path} is readable by other users (mode {stat.S_IMODE(st.st_mode):o}); "
-                f"run: chmod 600 {path}",
-                file=profile.origins.get(key),
-                profile=profile.name,
-                key=key,
+                f"run: chmod 600 {path}"
             )
         value = regular.read(path, MAX_SECRET_FILE).decode("utf-8").strip()
     except FileNotFoundError:
         raise CredentialNotFound(
             f"{key}: the file {path} does not exist", profile=profile.name
         ) from None
-    except regular.NotRegular as e:
-        raise ConfigError(
-            f"{path} is {e.what}, not a regular file holding the secret",
-            file=profile.origins.get(key),
-            profile=profile.name,
-            key=key,
-        ) from None
+    except regular.NotRegular as e:  # a FIFO must not hang the run
+        raise mistake(f"{path} is {e.what}, not a regular file holding the secret") from None
     except regular.TooLarge:
-        raise ConfigError(
-            f"{path} is larger than {MAX_SECRET_FILE // 1024} KiB, so it does not hold one secret",
-            file=profile.origins.get(key),
-            profile=profile.name,
-            key=key,
+        raise mistake(
+            f"{path} is larger than {MAX_SECRET_FILE // 1024} KiB, so it does not hold one secret"
         ) from None
     except (OSError, UnicodeDecodeError) as e:
         raise HelperError(
