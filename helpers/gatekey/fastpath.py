@@ -134,7 +134,7 @@ def main(family: str | None = None) -> None:
         skip = os.environ.get("GATEKEY_NO_FASTPATH") or os.environ.get(
             "GATEKEY_LOG_LEVEL", ""
         ).strip().lower() in ("debug", "info")
-        hit = None if skip or not _stdout_open() else cache_hit(family)
+        hit = None if skip or not output.stdout_open() else cache_hit(family)
         if hit is not None:
             payload, entry = hit
             try:
@@ -166,14 +166,6 @@ def main(family: str | None = None) -> None:
     from gatekey.cli import cli_main
 
     cli_main(family)
-
-
-def _stdout_open() -> bool:
-    try:
-        os.fstat(1)
-    except OSError:
-        return False
-    return True
 
 
 def _stderr_line(message: str) -> None:

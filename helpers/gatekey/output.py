@@ -201,14 +201,23 @@ def write_text(text: str) -> None:
     try:
         print(text, flush=True)
     except BrokenPipeError:
-        _discard_stdout()
+        discard_stdout()
         raise SystemExit(0) from None  # the reader went away (| head): the output simply ends
     except OSError as e:
-        _discard_stdout()
+        discard_stdout()
         raise StdoutUnavailable(f"could not write to stdout ({e.strerror})") from None
 
 
-def _discard_stdout() -> None:
+def stdout_open() -> bool:
+    """Whether fd 1 is open at all (``gatekey >&-`` closes it)."""
+    try:
+        os.fstat(1)
+    except OSError:
+        return False
+    return True
+
+
+def discard_stdout() -> None:
     """Point fd 1 at /dev/null and drop what is buffered: the interpreter's own flush at exit
     must not fail again (and print "Exception ignored") on the broken or full stdout."""
     import sys

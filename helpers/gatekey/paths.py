@@ -24,9 +24,7 @@ def home() -> str:
     ``os.path.expanduser`` returns "~/..." unchanged when neither is available (a container
     running an arbitrary uid), which would make every path relative to the working directory.
     """
-    value = os.environ.get("HOME", "") if sys.platform != "win32" else ""
-    if not value and sys.platform == "win32":
-        value = os.environ.get("USERPROFILE", "")
+    value = os.environ.get("USERPROFILE" if sys.platform == "win32" else "HOME", "")
     if not value:
         expanded = os.path.expanduser("~")
         value = "" if expanded == "~" else expanded

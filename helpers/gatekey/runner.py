@@ -55,14 +55,6 @@ def ensure_std_streams() -> None:
         sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
 
 
-def _fd_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-    except OSError:
-        return False
-    return True
-
-
 def fail(message: str, code: int) -> NoReturn:
     sys.stderr.write(f"gatekey: {logs.one_line(logs.redact(message))}\n")
     sys.stderr.flush()
@@ -87,9 +79,7 @@ def guard(fn: Callable[[], None], *, debug: bool = False) -> None:
     except BrokenPipeError:
         # A human command's reader went away (`gatekey status | head -1`): the end of its
         # output, not an error. (A helper run's payload failure is StdoutUnavailable, above.)
-        with contextlib.suppress(OSError):
-            null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(null, 1)  # nothing more reaches the closed pipe, not even at exit
+        output.discard_stdout()
         raise SystemExit(0) from None
     except Exception as e:
         if debug:
@@ -408,17 +398,16 @@ def _remember_selection(
 
 def no_argument_run(family: str | None) -> NoReturn:
     """The app's run: no arguments, profile from the environment or config."""
-    stdout_open = _fd_open(1)
+    stdout_open = output.stdout_open()
     ensure_std_streams()
     logs.setup()
     if not stdout_open:
         # Closed by whoever started us (`gatekey >&-`): nothing could receive the credential,
         # so do not pretend to succeed (and do not ask the source for nothing).
-        _log_failure(74, "StdoutUnavailable", "stdout is closed")
         fail(
             "stdout is closed, so there is nowhere to deliver the credential; run gatekey with "
             "its output connected",
-            74,
+            StdoutUnavailable.exit_code,
         )
     debug = logging.getLogger("gatekey").isEnabledFor(logging.DEBUG)
     guard(lambda: helper_run(family, no_arguments=True), debug=debug)
