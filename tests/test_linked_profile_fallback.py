@@ -52,6 +52,7 @@ def _run() -> RunContext:
 def test_vault_jwt_from_keeps_the_runs_fallback(linked_get_token: list[RunContext]) -> None:
     source = VaultSource.__new__(VaultSource)  # only what _jwt reads
     source.jwt_profile = object()  # type: ignore[assignment]
+    source.links = refresh.Links()  # what make_source hands every source
     run = _run()
     assert source._jwt(run) == LINKED_TOKEN
     assert run.fallback is OUTER
@@ -67,6 +68,7 @@ def test_key_vault_credential_from_keeps_the_runs_fallback(
 ) -> None:
     source = AzureKeyVaultSource.__new__(AzureKeyVaultSource)
     source.credential_from = "corp"
+    source.links = refresh.Links()
     source.entra = type("Profile", (), {"name": "corp"})()  # type: ignore[assignment]
     run = _run()
     token, where = source._access_token(run)

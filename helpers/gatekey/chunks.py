@@ -34,14 +34,13 @@ import logging
 import os
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gatekey.errors import DeadlineExceeded, HelperError, TemporaryFailure
 
 if TYPE_CHECKING:
     from gatekey.cache import FileCache
     from gatekey.context import RunContext
-    from gatekey.keystore import RawStore
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +55,18 @@ _INDEX = re.compile(r"0|[1-9][0-9]{0,3}")
 
 
 # --- splitting -------------------------------------------------------------------------------
+class RawStore(Protocol):
+    """One keychain entry per (service, account); values are text.
+
+    A store that can list its items also has ``accounts(service, prefix) -> list[str]`` (the
+    Secret Service does; keyring's API cannot): chunk generations are then found by listing.
+    """
+
+    def get(self, service: str, account: str) -> str | None: ...
+    def set(self, service: str, account: str, value: str) -> None: ...
+    def delete(self, service: str, account: str) -> bool: ...
+
+
 def fits(text: str) -> bool:
     # Windows stores text as UTF-16; other stores as UTF-8. A chunk must fit both.
     return len(text.encode("utf-16-le")) <= CHUNK_LIMIT and len(text.encode()) <= CHUNK_LIMIT

@@ -10,11 +10,11 @@ from typing import Any
 
 import click
 
-from gatekey import __version__, config, context, logs, output, runner
+from gatekey import __version__, config, context, kinds, logs, output, runner
 from gatekey.cache import FileCache, cache_key
 from gatekey.durations import format_duration, parse_duration
 from gatekey.errors import ConfigError, HelperError
-from gatekey.sources import FAMILIES
+from gatekey.kinds import FAMILIES
 from gatekey.token import state
 
 MAX_SECRET_BYTES = 64 * 1024
@@ -99,11 +99,11 @@ def get(
 def _keychain_source(
     st: State, profile: str | None
 ) -> tuple[Any, config.Profile, context.RunContext]:
-    from gatekey.refresh import make_source
+    from gatekey.refresh import Links, make_source
 
     cfg = config.load()
     prof = cfg.profile(config.select_profile(cfg, profile, st.family))
-    source = make_source(prof)
+    source = make_source(prof, Links(cfg))
     return source, prof, context.resolve(cfg)
 
 
@@ -138,7 +138,7 @@ def store(st: State, profile: str | None) -> None:
 
     def do() -> None:
         source, prof, run = _keychain_source(st, profile)
-        if not hasattr(source, "store"):
+        if not isinstance(source, kinds.Storing):
             raise HelperError(
                 f"uses source {prof.kind!r}, which gets its credential elsewhere; "
                 "only keychain profiles store one",
@@ -170,7 +170,7 @@ def erase(st: State, profile: str | None) -> None:
         removed = token_store(prof, run, FileCache()).delete(key)
         removed = FileCache().delete(key) or removed
         what = "its cached token" if removed else "nothing was cached"
-        if hasattr(source, "erase"):
+        if isinstance(source, kinds.Storing):
             erased = source.erase(run)
             what = f"the keychain entry ({source.where})" if erased else "nothing was stored"
         click.echo(f'gatekey: profile "{prof.name}": erased {what}', err=True)
@@ -185,12 +185,12 @@ def login(st: State, profile: str | None) -> None:
     """Sign in interactively (whatever CLAUDE_HELPER_CONTEXT says), so later runs are silent."""
 
     def do() -> None:
-        from gatekey.refresh import make_source, profile_cache_key
+        from gatekey.refresh import Links, make_source, profile_cache_key
 
         cfg = config.load()
         prof = cfg.profile(config.select_profile(cfg, profile, st.family))
-        source = make_source(prof)
-        if not hasattr(source, "login"):
+        source = make_source(prof, Links(cfg))
+        if not isinstance(source, kinds.SigningIn):
             raise HelperError(f"uses source {prof.kind!r}, which has no sign-in", profile=prof.name)
         run = context.RunContext(
             "login", interactive=True, timeout=cfg.timeout("interactive"), force_refresh=True
@@ -218,14 +218,14 @@ def logout(st: State, profile: str | None, all_accounts: bool) -> None:
     """Forget a profile's sign-in and cached tokens; later silent runs need a new login."""
 
     def do() -> None:
-        from gatekey.refresh import make_source, profile_cache_key
+        from gatekey.refresh import Links, make_source, profile_cache_key
 
         cfg = config.load()
         prof = cfg.profile(config.select_profile(cfg, profile, st.family))
-        source = make_source(prof)
+        source = make_source(prof, Links(cfg))
         run = context.RunContext("logout", interactive=False, timeout=cfg.timeout("silent"))
         removed = FileCache().delete(profile_cache_key(prof))
-        if hasattr(source, "logout"):
+        if isinstance(source, kinds.SigningIn):
             removed = bool(source.logout(run, all_accounts=all_accounts)) or removed
         click.echo(
             f'gatekey: profile "{prof.name}": '
@@ -357,21 +357,17 @@ def _status_row(cfg: config.Config, name: str, now: float) -> dict[str, Any]:
         row.update(state="config error", storage=str(e))
         return row
     if not prof.spec.file_cache or not prof.values["cache"]:
-        from gatekey.keystore import default_backend
-
-        backend = prof.values.get("backend") or default_backend()
-        row.update(state="n/a", storage=f"keychain ({backend}), read on each run")
+        storing = kinds.capable(prof.spec, kinds.Storing)
+        line = storing.storage_line(prof) if storing else "not cached: read on each run"
+        row.update(state="n/a", storage=line)
         return row
     from gatekey.refresh import token_store
 
     store = token_store(prof, context.resolve(cfg), FileCache())
     token, _ = store.read(cache_key(prof.kind, prof.source_settings()))
     row["storage"] = store.describe()
-    if prof.spec.family == "idp" and prof.values["flow"] not in (
-        "client-credentials",
-        "managed-identity",
-    ):
-        row["storage"] += f"; sign-in kept in the {_sign_in_storage(prof)}"
+    if kinds.person_signs_in(prof):
+        row["storage"] += f"; sign-in kept in the {_sign_in_storage(cfg, prof)}"
     if token is not None:
         row["account"] = token.meta.get("account", "-")
         remaining = token.remaining(now)
@@ -381,19 +377,16 @@ def _status_row(cfg: config.Config, name: str, now: float) -> dict[str, Any]:
     return row
 
 
-def _sign_in_storage(prof: config.Profile) -> str:
-    """Where an IdP profile's sign-in actually is: a file (configured, or the fallback on Linux
-    without a Secret Service) or the OS keychain."""
-    from gatekey.refresh import make_source
+def _sign_in_storage(cfg: config.Config, prof: config.Profile) -> str:
+    """Where a profile's sign-in actually is, as its kind tells (kinds.SigningIn)."""
+    from gatekey.refresh import Links, make_source
 
     try:
-        state_key = make_source(prof).state_key  # type: ignore[attr-defined]
+        source = make_source(prof, Links(cfg))
     except HelperError:
         return "OS keychain (unknown)"
-    blob, _ = FileCache().read_blob("msal", state_key)
-    if blob is not None:
-        return "user-only file (0600, not encrypted)"
-    return "OS keychain" if prof.values["token_cache"] == "keychain" else "user-only file"  # noqa: S105 - a setting
+    assert isinstance(source, kinds.SigningIn)  # noqa: S101 - person_signs_in said so
+    return source.sign_in_storage()
 
 
 @gatekey.group("config")
@@ -441,11 +434,11 @@ def config_validate(st: State) -> None:
     def do() -> None:
         cfg = config.load()
         problems: list[ConfigError] = []
-        from gatekey.refresh import make_source
+        from gatekey.refresh import Links, make_source
 
         for name in cfg.profile_names:
             try:
-                make_source(cfg.profile(name))  # sources check what the schema cannot
+                make_source(cfg.profile(name), Links(cfg))  # sources check what the schema cannot
             except ConfigError as e:
                 problems.append(e)
         try:

@@ -12,40 +12,16 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, NamedTuple
+from typing import Any
 
 from gatekey import paths, regular, sources
 from gatekey.errors import ConfigError
+from gatekey.kinds import Profile as Profile
+from gatekey.schema import BUILTIN_ORIGIN as BUILTIN_ORIGIN
+from gatekey.schema import COMMON_KEYS as COMMON_KEYS
+from gatekey.schema import DEFAULT_MIN_TTL as DEFAULT_MIN_TTL
+from gatekey.schema import PRESENTATION_KEYS as PRESENTATION_KEYS
 from gatekey.schema import PROFILE_NAME, KeySpec, check_value, describe
-
-BUILTIN_ORIGIN = "built-in default"
-DEFAULT_MIN_TTL = 3600.0 + 300.0  # the app's default inferenceCredentialHelperTtlSec + margin
-
-# Keys every profile has, whatever its source.
-COMMON_KEYS: dict[str, KeySpec] = {
-    "source": KeySpec("str", None, required=True, doc="where the credential comes from"),
-    "auth_scheme": KeySpec(
-        "choice", "bearer", choices=("bearer", "x-api-key"), doc="how the gateway expects it"
-    ),
-    "output": KeySpec("choice", "token", choices=("token", "json"), doc="stdout format"),
-    "headers": KeySpec(
-        "header_table",
-        {},
-        doc="headers for the json output; {claims.NAME} inserts a token claim",
-    ),
-    "min_ttl": KeySpec(
-        "duration", DEFAULT_MIN_TTL, doc="never print a token with less lifetime left than this"
-    ),
-    "cache": KeySpec("bool", True, doc="keep fetched tokens in gatekey's file cache"),
-    "cache_key_env": KeySpec(
-        "env_names",
-        (),
-        doc="environment variables that select the credential (e.g. AWS_PROFILE): each value "
-        "gets its own cache entry",
-    ),
-}
-# Keys that change how a credential is printed, not which credential it is (not in cache keys).
-PRESENTATION_KEYS = frozenset(COMMON_KEYS) - {"source"}
 
 # Per-context time budgets, [timeouts] table.
 TIMEOUT_KEYS: dict[str, KeySpec] = {
@@ -60,40 +36,6 @@ MAX_MID_SESSION = 19.0  # the app clamps mid-session-refresh runs to 20 s
 TOP_KEYS = ("default_profile", "log_file", "profiles", "timeouts")
 
 EMBEDDED_PROFILES: dict[str, dict[str, Any]] = {"default": {"source": "keychain"}}
-
-
-class Profile(NamedTuple):
-    """A validated profile: every key resolved (defaults included) with its origin."""
-
-    name: str
-    spec: sources.SourceSpec
-    values: dict[str, Any]
-    origins: dict[str, str]
-
-    @property
-    def kind(self) -> str:
-        return self.spec.kind
-
-    @property
-    def env_inputs(self) -> tuple[str, ...]:
-        """Environment variables that change which credential the source returns: those the
-        source kind falls back on, and those the profile names in ``cache_key_env``."""
-        named = tuple(
-            v for v in self.values.get("cache_key_env", ()) if v not in self.spec.env_inputs
-        )
-        return self.spec.env_inputs + named
-
-    def source_settings(self) -> dict[str, Any]:
-        """The inputs that decide which credential the source returns (the cache key's inputs):
-        the profile's values, and the environment variables the source falls back on."""
-        settings = {
-            k: v
-            for k, v in self.values.items()
-            if k not in PRESENTATION_KEYS and not (k == "cache_key_env" and not v)
-        }
-        if self.env_inputs:
-            settings["environment"] = {var: os.environ.get(var) for var in self.env_inputs}
-        return settings
 
 
 class Config:
@@ -256,32 +198,6 @@ def load() -> Config:
             _check_shape(path, data)
             layers.append((path, data))
     return Config(layers)
-
-
-def linked_profile(
-    profile: Profile, key: str, name: str, *, kinds: tuple[str, ...], what: str
-) -> Profile:
-    """The profile ``name`` that ``profile``'s ``key`` refers to (e.g. a vault's jwt_from), of
-    one of ``kinds``; mistakes are reported against the referring profile and key."""
-    cfg = load()
-    origin = profile.origins.get(key.split(".")[0])
-    if name not in cfg.profile_names:
-        raise ConfigError(
-            f"{key} names profile {name!r}, which does not exist; the profiles are: "
-            f"{', '.join(cfg.profile_names)}",
-            file=origin,
-            profile=profile.name,
-            key=key,
-        )
-    target = cfg.profile(name)
-    if target.kind not in kinds:
-        raise ConfigError(
-            f"{key} must name {what}; {name!r} uses source {target.kind!r}",
-            file=origin,
-            profile=profile.name,
-            key=key,
-        )
-    return target
 
 
 def _read(path: str, required: bool, *, managed: bool = False) -> dict[str, Any] | None:

@@ -26,9 +26,11 @@ from gatekey.errors import DeadlineExceeded
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the cache hit ~3 ms
 
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Protocol
 
-    from gatekey.config import Config
+    class Timeouts(Protocol):  # config.Config, without importing it
+        def timeout(self, key: str) -> float: ...
+
 
 # Deadlines count from process start: this module is among the first every executable imports.
 PROCESS_START = time.monotonic()
@@ -151,7 +153,7 @@ DEFAULT_TIMEOUTS = {"interactive": 120.0, "mid_session_refresh": 15.0, "silent":
 
 
 def resolve(
-    cfg: Config | dict[str, float] | None,
+    cfg: Timeouts | dict[str, float] | None,
     *,
     force_refresh: bool = False,
     started: float | None = None,

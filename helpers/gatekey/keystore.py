@@ -21,12 +21,13 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 # The chunking API lives in chunks.py; its users import it from here.
 from gatekey.chunks import CHUNK_LIMIT as CHUNK_LIMIT
 from gatekey.chunks import MANIFEST_PREFIX as MANIFEST_PREFIX
 from gatekey.chunks import ChunkedStore as ChunkedStore
+from gatekey.chunks import RawStore as RawStore
 from gatekey.chunks import split_chunks as split_chunks
 from gatekey.context import RunContext
 from gatekey.errors import (
@@ -62,18 +63,6 @@ HEADLESS_FIX = (
 )
 
 T = TypeVar("T")
-
-
-class RawStore(Protocol):
-    """One keychain entry per (service, account); values are text.
-
-    A store that can list its items also has ``accounts(service, prefix) -> list[str]`` (the
-    Secret Service does; keyring's API cannot): chunk generations are then found by listing.
-    """
-
-    def get(self, service: str, account: str) -> str | None: ...
-    def set(self, service: str, account: str, value: str) -> None: ...
-    def delete(self, service: str, account: str) -> bool: ...
 
 
 def default_backend() -> str:

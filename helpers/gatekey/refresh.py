@@ -14,15 +14,14 @@ The order matters:
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
-from gatekey import clocks, logs, worker
+from gatekey import clocks, kinds, logs, worker
 from gatekey.cache import CacheUnusable, FileCache, cache_key
-from gatekey.config import Profile
+from gatekey.config import Config, Profile
 from gatekey.context import RunContext
 from gatekey.durations import format_duration
 from gatekey.errors import (
@@ -59,10 +58,10 @@ class ExpiredOnArrival(HelperError):
     """The source handed back a token that is already (or all but) expired."""
 
 
-def make_source(profile: Profile) -> Source:
-    module_name, _, attr = profile.spec.factory.partition(":")
-    factory = getattr(importlib.import_module(module_name), attr)
-    source: Source = factory(profile)
+def make_source(profile: Profile, links: Links | None = None) -> Source:
+    """The profile's source, given what it may ask of the rest of gatekey (``links``: the
+    loaded config's profiles and their tokens; by default the config is loaded when needed)."""
+    source: Source = kinds.source_class(profile.spec)(profile, links or Links())
     return source
 
 
@@ -119,10 +118,13 @@ def get_token(
     cache: FileCache | None = None,
     source_factory: SourceFactory = make_source,
     clock: Callable[[], float] = time.time,
+    links: Links | None = None,
 ) -> Outcome:
     ttl = float(profile.values["min_ttl"] if min_ttl is None else min_ttl)
     # Injected sources and clocks (tests) live in this process only: no worker for them.
     spawn = source_factory is make_source and clock is time.time
+    if source_factory is make_source and links is not None:
+        source_factory = lambda prof: make_source(prof, links)  # noqa: E731
     if not (profile.spec.file_cache and profile.values["cache"]):
         token = _fetch_safely(source_factory(profile), profile, run, clock, spawn=spawn)
         return Outcome(token, "source", _lifetime_warnings(token, ttl, profile))
@@ -378,3 +380,72 @@ def _state_text(token: Token | None, now: float, min_ttl: float) -> str:
 
 def _clock_text(epoch: float) -> str:
     return time.strftime("%H:%M:%SZ", time.gmtime(epoch))
+
+
+class Links:
+    """What a source may ask of the rest of gatekey (kinds.Linker): the profiles its keys name,
+    from the config already loaded (or loaded once, when first needed), and their tokens."""
+
+    def __init__(self, cfg: Config | None = None) -> None:
+        self._cfg = cfg
+
+    def _config(self) -> Config:
+        if self._cfg is None:
+            from gatekey import config
+
+            self._cfg = config.load()
+        return self._cfg
+
+    def named(self, name: str) -> Profile:
+        return self._config().profile(name)
+
+    def profile(
+        self,
+        referrer: Profile,
+        key: str,
+        name: str,
+        *,
+        accept: Callable[[Profile], bool],
+        what: str,
+    ) -> Profile:
+        cfg = self._config()
+        origin = referrer.origins.get(key.split(".")[0])
+        if name not in cfg.profile_names:
+            raise ConfigError(
+                f"{key} names profile {name!r}, which does not exist; the profiles are: "
+                f"{', '.join(cfg.profile_names)}",
+                file=origin,
+                profile=referrer.name,
+                key=key,
+            )
+        target = cfg.profile(name)
+        if not accept(target):
+            raise ConfigError(
+                f"{key} must name {what}; {name!r} uses source {target.kind!r}",
+                file=origin,
+                profile=referrer.name,
+                key=key,
+            )
+        return target
+
+    def token(self, profile: Profile, run: RunContext) -> Token:
+        """A linked profile's token (vault's ``auth.jwt_from``, Key Vault's ``credential_from``)
+        as a run of its own that shares this run's deadline and child processes: get_token
+        records the profile's cached token as the run's fallback (RunContext.fallback, what the
+        deadline path prints), and the linked profile's must not take the place of the
+        credential the run was asked for."""
+        linked = RunContext(
+            run.name,
+            interactive=run.interactive,
+            timeout=run.timeout,
+            force_refresh=run.force_refresh,
+            started=run.started,
+        )
+        linked.children = run.children  # the watchdog stops what the linked fetch starts, too
+        try:
+            return get_token(profile, linked, links=self).token
+        finally:
+            run.fetches += linked.fetches
+
+    def fetch(self, profile: Profile, run: RunContext) -> Token:
+        return make_source(profile, self).fetch(run)

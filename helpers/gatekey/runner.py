@@ -333,7 +333,7 @@ def helper_run(
     start_watchdog(run)
     log.debug("profile %s (source %s), context %s", name, prof.kind, run)
     cache = FileCache()
-    outcome = refresh.get_token(prof, run, min_ttl=min_ttl, cache=cache)
+    outcome = refresh.get_token(prof, run, min_ttl=min_ttl, cache=cache, links=refresh.Links(cfg))
     logs.register_secret(outcome.token.value)
     if no_arguments and prof.spec.file_cache and prof.values["cache"]:
         _remember_selection(cache, selection_id(family), fingerprint, prof, cfg)

@@ -186,3 +186,33 @@ def _short_name(name: str) -> str:
 def _short(value: Any) -> str:
     text = repr(value) if isinstance(value, str) else _type_name(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+BUILTIN_ORIGIN = "built-in default"
+DEFAULT_MIN_TTL = 3600.0 + 300.0  # the app's default inferenceCredentialHelperTtlSec + margin
+
+# Keys every profile has, whatever its source.
+COMMON_KEYS: dict[str, KeySpec] = {
+    "source": KeySpec("str", None, required=True, doc="where the credential comes from"),
+    "auth_scheme": KeySpec(
+        "choice", "bearer", choices=("bearer", "x-api-key"), doc="how the gateway expects it"
+    ),
+    "output": KeySpec("choice", "token", choices=("token", "json"), doc="stdout format"),
+    "headers": KeySpec(
+        "header_table",
+        {},
+        doc="headers for the json output; {claims.NAME} inserts a token claim",
+    ),
+    "min_ttl": KeySpec(
+        "duration", DEFAULT_MIN_TTL, doc="never print a token with less lifetime left than this"
+    ),
+    "cache": KeySpec("bool", True, doc="keep fetched tokens in gatekey's file cache"),
+    "cache_key_env": KeySpec(
+        "env_names",
+        (),
+        doc="environment variables that select the credential (e.g. AWS_PROFILE): each value "
+        "gets its own cache entry",
+    ),
+}
+# Keys that change how a credential is printed, not which credential it is (not in cache keys).
+PRESENTATION_KEYS = frozenset(COMMON_KEYS) - {"source"}

@@ -16,12 +16,20 @@ from gatekey import logs, regular
 from gatekey.config import Profile
 from gatekey.context import RunContext
 from gatekey.errors import ConfigError, CredentialNotFound, HelperError
+from gatekey.kinds import Linker
 
 MAX_SECRET_FILE = 64 << 10
 _DESCRIBE = {"env": "environment variable", "file": "file", "keychain": "keychain entry"}
 
 
-def resolve(ref: dict[str, str], *, profile: Profile, key: str, run: RunContext) -> str:
+def resolve(
+    ref: dict[str, str],
+    *,
+    profile: Profile,
+    key: str,
+    run: RunContext,
+    links: Linker | None = None,
+) -> str:
     """The secret a reference points at; errors name the profile and key, never the value."""
     kind, where = next(iter(ref.items()))
     if kind == "env":
@@ -33,7 +41,11 @@ def resolve(ref: dict[str, str], *, profile: Profile, key: str, run: RunContext)
     elif kind == "file":
         value = _read_private_file(where, profile=profile, key=key)
     else:
-        value = _from_keychain(where, run=run)
+        if links is None:  # pragma: no cover - every source hands its links on
+            raise HelperError(
+                f"{key}: a keychain reference cannot be read here", profile=profile.name
+            )
+        value = _from_keychain(profile, key, where, run=run, links=links)
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:  # os.environ's surrogate escapes for bytes that are not UTF-8
@@ -76,16 +88,15 @@ def _read_private_file(path: str, *, profile: Profile, key: str) -> str:
     return value
 
 
-def _from_keychain(profile_name: str, *, run: RunContext) -> str:
-    from gatekey import config
-    from gatekey.refresh import make_source
+def _from_keychain(profile: Profile, key: str, name: str, *, run: RunContext, links: Linker) -> str:
+    """The secret a profile that stores one (kinds.Storing: the keychain) holds."""
+    from gatekey import kinds
 
-    cfg = config.load()
-    target = cfg.profile(profile_name)
-    if target.kind != "keychain":
+    target = links.named(name)
+    if kinds.capable(target.spec, kinds.Storing) is None:
         raise ConfigError(
-            f"a keychain secret reference must name a keychain profile, and {profile_name!r} "
+            f"a keychain secret reference must name a keychain profile, and {name!r} "
             f"uses source {target.kind!r}",
-            profile=profile_name,
+            profile=name,
         )
-    return make_source(target).fetch(run).value
+    return links.fetch(target, run).value

@@ -10,14 +10,14 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, NamedTuple
 
+from gatekey import checks, kinds
+from gatekey.checks import FAIL, OK, WARN
 from gatekey.diagnostics.claude_settings import SCHEME_KEY, TIMEOUT_KEY, TTL_KEY
 from gatekey.durations import format_duration
 
 if TYPE_CHECKING:
     from gatekey.config import Profile
 
-OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
-RANK = {OK: 0, SKIP: 0, WARN: 1, FAIL: 2}
 
 TTL_MARGIN = 300  # a new token must outlive the app's TTL by this much (refresh.py's margin)
 SKEW_WARN, SKEW_FAIL = 60.0, 300.0
@@ -30,7 +30,7 @@ class Finding(NamedTuple):
 
 
 def worst(findings: list[Finding]) -> str:
-    return max((f.verdict for f in findings), key=RANK.__getitem__, default=OK)
+    return checks.worst([f.verdict for f in findings])
 
 
 # --- the clock -------------------------------------------------------------------------------
@@ -272,15 +272,12 @@ def _unauthorized(
     text = f"{params.get('error_description', '')} {message}".lower()
     has = {name: claims_text(claims, (name,)) or f"no {name}" for name in ("aud", "iss")}
     if re.search(r"\baud|audience", text):
-        if profile.kind == "entra":
-            how = 'request a token for the gateway\'s API (scopes = ["api://<its app>/.default"])'
-        elif profile.kind == "oidc":
-            how = (
-                "request a token for the gateway: set the profile's audience or resource, or "
-                "the API scope your provider issues for it"
-            )
-        else:
-            how = "use a credential issued for this gateway"
+        issuer = kinds.capable(profile.spec, kinds.CheckingTokens)
+        how = (
+            issuer.audience_fix(profile)
+            if issuer is not None
+            else "use a credential issued for this gateway"
+        )
         return Finding(
             FAIL,
             f"{head}: the gateway rejects the token's audience{said}; the token has {has['aud']}",

@@ -28,15 +28,15 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from gatekey import config, logs, output
+from gatekey import config, kinds, logs, output, refresh
+from gatekey.checks import FAIL, OK, SKIP, WARN, Check
 from gatekey.context import RunContext
 from gatekey.diagnostics import advice, claude_settings
-from gatekey.diagnostics.advice import FAIL, OK, SKIP, WARN, Finding
+from gatekey.diagnostics.advice import Finding
 from gatekey.diagnostics.claude_settings import BASE_URL_KEY, HEADERS_KEY, SCHEME_KEY
 from gatekey.diagnostics.present import verdict, when
 from gatekey.durations import format_duration
@@ -48,6 +48,7 @@ from gatekey.errors import (
     SourceUnavailable,
     TemporaryFailure,
 )
+from gatekey.refresh import make_source
 
 if TYPE_CHECKING:
     import requests
@@ -59,17 +60,6 @@ log = logging.getLogger(__name__)
 
 GATEWAY_TIMEOUT = 15.0
 ANTHROPIC_VERSION = "2023-06-01"  # sent by Anthropic clients; some gateways require it
-SIGN_IN_FLOWS = ("browser", "device-code")
-PROBE = ("gatekey-doctor", "probe")  # a keychain entry looked up (never written) to test access
-
-
-@dataclass
-class Check:
-    name: str
-    verdict: str  # OK / WARN / FAIL / SKIP
-    detail: str
-    fixes: list[str] = field(default_factory=list)
-    data: dict[str, Any] = field(default_factory=dict)
 
 
 # --- the command --------------------------------------------------------------------------------
@@ -199,8 +189,6 @@ class Doctor:
 
     # --- 1. config -------------------------------------------------------------------------
     def check_config(self) -> Check:
-        from gatekey.refresh import make_source
-
         files = [
             {"role": role, "path": path, "present": os.path.exists(path)}
             for (path, _required), role in zip(config.locate(), ("managed", "user"), strict=True)
@@ -214,7 +202,7 @@ class Doctor:
         sources: dict[str, Any] = {}
         for name in cfg.profile_names:  # as `gatekey config validate` does
             try:
-                sources[name] = make_source(cfg.profile(name))
+                sources[name] = make_source(cfg.profile(name), refresh.Links(cfg))
             except ConfigError as e:
                 problems.append(e)
             except HelperError as e:  # e.g. an SDK not installed: the source check says so
@@ -244,50 +232,30 @@ class Doctor:
     # --- 2. source -------------------------------------------------------------------------
     def check_source(self) -> Check:
         prof = self._profile()
-        kind, values = prof.kind, prof.values
-        if kind in ("entra", "oidc"):
-            if values["flow"] == "managed-identity":
-                return Check("source", SKIP, "managed identity: the token check asks for one")
-            return self._discovery(prof)
-        if kind == "vault":
-            return self._vault_health(prof)
-        if kind == "keychain":
-            return self._keychain(prof)
-        if kind in ("command", "onepassword"):
-            key = "command" if kind == "command" else "op_path"
-            program = values["command"][0] if kind == "command" else values["op_path"]
-            return self._executable(program, key)
-        if kind == "azure-key-vault":
-            response = self._get(prof, values["vault_url"])
-            return Check(
-                "source",
-                OK,
-                f"Azure Key Vault at {values['vault_url']} answers (HTTP {response.status_code} "
-                "without credentials)",
-            )
-        if kind == "aws-secrets-manager":
-            import importlib.util
+        source = self.source if self.source is not None else make_source(prof, self._links())
+        if not isinstance(source, kinds.Probing):
+            return Check("source", SKIP, f"no reachability probe for source {prof.kind!r}")
+        return source.probe(self)
 
-            if importlib.util.find_spec("boto3") is None:
-                fix = "install it into gatekey's environment: pip install 'gatekey[aws]'"
-                return Check("source", FAIL, "the AWS SDK (boto3) is not installed", [fix])
-            return Check("source", OK, "the AWS SDK is installed; the token check reads the secret")
-        return Check("source", SKIP, f"no reachability probe for source {kind!r}")
+    # kinds.ProbeKit: what a source's probe may use
+    def run_context(self) -> RunContext:
+        return RunContext("background", interactive=False, timeout=self._silent())
 
-    def _get(self, prof: config.Profile, url: str) -> requests.Response:
+    def get(
+        self, url: str, *, ca_bundle: str | None, loopback_http: bool = False
+    ) -> requests.Response:
         """One GET with the profile's TLS settings; keeps the server's Date for the clock."""
         from email.utils import parsedate_to_datetime
         from urllib.parse import urlsplit
 
         from gatekey.http import IdpSession
 
-        run = RunContext("background", interactive=False, timeout=self._silent())
         # cache=None: fetched afresh, and gatekey's discovery cache is left alone.
         session = IdpSession(
-            run,
-            ca_bundle=prof.values.get("ca_bundle"),
+            self.run_context(),
+            ca_bundle=ca_bundle,
             cache=None,
-            loopback_http=prof.kind == "vault",  # as the vault source allows
+            loopback_http=loopback_http,
             answer_5xx=True,
         )
         with session:
@@ -301,108 +269,22 @@ class Doctor:
             pass
         return response
 
-    def _discovery(self, prof: config.Profile) -> Check:
-        from gatekey.sources.idp import ENTRA_HOST
-
-        values = prof.values
-        if prof.kind == "oidc":
-            base, key = str(values["issuer"]).rstrip("/"), "issuer"
-        else:
-            base, key = (
-                f"{values['authority_host'] or ENTRA_HOST}/{values['tenant']}/v2.0",
-                "tenant",
-            )
-        url = f"{base}/.well-known/openid-configuration"
-        t0 = time.monotonic()
-        response = self._get(prof, url)
-        took = time.monotonic() - t0
-        data = {"url": url, "status": response.status_code}
-        if response.status_code != 200:
-            fix = (
-                f"check the profile's {key}: the provider serves its discovery document there"
-                if response.status_code < 500
-                else "the identity provider is failing: try again later, or ask its operators"
-            )
-            detail = f"OpenID discovery at {url} answered HTTP {response.status_code}"
-            return Check("source", FAIL, detail, [fix], data)
-        try:
-            doc = response.json()
-        except ValueError:
-            doc = None
-        if not isinstance(doc, dict) or "token_endpoint" not in doc:
-            fix = f"check the profile's {key} (a proxy or captive portal may have answered)"
-            return Check("source", FAIL, f"{url} is not OpenID discovery", [fix], data)
-        if values["flow"] == "device-code" and "device_authorization_endpoint" not in doc:
-            fix = 'set flow = "browser"'
-            return Check("source", FAIL, "the provider offers no device-code flow", [fix], data)
-        issuer = str(doc.get("issuer", "")).rstrip("/")
-        if prof.kind == "oidc" and issuer != base:
-            fix = f'set issuer = "{issuer}" (tokens are checked against it)'
-            return Check("source", WARN, f"{url} names another issuer, {issuer}", [fix], data)
-        return Check("source", OK, f"OpenID discovery at {url} answered in {took:.2f} s", [], data)
-
-    def _vault_health(self, prof: config.Profile) -> Check:
-        address = str(getattr(self.source, "address", "")).rstrip("/")
-        response = self._get(prof, f"{address}/v1/sys/health")
-        code = response.status_code
-        word, state, fix = {
-            200: (OK, "initialized, unsealed and active", None),
-            429: (OK, "unsealed, a standby node", None),
-            473: (OK, "unsealed, a performance standby", None),
-            472: (WARN, "a disaster-recovery secondary", "point address at the primary cluster"),
-            501: (FAIL, "not initialized", "initialize Vault (vault operator init)"),
-            503: (FAIL, "sealed", "unseal Vault (vault operator unseal), or ask its operators"),
-        }.get(code, (FAIL, f"answered HTTP {code}", "check address: the Vault API's base URL"))
-        fixes = [fix] if fix else []
-        return Check("source", word, f"Vault at {address}: {state}", fixes, {"status": code})
-
-    def _keychain(self, prof: config.Profile) -> Check:
-        from gatekey.keystore import call_with_deadline, default_backend, is_secure, open_store
-
-        backend = prof.values["backend"] or default_backend()
-        store = open_store(backend, interactive=False)
-        run = RunContext("background", interactive=False, timeout=self._silent())
-        call_with_deadline(lambda: store.get(*PROBE), run, "asking the keychain")
-        data = {"backend": backend, "secure": is_secure(backend)}
-        if not is_secure(backend):
-            return Check(
-                "source",
-                WARN,
-                f"keychain backend {backend} answers, but it is not an OS keychain (it may keep "
-                "secrets in a plaintext file)",
-                ["remove backend and allow_insecure_backend to use the platform keychain"],
-                data,
-            )
-        return Check("source", OK, f"keychain backend {backend} answers (an OS keychain)", [], data)
-
-    def _executable(self, program: str, key: str) -> Check:
-        import shutil
-
-        found = shutil.which(program)
-        if found is None:
-            fix = f"install it, or set {key} to its absolute path"
-            return Check("source", FAIL, f"{program} is not found, or not executable", [fix])
-        note = "" if os.path.isabs(program) else " (an absolute path is safer: PATHs differ)"
-        return Check("source", OK, f"{program} found at {found}{note}", [], {"path": found})
-
     # --- 3. sign-in --------------------------------------------------------------------------
     def check_sign_in(self) -> Check:
         prof = self._profile()
         idp = self._sign_in_profile(prof)
         if idp is None:
             return Check("sign-in", SKIP, f"source {prof.kind} has no sign-in")
-        if idp.values["flow"] not in SIGN_IN_FLOWS:
+        if not kinds.person_signs_in(idp):
             return Check("sign-in", SKIP, f"flow {idp.values['flow']}: no person signs in")
-        from gatekey.refresh import make_source
-        from gatekey.sources.idp import MsalStateStore
-
         run = RunContext("background", interactive=False, timeout=self._silent())
-        source: Any = make_source(idp)
-        store = MsalStateStore(source, run)
-        account, has_refresh = saved_account(store.load(), store.account)  # read only
-        where = "a user-only file" if store.mode == "file" else "the OS keychain"
+        source = make_source(idp, self._links())
+        assert isinstance(source, kinds.SigningIn)  # noqa: S101 - _sign_in_profile checked
+        account, has_refresh, mode = source.sign_in_state(run)  # read only
+        store_mode = mode
+        where = "a user-only file" if store_mode == "file" else "the OS keychain"
         via = "" if idp is prof else f' (through profile "{idp.name}")'
-        data: dict[str, Any] = {"signed_in": account is not None, "storage": store.mode}
+        data: dict[str, Any] = {"signed_in": account is not None, "storage": store_mode}
         if account is None:
             self.not_signed_in = idp is prof
             fix = f"run: gatekey login -p {idp.name}"
@@ -423,19 +305,12 @@ class Doctor:
         return Check("sign-in", OK, f"signed in as {account}{via}; kept in {where}", [], data)
 
     def _sign_in_profile(self, prof: config.Profile) -> config.Profile | None:
-        """The identity-provider profile whose sign-in ``prof`` needs: itself, or the one a
-        vault logs in with (auth.jwt_from) or a Key Vault gets its tokens from."""
-        if prof.spec.family == "idp":
-            return prof
-        linked = None
-        if prof.kind == "vault":
-            linked = (prof.values.get("auth") or {}).get("jwt_from")
-        elif prof.kind == "azure-key-vault":
-            linked = prof.values.get("credential_from")
-        if self.cfg is None or linked not in self.cfg.profile_names:
-            return None
-        target = self.cfg.profile(str(linked))
-        return target if target.spec.family == "idp" else None
+        """The profile whose sign-in ``prof`` needs: itself, or one it links to (a vault's
+        auth.jwt_from, a Key Vault's credential_from)."""
+        return kinds.sign_in_profile(self.cfg, prof)
+
+    def _links(self) -> refresh.Links:
+        return refresh.Links(self.cfg)
 
     # --- 4. clock --------------------------------------------------------------------------
     def check_clock(self) -> Check:
@@ -456,7 +331,7 @@ class Doctor:
         # A background run: silent only (never a browser or device code), the silent deadline.
         run = RunContext("background", interactive=False, timeout=self._silent())
         t0 = time.monotonic()
-        outcome = get_token(prof, run)
+        outcome = get_token(prof, run, links=self._links())
         took = time.monotonic() - t0
         token = self.token = outcome.token
         logs.register_secret(token.value)
@@ -660,7 +535,7 @@ class Doctor:
             min_ttl=min_ttl,
             silent=cfg.timeout("silent"),
             interactive=cfg.timeout("interactive")
-            if idp is not None and idp.values["flow"] in SIGN_IN_FLOWS
+            if idp is not None and kinds.person_signs_in(idp)
             else None,
             profile=prof.name,
         )
@@ -732,30 +607,6 @@ class Doctor:
 
 
 # --- reading answers (no secrets: names, statuses and messages only) ------------------------------
-def saved_account(blob: str | None, chosen: str | None) -> tuple[str | None, bool]:
-    """From MSAL's serialized cache: the signed-in account's name, and whether a refresh token
-    is saved for it. Reads account names only, never a credential."""
-    try:
-        data = json.loads(blob or "")
-    except ValueError:
-        return None, False
-    if not isinstance(data, dict):
-        return None, False
-    accounts = [a for a in (data.get("Account") or {}).values() if isinstance(a, dict)]
-    if chosen is not None:
-        accounts = [a for a in accounts if a.get("home_account_id") == chosen]
-    if not accounts:
-        return None, False
-    home = accounts[0].get("home_account_id")
-    refresh = [
-        rt
-        for rt in (data.get("RefreshToken") or {}).values()
-        if isinstance(rt, dict) and rt.get("home_account_id") == home
-    ]
-    name = accounts[0].get("username") or accounts[0].get("local_account_id") or "an account"
-    return str(name), bool(refresh)
-
-
 def error_text(response: requests.Response) -> str:
     """A gateway's error message (JSON ``error.message`` and the like), one short line."""
     if response.status_code < 300:

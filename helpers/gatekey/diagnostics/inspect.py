@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from gatekey import config, context, logs, output
+from gatekey import config, context, kinds, logs, output
 from gatekey.diagnostics.present import BOLD, VERDICTS, paint, table, verdict, when
 from gatekey.errors import ConfigError, HelperError
 
@@ -133,10 +133,10 @@ def _obtain(st: State, name: str | None, from_stdin: bool) -> tuple[Report, cont
         cfg = config.load()
         prof = cfg.profile(config.select_profile(cfg, name, st.family))
         run = context.resolve(cfg)
-        from gatekey.refresh import get_token
+        from gatekey.refresh import Links, get_token
 
         with _stdout_to_stderr():  # nothing a source or library prints may enter the report
-            outcome = get_token(prof, run)
+            outcome = get_token(prof, run, links=Links(cfg))
         logs.register_secret(outcome.token.value)
         report = Report(outcome.token.value, outcome.how, prof, outcome.token)
         report.checks += [Check("refresh", "warn", w) for w in outcome.warnings]
@@ -310,31 +310,10 @@ def _opaque_checks(report: Report, now: float) -> list[Check]:
     return checks
 
 
-def scope_resource(scope: str) -> str:
-    """The Entra resource a scope is for: ``api://x/.default`` → ``api://x``; a bare scope
-    (``User.Read``) is Microsoft Graph's."""
-    scheme, sep, rest = scope.partition("://")
-    if sep:
-        return f"{scheme}://{rest.rsplit('/', 1)[0]}" if "/" in rest else scope
-    head, slash, _ = scope.partition("/")
-    return head if slash and GUID.fullmatch(head) else GRAPH
-
-
-def expected_audience(prof: config.Profile | None) -> tuple[list[str], str] | None:
-    """The audiences the gateway should see, and where that came from (there is no
-    ``gateway_audience`` key yet: these are what the profile asks the IdP for)."""
-    if prof is None or prof.kind not in ("oidc", "entra"):
-        return None
-    values = prof.values
-    if values.get("token") == "id":
-        return [values["client_id"]], "client_id (an ID token is issued to the client)"
-    if prof.kind == "oidc":
-        for key in ("audience", "resource"):
-            if values.get(key):
-                return [values[key]], f"the profile's {key}"
-        return None
-    resources = sorted({scope_resource(s) for s in values.get("scopes") or []})
-    return (resources, "the resource of the profile's scopes") if resources else None
+def expected_audience(prof: config.Profile | None) -> kinds.Audience | None:
+    """The audiences the gateway should see, as the profile's kind tells (kinds.CheckingTokens)."""
+    cls = kinds.capable(prof.spec, kinds.CheckingTokens) if prof is not None else None
+    return None if cls is None else cls.audience(prof)
 
 
 def _norm(aud: str) -> str:
@@ -358,7 +337,7 @@ def _audience_check(report: Report) -> Check:
     if expected is None:
         why = "no profile" if report.profile is None else "the profile names no audience"
         return Check("audience", "skip", f"aud {shown or '(none)'}; nothing to compare ({why})")
-    wanted, origin = expected
+    wanted, origin, app_ids = expected
     if not auds:
         return Check("audience", "fail", f"no aud claim; expected {', '.join(wanted)}")
     norm = {_norm(w) for w in wanted}
@@ -366,7 +345,7 @@ def _audience_check(report: Report) -> Check:
     norm |= {w[6:] for w in norm if w.startswith("api://") and GUID.fullmatch(w[6:])}
     if any(_norm(a) in norm for a in auds):
         return Check("audience", "ok", f"aud {shown}, as expected ({origin})")
-    if report.profile and report.profile.kind == "entra" and all(GUID.fullmatch(a) for a in auds):
+    if app_ids and all(GUID.fullmatch(a) for a in auds):
         return Check(
             "audience",
             "warn",
@@ -382,20 +361,11 @@ def _audience_check(report: Report) -> Check:
 
 
 def _issuer_checks(report: Report) -> list[Check]:
-    prof, iss = report.profile, report.claims.get("iss")
-    if prof is None:
+    prof = report.profile
+    cls = kinds.capable(prof.spec, kinds.CheckingTokens) if prof is not None else None
+    if cls is None:
         return []
-    if prof.kind == "oidc" and isinstance(iss, str):
-        want = str(prof.values["issuer"])
-        if iss.rstrip("/") == want.rstrip("/"):
-            return [Check("issuer", "ok", f"the profile's issuer ({want})")]
-        return [Check("issuer", "warn", f"iss {iss} is not the profile's issuer {want}")]
-    tid, tenant = report.claims.get("tid"), str(prof.values.get("tenant") or "")
-    if prof.kind == "entra" and isinstance(tid, str) and GUID.fullmatch(tenant):
-        if tid.lower() == tenant.lower():
-            return [Check("tenant", "ok", f"the profile's tenant ({tenant})")]
-        return [Check("tenant", "warn", f"tid {tid} is not the profile's tenant {tenant}")]
-    return []
+    return [Check(c.name, c.verdict, c.detail) for c in cls.issuer_checks(prof, report.claims)]
 
 
 def length_class(value: str) -> str:

@@ -22,14 +22,13 @@ from typing import Any
 
 import click
 
-from gatekey import config, output
+from gatekey import config, kinds, output
 from gatekey.errors import ConfigError
 from gatekey.fleet import managed, system_config
 from gatekey.fleet.files import write_file
 
 TTL_MARGIN = 300  # seconds between min_ttl and the TTL the app is given
 TIMEOUT_MARGIN = 15  # seconds above gatekey's silent deadline: start-up, a slow disk
-SIGN_IN_FLOWS = ("browser", "device-code")
 # The OS each format configures: this machine's own gatekey path is a default only there.
 TARGET_PLATFORM = {
     "mobileconfig": "darwin",
@@ -187,7 +186,7 @@ def _signs_in(cfg: config.Config, prof: config.Profile) -> bool:
     """Whether a person may sign in during a run of ``prof`` (itself or a profile it uses)."""
     for name in system_config.linked(cfg, [prof.name]):
         linked = cfg.profile(name)
-        if linked.spec.family == "idp" and linked.values.get("flow") in SIGN_IN_FLOWS:
+        if kinds.person_signs_in(linked):
             return True
     return False
 

@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from gatekey import __version__, config
+from gatekey import __version__, config, kinds
 from gatekey.errors import ConfigError
 from gatekey.schema import KeySpec
 
@@ -21,8 +21,6 @@ MANAGED_PATHS = {
     "macOS": "/Library/Application Support/gatekey/config.toml",
     "Windows": r"%ProgramData%\gatekey\config.toml",
 }
-# Keys of other profiles a profile depends on: (source kind, key path).
-LINKS = (("vault", ("auth", "jwt_from")), ("azure-key-vault", ("credential_from",)))
 
 
 def _key(name: str) -> str:
@@ -59,15 +57,9 @@ def linked(cfg: config.Config, names: list[str]) -> list[str]:
         if name in out:
             continue
         out.append(name)
-        prof = cfg.profile(name)
-        for kind, path in LINKS:
-            if prof.kind != kind:
-                continue
-            value: Any = prof.values
-            for part in path:
-                value = value.get(part) if isinstance(value, dict) else None
-            if isinstance(value, str) and value in cfg.profile_names:
-                todo.append(value)
+        for _key, target in kinds.links(cfg.profile(name)):
+            if target in cfg.profile_names:
+                todo.append(target)
     return out
 
 

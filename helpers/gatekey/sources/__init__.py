@@ -1,4 +1,4 @@
-"""The source registry: which kinds exist, their config keys and family. Standard library only.
+"""The built-in source kinds: their config keys, family and caching. Standard library only.
 
 A source *fetches*; it never caches, prints or exits. The registry describes each kind without
 importing it, so the cache hit can validate a profile and compute its cache key cheaply. Built-in
@@ -9,46 +9,11 @@ entry-point scan costs tens of milliseconds, which the cache hit must not pay).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple, Protocol
-
+from gatekey import kinds
+from gatekey.kinds import FAMILIES, Source, SourceSpec
 from gatekey.schema import PROFILE_NAME, KeySpec
 
-if TYPE_CHECKING:
-    from gatekey.context import RunContext
-    from gatekey.token import Token
-
-# Source families, each served by its own executable (gatekey-<family>) as well as by gatekey.
-FAMILIES = {
-    "keychain": "OS keychain",
-    "idp": "identity-provider (Entra ID, OIDC)",
-    "vault": "secrets-vault",
-}
-
-
-class SourceSpec(NamedTuple):
-    """What a source kind is, without importing it."""
-
-    kind: str
-    family: str  # a key of FAMILIES
-    keys: dict[str, KeySpec]
-    factory: str  # "module:callable" taking (profile) and returning a Source
-    # Whether fetched tokens go into gatekey's file cache. Sources that are themselves a secure
-    # store (the keychain) say no: copying their secret into a file would weaken it.
-    file_cache: bool = True
-    # Vault-like sources hand out long-lived keys: their cached copy goes to the kernel keyring
-    # and the OS keychain, never a plain file (see securecache.py).
-    secure_cache: bool = False
-    summary: str = ""
-    # Environment variables the source reads when the profile leaves a setting out (VAULT_ADDR):
-    # part of the cache key, and checked by the cache hit, so a changed variable is a miss.
-    env_inputs: tuple[str, ...] = ()
-
-
-class Source(Protocol):
-    """What every source implements."""
-
-    def fetch(self, run: RunContext) -> Token:
-        """Get a new credential from the source, within ``run``'s deadline and permissions."""
+__all__ = ["BUILTIN", "FAMILIES", "Source", "SourceSpec", "find", "plugins"]
 
 
 KEYCHAIN = SourceSpec(
@@ -157,6 +122,7 @@ VAULT = SourceSpec(
     },
     factory="gatekey.sources.vault:VaultSource",
     secure_cache=True,
+    links=("auth.jwt_from",),
     env_inputs=("VAULT_ADDR", "VAULT_NAMESPACE"),
     summary="HashiCorp Vault / OpenBao KV secret",
 )
@@ -204,6 +170,7 @@ AZURE_KEY_VAULT = SourceSpec(
     },
     factory="gatekey.sources.azure:AzureKeyVaultSource",
     secure_cache=True,
+    links=("credential_from",),
     summary="Azure Key Vault secret",
 )
 
@@ -319,15 +286,5 @@ def find(kind: str) -> SourceSpec | None:
 
 
 def plugins() -> dict[str, SourceSpec]:
-    """Source kinds registered by installed distributions (``gatekey.sources`` entry points)."""
-    from importlib.metadata import entry_points
-
-    found: dict[str, SourceSpec] = {}
-    for ep in entry_points(group="gatekey.sources"):
-        try:
-            spec = ep.load()
-        except Exception:  # noqa: S112 - a broken plugin must not break other profiles
-            continue
-        if isinstance(spec, SourceSpec) and spec.kind not in BUILTIN:
-            found[spec.kind] = spec
-    return found
+    """Source kinds registered by installed distributions that do not shadow a built-in one."""
+    return {kind: spec for kind, spec in kinds.plugins().items() if kind not in BUILTIN}

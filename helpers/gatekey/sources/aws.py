@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from gatekey import logs
+from gatekey.checks import FAIL, OK, Check
 from gatekey.config import Profile
 from gatekey.context import RunContext
 from gatekey.errors import (
@@ -23,6 +24,7 @@ from gatekey.errors import (
     SourceUnavailable,
     TemporaryFailure,
 )
+from gatekey.kinds import Linker, ProbeKit
 from gatekey.token import Token
 
 CONNECT_TIMEOUT = 5.0
@@ -37,11 +39,21 @@ SIGNED_OUT = frozenset(
 
 
 class AwsSecretsManagerSource:
-    def __init__(self, profile: Profile) -> None:
+    def __init__(self, profile: Profile, links: Linker | None = None) -> None:
+        del links  # a secret's name and region name no other profile
         self.profile = profile
         self.name = profile.name
         self.secret_id: str = profile.values["secret_id"]
         self.json_key: str | None = profile.values["json_key"]
+
+    def probe(self, kit: ProbeKit) -> Check:
+        """The AWS SDK is installed (reading the secret is the token check's job)."""
+        import importlib.util
+
+        if importlib.util.find_spec("boto3") is None:
+            fix = "install it into gatekey's environment: pip install 'gatekey[aws]'"
+            return Check("source", FAIL, "the AWS SDK (boto3) is not installed", [fix])
+        return Check("source", OK, "the AWS SDK is installed; the token check reads the secret")
 
     def fetch(self, run: RunContext) -> Token:
         try:

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from gatekey import logs
+from gatekey.checks import OK, Check
 from gatekey.config import Profile
 from gatekey.context import RunContext
 from gatekey.errors import (
@@ -28,6 +29,7 @@ from gatekey.errors import (
     HelperError,
     TemporaryFailure,
 )
+from gatekey.kinds import Linker, ProbeKit
 from gatekey.token import Token
 
 API_VERSION = "7.5"
@@ -36,8 +38,9 @@ MAX_ERROR_TEXT = 200
 
 
 class AzureKeyVaultSource:
-    def __init__(self, profile: Profile) -> None:
+    def __init__(self, profile: Profile, links: Linker) -> None:
         self.profile = profile
+        self.links = links
         self.name = profile.name
         values = profile.values
         self.vault_url: str = values["vault_url"]
@@ -50,13 +53,11 @@ class AzureKeyVaultSource:
         self.credential_from: str = values["credential_from"]
         self.entra: Profile | None = None
         if self.credential_from not in BUILTIN_CREDENTIALS:
-            from gatekey.config import linked_profile
-
-            self.entra = linked_profile(
+            self.entra = links.profile(
                 profile,
                 "credential_from",
                 self.credential_from,
-                kinds=("entra",),
+                accept=lambda target: target.kind == "entra",
                 what="an entra profile, or be azure-cli or managed-identity",
             )
         if values["ca_bundle"]:
@@ -75,6 +76,16 @@ class AzureKeyVaultSource:
         return "https://" + (host.split(".", 1)[1] if host.count(".") >= 2 else host)
 
     # --- the source interface ----------------------------------------------------------------
+    def probe(self, kit: ProbeKit) -> Check:
+        """The vault's URL answers (without credentials: the token check reads the secret)."""
+        response = kit.get(self.vault_url, ca_bundle=self.profile.values["ca_bundle"])
+        return Check(
+            "source",
+            OK,
+            f"Azure Key Vault at {self.vault_url} answers (HTTP {response.status_code} "
+            "without credentials)",
+        )
+
     def fetch(self, run: RunContext) -> Token:
         from gatekey.http import IdpSession
 
@@ -168,12 +179,10 @@ class AzureKeyVaultSource:
             return self._azure_cli(run), "the Azure CLI"
         if self.credential_from == "managed-identity":
             return self._managed_identity(run), "the managed identity"
-        from gatekey.sources.idp import linked_token
-
         entra = self.entra
         if entra is None:  # pragma: no cover - __init__ sets it for anything but the built-ins
             raise HelperError(f"unknown credential_from {self.credential_from!r}")
-        return linked_token(entra, run), f'profile "{entra.name}"'
+        return self.links.token(entra, run).value, f'profile "{entra.name}"'
 
     def _azure_cli(self, run: RunContext) -> str:
         from gatekey import sources
@@ -197,7 +206,7 @@ class AzureKeyVaultSource:
             "cache_ttl": 0.0,
         }
         cli = Profile(self.name, sources.COMMAND, values, {})
-        return CommandSource(cli).fetch(run).value
+        return CommandSource(cli, self.links).fetch(run).value
 
     def _managed_identity(self, run: RunContext) -> str:
         import msal

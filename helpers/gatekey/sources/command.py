@@ -19,9 +19,11 @@ import time
 from typing import Any
 
 from gatekey import context, logs
+from gatekey.checks import FAIL, OK, Check
 from gatekey.config import Profile
 from gatekey.context import RunContext
 from gatekey.errors import DeadlineExceeded, HelperError, SourceUnavailable
+from gatekey.kinds import Linker, ProbeKit
 from gatekey.token import Token, is_time
 
 log = logging.getLogger(__name__)
@@ -30,9 +32,24 @@ PIPE_GRACE = 0.2  # seconds to finish reading after the command exited
 
 
 class CommandSource:
-    def __init__(self, profile: Profile) -> None:
+    program_key = "command"  # the key naming the program, for doctor's fix
+
+    def __init__(self, profile: Profile, links: Linker | None = None) -> None:
+        del links  # a command names no other profile
         self.profile = profile
         self.argv: list[str] = profile.values["command"]
+
+    def probe(self, kit: ProbeKit) -> Check:
+        """The program is there and executable (it is not run: that is the token check)."""
+        import shutil
+
+        program = self.argv[0]
+        found = shutil.which(program)
+        if found is None:
+            fix = f"install it, or set {self.program_key} to its absolute path"
+            return Check("source", FAIL, f"{program} is not found, or not executable", [fix])
+        note = "" if os.path.isabs(program) else " (an absolute path is safer: PATHs differ)"
+        return Check("source", OK, f"{program} found at {found}{note}", [], {"path": found})
 
     def fetch(self, run: RunContext) -> Token:
         stdout, stderr, code = self._run(run)

@@ -31,6 +31,7 @@ from typing import Any
 
 from gatekey import logs
 from gatekey.cache import FileCache, cache_key
+from gatekey.checks import Check
 from gatekey.config import Profile
 from gatekey.context import RunContext
 from gatekey.errors import (
@@ -41,11 +42,13 @@ from gatekey.errors import (
     SourceUnavailable,
     TemporaryFailure,
 )
+from gatekey.kinds import Audience, Linker, ProbeKit, SignInState
+from gatekey.sources import idp_checks
+from gatekey.sources.idp_checks import ENTRA_HOST
 from gatekey.token import Token
 
 log = logging.getLogger(__name__)
 
-ENTRA_HOST = "https://login.microsoftonline.com"
 MSAL_RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
 # MSAL error codes after which the refresh token is of no further use.
 DEAD_GRANT_ERRORS = frozenset({"invalid_grant", "interaction_required", "login_required"})
@@ -71,8 +74,9 @@ class IdpSource:
     """Fetches tokens for one ``entra`` or ``oidc`` profile. Never caches (beyond MSAL's own
     refresh-token store), prints to stdout, or exits."""
 
-    def __init__(self, profile: Profile) -> None:
+    def __init__(self, profile: Profile, links: Linker | None = None) -> None:
         self.profile = profile
+        self.links = links  # for { keychain = ... } client secrets
         self.values = profile.values
         self.flow: str = self.values["flow"]
         self.wants_id = self.values["token"] == "id"  # noqa: S105 - a setting, not a secret
@@ -159,6 +163,32 @@ class IdpSource:
     @property
     def name(self) -> str:
         return self.profile.name
+
+    # --- capabilities (kinds.py); the logic lives in idp_checks ------------------------------
+    @classmethod
+    def person_signs_in(cls, profile: Profile) -> bool:
+        return idp_checks.person_signs_in(profile)
+
+    def probe(self, kit: ProbeKit) -> Check:
+        return idp_checks.probe(self.profile, kit)
+
+    def sign_in_state(self, run: RunContext) -> SignInState:
+        return idp_checks.sign_in_state(self, run)
+
+    def sign_in_storage(self) -> str:
+        return idp_checks.sign_in_storage(self)
+
+    @classmethod
+    def audience(cls, profile: Profile) -> Audience | None:
+        return idp_checks.audience(profile)
+
+    @classmethod
+    def issuer_checks(cls, profile: Profile, claims: dict[str, Any]) -> list[Check]:
+        return idp_checks.issuer_checks(profile, claims)
+
+    @classmethod
+    def audience_fix(cls, profile: Profile) -> str:
+        return idp_checks.audience_fix(profile)
 
     @property
     def rotates_sign_in(self) -> bool:
@@ -334,12 +364,17 @@ class IdpSource:
                     profile=self.profile,
                     key="client_certificate",
                     run=run,
+                    links=self.links,
                 ),
                 self.profile,
             )
         else:
             credential = secretref.resolve(
-                self.values["client_secret"], profile=self.profile, key="client_secret", run=run
+                self.values["client_secret"],
+                profile=self.profile,
+                key="client_secret",
+                run=run,
+                links=self.links,
             )
         try:
             app = msal.ConfidentialClientApplication(
@@ -736,28 +771,6 @@ class MsalStateStore:
                 pass
         existed += FileCache().delete_blob("msal", self.source.state_key)
         return existed
-
-
-def linked_token(profile: Profile, run: RunContext) -> str:
-    """The token of a linked entra or oidc profile (vault's ``auth.jwt_from``, Key Vault's
-    ``credential_from``), obtained as a run of its own that shares this run's deadline and child
-    processes: refresh.get_token records the profile's cached token as the run's fallback
-    (RunContext.fallback, what the deadline path prints), and the linked profile's must not
-    take the place of the credential the run was asked for."""
-    from gatekey.refresh import get_token
-
-    linked = RunContext(
-        run.name,
-        interactive=run.interactive,
-        timeout=run.timeout,
-        force_refresh=run.force_refresh,
-        started=run.started,
-    )
-    linked.children = run.children  # the watchdog stops what the linked fetch starts, too
-    try:
-        return get_token(profile, linked).token.value
-    finally:
-        run.fetches += linked.fetches
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from gatekey.checks import OK, WARN, Check
 from gatekey.config import Profile
 from gatekey.context import RunContext
 from gatekey.errors import ConfigError, CredentialNotFound
@@ -15,13 +16,19 @@ from gatekey.keystore import (
     is_secure,
     open_store,
 )
+from gatekey.kinds import Linker, ProbeKit
 from gatekey.token import Token
+
+PROBE = ("gatekey-doctor", "probe")  # an entry doctor looks up (never written) to test access
 
 
 class KeychainSource:
     """Reads, stores and erases one keychain entry. Never caches, prints or exits."""
 
-    def __init__(self, profile: Profile, raw: RawStore | None = None) -> None:
+    def __init__(
+        self, profile: Profile, links: Linker | None = None, raw: RawStore | None = None
+    ) -> None:
+        del links  # a keychain entry names no other profile
         self.profile = profile
         self.service: str = profile.values["service"]
         self.account: str = profile.values["account"]
@@ -44,6 +51,28 @@ class KeychainSource:
     @property
     def where(self) -> str:
         return f"service {self.service}, account {self.account}"
+
+    @classmethod
+    def storage_line(cls, profile: Profile) -> str:
+        backend = profile.values.get("backend") or default_backend()
+        return f"keychain ({backend}), read on each run"
+
+    def probe(self, kit: ProbeKit) -> Check:
+        """Looks up an entry that is never written: the backend answers, and is it secure?"""
+        store = open_store(self.backend_path, interactive=False)
+        call_with_deadline(lambda: store.get(*PROBE), kit.run_context(), "asking the keychain")
+        backend = self.backend_path
+        data = {"backend": backend, "secure": is_secure(backend)}
+        if not is_secure(backend):
+            return Check(
+                "source",
+                WARN,
+                f"keychain backend {backend} answers, but it is not an OS keychain (it may keep "
+                "secrets in a plaintext file)",
+                ["remove backend and allow_insecure_backend to use the platform keychain"],
+                data,
+            )
+        return Check("source", OK, f"keychain backend {backend} answers (an OS keychain)", [], data)
 
     def fetch(self, run: RunContext) -> Token:
         store = self._store(run)

@@ -18,6 +18,7 @@ from gatekey.errors import (
     InteractionRequired,
     SourceUnavailable,
 )
+from gatekey.kinds import Linker
 from gatekey.sources.command import CommandSource
 from gatekey.token import Token
 
@@ -36,7 +37,10 @@ NOT_FOUND = (
 
 
 class OnePasswordSource(CommandSource):
-    def __init__(self, profile: Profile) -> None:
+    program_key = "op_path"
+
+    def __init__(self, profile: Profile, links: Linker | None = None) -> None:
+        del links  # an op:// reference names no other profile
         self.profile = profile
         self.reference: str = profile.values["reference"]
         if not self.reference.startswith("op://") or self.reference.count("/") < 4:

@@ -25,6 +25,7 @@ from typing import Any
 
 from gatekey import logs, paths, regular, secretref
 from gatekey.cache import FileCache, cache_key
+from gatekey.checks import FAIL, OK, WARN, Check
 from gatekey.config import Profile
 from gatekey.context import RunContext
 from gatekey.errors import (
@@ -35,6 +36,7 @@ from gatekey.errors import (
     InteractionRequired,
     TemporaryFailure,
 )
+from gatekey.kinds import Linker, ProbeKit
 from gatekey.token import Token
 
 log = logging.getLogger(__name__)
@@ -44,8 +46,9 @@ MAX_ERROR_TEXT = 200
 
 
 class VaultSource:
-    def __init__(self, profile: Profile) -> None:
+    def __init__(self, profile: Profile, links: Linker) -> None:
         self.profile = profile
+        self.links = links
         values = profile.values
         self.name = profile.name
         self.address = (values["address"] or os.environ.get("VAULT_ADDR") or "").rstrip("/")
@@ -85,13 +88,11 @@ class VaultSource:
             for key in ("role", "jwt_from"):
                 if not self.auth.get(key):
                     raise self._config(f"auth.{key} is needed for method {self.method}", "auth")
-            from gatekey.config import linked_profile
-
-            self.jwt_profile = linked_profile(
+            self.jwt_profile = links.profile(
                 profile,
                 "auth.jwt_from",
                 self.auth["jwt_from"],
-                kinds=("entra", "oidc"),
+                accept=lambda target: target.kind in ("entra", "oidc"),
                 what="an entra or oidc profile",
             )
         if self.method == "approle":
@@ -108,6 +109,22 @@ class VaultSource:
         return ConfigError(message, file=self.profile.origins.get(key), profile=self.name, key=key)
 
     # --- the source interface ----------------------------------------------------------------
+    def probe(self, kit: ProbeKit) -> Check:
+        """Vault's health endpoint (no token needed): initialised, unsealed, active?"""
+        ca_bundle = self.profile.values["ca_bundle"]
+        response = kit.get(f"{self.address}/v1/sys/health", ca_bundle=ca_bundle, loopback_http=True)
+        code = response.status_code
+        word, state, fix = {
+            200: (OK, "initialized, unsealed and active", None),
+            429: (OK, "unsealed, a standby node", None),
+            473: (OK, "unsealed, a performance standby", None),
+            472: (WARN, "a disaster-recovery secondary", "point address at the primary cluster"),
+            501: (FAIL, "not initialized", "initialize Vault (vault operator init)"),
+            503: (FAIL, "sealed", "unseal Vault (vault operator unseal), or ask its operators"),
+        }.get(code, (FAIL, f"answered HTTP {code}", "check address: the Vault API's base URL"))
+        fixes = [fix] if fix else []
+        return Check("source", word, f"Vault at {self.address}: {state}", fixes, {"status": code})
+
     def fetch(self, run: RunContext) -> Token:
         from gatekey.http import IdpSession
 
@@ -272,7 +289,9 @@ class VaultSource:
     def _given_token(self, run: RunContext) -> str:
         ref = self.auth.get("token")
         if ref:
-            return secretref.resolve(ref, profile=self.profile, key="auth.token", run=run)
+            return secretref.resolve(
+                ref, profile=self.profile, key="auth.token", run=run, links=self.links
+            )
         value = os.environ.get("VAULT_TOKEN", "").strip()
         if not value:
             try:  # a regular file only: a FIFO in its place must not hang the run
@@ -298,7 +317,11 @@ class VaultSource:
     def _login(self, session: Any, run: RunContext) -> Token:
         if self.method == "approle":
             secret_id = secretref.resolve(
-                self.auth["secret_id"], profile=self.profile, key="auth.secret_id", run=run
+                self.auth["secret_id"],
+                profile=self.profile,
+                key="auth.secret_id",
+                run=run,
+                links=self.links,
             )
             body = {"role_id": self.auth["role_id"], "secret_id": secret_id}
             what = f"AppRole login at auth/{self.auth_mount}"
@@ -337,9 +360,7 @@ class VaultSource:
         )
 
     def _jwt(self, run: RunContext) -> str:
-        from gatekey.sources.idp import linked_token
-
-        return linked_token(self.jwt_profile, run)
+        return self.links.token(self.jwt_profile, run).value
 
 
 def _json(response: Any) -> dict[str, Any]:
