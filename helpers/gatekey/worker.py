@@ -40,7 +40,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gatekey import logs
 from gatekey.config import Profile
 from gatekey.context import RunContext
 from gatekey.errors import HelperError, TemporaryFailure
@@ -56,10 +55,10 @@ _BOOTSTRAP = (
     "import json, sys\n"
     "job = json.load(sys.stdin)\n"
     "sys.path[:] = job['path']\n"
-    "from gatekey.worker import main\n"
+    "from gatekey.worker_main import main\n"
     "main(job)\n"
 )
-_in_worker = False  # this process is a worker: a nested refresh (jwt_from) runs in it directly
+in_worker = False  # this process is a worker: a nested refresh (jwt_from) runs in it directly
 
 
 def wanted(source: object) -> bool:
@@ -67,7 +66,7 @@ def wanted(source: object) -> bool:
     token; the source says so), and this platform can run one."""
     return (
         getattr(source, "rotates_sign_in", False) is True
-        and not _in_worker
+        and not in_worker
         and sys.platform != "win32"
         and not getattr(sys, "frozen", False)
     )
@@ -240,54 +239,3 @@ def _isatty(fd: int) -> bool:
         return os.isatty(fd)
     except OSError:
         return False
-
-
-# --- the worker's side ---------------------------------------------------------------------
-def main(job: dict[str, Any]) -> None:
-    """The worker process: fetch and save as the job says, answer, exit (never returns)."""
-    global _in_worker
-    _in_worker = True
-    name, kind, values, origins = job["profile"]
-    run_name, interactive, timeout, force_refresh, started = job["run"]
-    run = RunContext(
-        run_name,
-        interactive=interactive,
-        timeout=timeout,
-        force_refresh=force_refresh,
-        started=started,  # time.monotonic() is system-wide: the same deadline as the run's
-    )
-    run.fetches = job["fetches"]
-    # Never linger: the kernel ends the worker at the run's deadline plus the grace.
-    signal.signal(signal.SIGALRM, signal.SIG_DFL)
-    signal.setitimer(signal.ITIMER_REAL, max(run.remaining(), 0.0) + WORKER_GRACE)
-    logs.setup()
-    logging.getLogger("gatekey").setLevel(job["log_level"])
-    logging.raiseExceptions = False  # the run is gone: its stderr pipe may be too
-    for secret in job["secrets"]:
-        logs.register_secret(secret)
-    result: dict[str, Any]
-    try:
-        from gatekey import refresh, sources
-
-        spec = sources.find(kind)
-        if spec is None:
-            raise HelperError(f"unknown source kind {kind!r}", profile=name)
-        profile = Profile(name, spec, values, origins)
-        token = refresh.fetch_in_worker(profile, run, job["cache_root"], job["key"])
-        result = {"token": token.to_json()}
-    except HelperError as e:
-        attrs = {k: v for k, v in vars(e).items() if isinstance(v, (str, int, float, type(None)))}
-        result = {"error": {"class": f"{type(e).__module__}.{type(e).__name__}", "attrs": attrs}}
-    except KeyboardInterrupt:
-        result = {"interrupted": True}
-    except BaseException as e:  # reported to the run, which says "internal error"
-        log.debug("internal error in the refresh worker", exc_info=True)
-        result = {"crash": type(e).__name__}
-    result["fetches"] = run.fetches
-    with contextlib.suppress(OSError):
-        sys.stderr.flush()
-    answer = json.dumps(result).encode()
-    with contextlib.suppress(OSError):  # the run may be gone; what matters is saved already
-        while answer:
-            answer = answer[os.write(job["result_fd"], answer) :]
-    os._exit(0)
