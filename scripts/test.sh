@@ -10,6 +10,9 @@ ensure_apt_packages dbus gnome-keyring libsecret-tools hyperfine chromium shellc
 ensure_npm_deps tests/peers/oidc  # the OpenID provider test peer (node-oidc-provider)
 ensure_venv
 step "installing gatekey with its test extras into .venv"
+# setuptools copies the package into build/lib and never removes a file from it: a module that was
+# deleted or renamed would still be installed (and tested) from there.
+rm -rf build
 .venv/bin/python -m pip install --quiet --disable-pip-version-check '.[test]'
 # A regular install, rebuilt from the working tree every time: the tests and the benchmark run
 # exactly what a user gets (an editable install adds an import hook to every start).
