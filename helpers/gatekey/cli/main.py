@@ -10,6 +10,7 @@ from gatekey import __version__, logs, output, runner
 from gatekey.cli.common import State
 from gatekey.cli.config_cmds import config_group
 from gatekey.cli.credentials import erase, get, login, logout, store
+from gatekey.cli.fleet_cmds import mdm, wrap
 from gatekey.cli.status import status
 from gatekey.errors import HelperError
 from gatekey.kinds import FAMILIES
@@ -67,16 +68,14 @@ def cli_main(family: str | None = None) -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def _register_commands() -> None:
-    """inspect, doctor, check (gatekey.diagnostics) and mdm, wrap (gatekey.fleet): their heavy
-    imports load when they run."""
+def _register_diagnostics() -> None:
+    """inspect, doctor, check (gatekey.diagnostics): their heavy imports load when they run."""
     from gatekey.diagnostics import check, doctor, inspect
-    from gatekey.fleet import mdm, wrap
 
-    for module in (inspect, doctor, check, mdm, wrap):
+    for module in (inspect, doctor, check):
         gatekey.add_command(module.command)
 
 
-for _command in (get, store, erase, login, logout, status, config_group, version):
+for _command in (get, store, erase, login, logout, status, config_group, version, mdm, wrap):
     gatekey.add_command(_command)
-_register_commands()
+_register_diagnostics()
