@@ -1,1 +1,2 @@
-"""Fleet deployment commands: mdm (Claude managed configuration) and wrap (per-profile wrappers)."""
+"""Fleet deployment: Claude's managed configuration (mdm) and per-profile wrappers (wrap), as
+plain functions; their commands are in gatekey.cli.fleet_cmds."""

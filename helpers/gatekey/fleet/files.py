@@ -5,8 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 
 from gatekey.errors import HelperError
+
+# How a fleet command tells the person running it what it did (a line on stderr): the caller
+# (the CLI) decides how it is shown, so fleet/ needs no command-line library.
+Note = Callable[[str], None]
 
 
 def write_file(path: str, data: bytes, mode: int) -> str:

@@ -18,14 +18,11 @@ from __future__ import annotations
 import math
 import os
 import sys
-from typing import Any
-
-import click
 
 from gatekey import config, kinds, output
 from gatekey.errors import ConfigError
 from gatekey.fleet import managed, system_config
-from gatekey.fleet.files import write_file
+from gatekey.fleet.files import Note, write_file
 
 TTL_MARGIN = 300  # seconds between min_ttl and the TTL the app is given
 TIMEOUT_MARGIN = 15  # seconds above gatekey's silent deadline: start-up, a slow disk
@@ -38,83 +35,43 @@ TARGET_PLATFORM = {
 }
 
 
-@click.command("mdm")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(managed.FORMATS),
-    help="mobileconfig (macOS profile), plist (bare macOS preference domain), reg (Windows), "
-    "linux-json (/etc/claude-desktop/managed-settings.json).",
-)
-@click.option(
-    "--gatekey-config",
-    "gatekey_config",
-    is_flag=True,
-    help="Instead: gatekey's own system config (TOML) with the selected profile.",
-)
-@click.option(
-    "--all-profiles", is_flag=True, help="With --gatekey-config: every profile, not just one."
-)
-@click.option("-p", "--profile", metavar="NAME", help="The profile the defaults come from.")
-@click.option("--gateway-url", metavar="URL", help="The gateway's https:// base URL (required).")
-@click.option(
-    "--helper",
-    metavar="PATH",
-    help="Absolute path of the helper on the endpoints (default: this gatekey executable). "
-    "No arguments: for another profile, give a wrapper from `gatekey wrap`.",
-)
-@click.option("--ttl", type=int, metavar="SEC", help="inferenceCredentialHelperTtlSec.")
-@click.option("--timeout", type=int, metavar="SEC", help="inferenceCredentialHelperTimeoutSec.")
-@click.option(
-    "--auth-scheme",
-    type=click.Choice(("bearer", "x-api-key")),
-    help="inferenceGatewayAuthScheme (default: the profile's auth_scheme).",
-)
-@click.option(
-    "--header",
-    "headers",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="A static, non-secret header (inferenceCustomHeaders); repeatable.",
-)
-@click.option(
-    "--identifier",
-    default=managed.DEFAULT_IDENTIFIER,
-    show_default=True,
-    metavar="REVERSE-DNS",
-    help="mobileconfig PayloadIdentifier (keep it stable so a new profile replaces the old).",
-)
-@click.option(
-    "-o", "--output", "out", type=click.Path(dir_okay=False), help="Write to FILE (mode 644)."
-)
-@click.pass_obj
-def command(st: Any, /, **opts: Any) -> None:
-    """Generate Claude's managed configuration (every value a string) for a gateway with gatekey
-    as inferenceCredentialHelper; or, with --gatekey-config, gatekey's own system config."""
-    if opts["gatekey_config"] == bool(opts["fmt"]):
-        raise click.UsageError("give --format FORMAT or --gatekey-config (one of them)")
-    st.guard(lambda: _run(st.family, opts))
+def gatekey_config(
+    family: str | None, profile: str | None, *, all_profiles: bool, out: str | None, note: Note
+) -> None:
+    """gatekey's own system config (TOML) with the selected profile and the ones it uses (or
+    every profile), on stdout or into ``out``."""
+    cfg, name, _prof = _selected(family, profile)
+    names = cfg.profile_names if all_profiles else system_config.linked(cfg, [name])
+    data = system_config.render(cfg, names, name).encode("utf-8")
+    _emit(data, out, note)
+    note(
+        "install it root/Administrators-owned, not user-writable, at "
+        + "; ".join(f"{k}: {v}" for k, v in system_config.MANAGED_PATHS.items())
+    )
 
 
-def _run(family: str | None, opts: dict[str, Any]) -> None:
-    cfg = config.load()
-    name = config.select_profile(cfg, opts["profile"], family)
-    prof = cfg.profile(name)  # validates it: exit 78 naming the key
-    if opts["gatekey_config"]:
-        names = cfg.profile_names if opts["all_profiles"] else system_config.linked(cfg, [name])
-        data = system_config.render(cfg, names, name).encode("utf-8")
-        _emit(data, opts["out"])
-        click.echo(
-            "gatekey: install it root/Administrators-owned, not user-writable, at "
-            + "; ".join(f"{k}: {v}" for k, v in system_config.MANAGED_PATHS.items()),
-            err=True,
-        )
-        return
-    fmt = opts["fmt"]
-    if not opts["gateway_url"]:
+def claude_config(
+    family: str | None,
+    profile: str | None,
+    *,
+    fmt: str,
+    gateway_url: str | None,
+    helper: str | None,
+    ttl: int | None,
+    timeout: int | None,
+    auth_scheme: str | None,
+    headers: tuple[str, ...],
+    identifier: str,
+    out: str | None,
+    note: Note,
+) -> None:
+    """Claude's managed configuration in ``fmt`` (managed.FORMATS), on stdout or into ``out``;
+    the values not given come from the profile (see the module docstring)."""
+    cfg, name, prof = _selected(family, profile)
+    if not gateway_url:
         raise managed.UsageProblem("--gateway-url", "is required, e.g. https://llm-gw.example.com")
-    url = managed.check_gateway_url(opts["gateway_url"])
-    helper, default_helper = opts["helper"], opts["helper"] is None
+    url = managed.check_gateway_url(gateway_url)
+    default_helper = helper is None
     windows = fmt in managed.WINDOWS_FORMATS
     if helper is None:
         from gatekey.diagnostics.check import default_helper as find_helper
@@ -129,7 +86,7 @@ def _run(family: str | None, opts: dict[str, Any]) -> None:
     exists = os.path.isfile(helper)
     helper = managed.check_helper_path(helper, windows=windows, exists=exists)
     min_ttl = float(prof.values["min_ttl"])
-    if opts["ttl"] is None:
+    if ttl is None:
         ttl = int(min_ttl) - TTL_MARGIN
         if ttl <= managed.MIN_APP_TTL:
             raise ConfigError(
@@ -140,16 +97,16 @@ def _run(family: str | None, opts: dict[str, Any]) -> None:
                 key="min_ttl",
             )
     else:
-        ttl = managed.check_ttl(opts["ttl"], min_ttl, name)
+        ttl = managed.check_ttl(ttl, min_ttl, name)
     silent = cfg.timeout("silent")
     sign_in = _signs_in(cfg, prof)
-    if opts["timeout"] is None:
+    if timeout is None:
         wanted = cfg.timeout("interactive") if sign_in else silent + TIMEOUT_MARGIN
         timeout = min(managed.MAX_APP_TIMEOUT, math.ceil(max(wanted, silent)))
     else:
-        timeout = managed.check_timeout(opts["timeout"], silent)
+        timeout = managed.check_timeout(timeout, silent)
         if sign_in and timeout < cfg.timeout("interactive"):
-            _note(
+            note(
                 f"--timeout {timeout} is shorter than gatekey's interactive deadline "
                 f"({cfg.timeout('interactive'):g} s): a sign-in during an app run may be cut "
                 f"short; have people sign in beforehand (gatekey login -p {name})"
@@ -157,22 +114,28 @@ def _run(family: str | None, opts: dict[str, Any]) -> None:
     values = managed.settings(
         gateway_url=url,
         helper=helper,
-        auth_scheme=opts["auth_scheme"] or prof.values["auth_scheme"],
+        auth_scheme=auth_scheme or prof.values["auth_scheme"],
         ttl=ttl,
         timeout=timeout,
-        headers=managed.check_headers(opts["headers"]),
+        headers=managed.check_headers(headers),
     )
-    _emit(managed.render(fmt, values, identifier=opts["identifier"]), opts["out"])
+    _emit(managed.render(fmt, values, identifier=identifier), out, note)
     if not exists and not windows:
-        _note(f"{helper} does not exist on this machine; make sure it does on the endpoints")
+        note(f"{helper} does not exist on this machine; make sure it does on the endpoints")
     chosen = _no_argument_profile(cfg, family)
-    if default_helper and opts["profile"] and chosen != name:
-        _note(
+    if default_helper and profile and chosen != name:
+        note(
             f'a no-argument run of {helper} selects profile "{chosen}", '
             f'not "{name}": pin it with gatekey wrap -p {name} -o PATH and pass --helper PATH, '
             "or make it default_profile (gatekey mdm --gatekey-config)"
         )
-    _note(managed.install_note(fmt, opts["out"]))
+    note(managed.install_note(fmt, out))
+
+
+def _selected(family: str | None, profile: str | None) -> tuple[config.Config, str, config.Profile]:
+    cfg = config.load()
+    name = config.select_profile(cfg, profile, family)
+    return cfg, name, cfg.profile(name)  # validates it: exit 78 naming the key
 
 
 def _no_argument_profile(cfg: config.Config, family: str | None) -> str | None:
@@ -191,14 +154,10 @@ def _signs_in(cfg: config.Config, prof: config.Profile) -> bool:
     return False
 
 
-def _emit(data: bytes, out: str | None) -> None:
+def _emit(data: bytes, out: str | None, note: Note) -> None:
     if out is None:
         sys.stdout.flush()
         output.write_payload(data)
         return
     path = write_file(out, data, 0o644)
-    _note(f"wrote {path}")
-
-
-def _note(text: str) -> None:
-    click.echo(f"gatekey: {text}", err=True)
+    note(f"wrote {path}")

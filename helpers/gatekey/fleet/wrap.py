@@ -16,13 +16,10 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from typing import Any
-
-import click
 
 from gatekey import __version__, config
 from gatekey.errors import HelperError
-from gatekey.fleet.files import write_file
+from gatekey.fleet.files import Note, write_file
 from gatekey.fleet.managed import UsageProblem, check_helper_path
 
 
@@ -61,43 +58,25 @@ def cmd_script(profile: str, gatekey: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n").encode("utf-8")
 
 
-@click.command("wrap")
-@click.option("-p", "--profile", required=True, metavar="NAME", help="The profile to pin.")
-@click.option(
-    "-o",
-    "--output",
-    "out",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="Where to write the wrapper (then give its absolute path as the helper).",
-)
-@click.option(
-    "--gatekey",
-    "gatekey_path",
-    metavar="PATH",
-    help="Absolute path of gatekey on the endpoints (default: this executable).",
-)
-@click.option(
-    "--shell",
-    type=click.Choice(("sh", "cmd")),
-    help="sh (POSIX) or cmd (Windows); default: cmd for a .cmd/.bat name or on Windows.",
-)
-@click.option("--force", is_flag=True, help="Replace an existing file with different content.")
-@click.pass_obj
-def command(st: Any, /, **opts: Any) -> None:
-    """Write a no-argument wrapper that runs gatekey pinned to one profile (GATEKEY_PROFILE)."""
-    st.guard(lambda: _run(st.family, opts))
-
-
-def _run(family: str | None, opts: dict[str, Any]) -> None:
+def write_wrapper(
+    family: str | None,
+    profile: str,
+    out: str,
+    *,
+    gatekey: str | None,
+    shell: str | None,
+    force: bool,
+    note: Note,
+) -> None:
+    """Write the wrapper pinned to ``profile`` at ``out``: ``shell`` is sh or cmd (default: cmd
+    for a .cmd / .bat name or on Windows), ``gatekey`` the executable it runs (default: this
+    one); an existing file with other content is replaced only with ``force``."""
     cfg = config.load()
-    name = config.select_profile(cfg, opts["profile"], family)
+    name = config.select_profile(cfg, profile, family)
     cfg.profile(name)  # exists and is valid here (exit 78 otherwise)
-    out: str = opts["out"]
-    shell = opts["shell"] or (
+    shell = shell or (
         "cmd" if out.lower().endswith((".cmd", ".bat")) or sys.platform == "win32" else "sh"
     )
-    gatekey = opts["gatekey_path"]
     if gatekey is None:
         from gatekey.diagnostics.check import default_helper
 
@@ -115,13 +94,12 @@ def _run(family: str | None, opts: dict[str, Any]) -> None:
             same = f.read() == data
         if same:
             os.chmod(target, 0o755)  # noqa: S103 - an executable everyone may run, as intended
-            click.echo(f"gatekey: {target} is already this wrapper", err=True)
+            note(f"{target} is already this wrapper")
             return
-        if not opts["force"]:
+        if not force:
             raise HelperError(f"{target} exists with other content; use --force to replace it")
     write_file(target, data, 0o755)
-    click.echo(
-        f'gatekey: wrote {target} (profile "{name}"); use it as the helper: gatekey mdm '
-        f"--helper {shlex.quote(target)} ...",
-        err=True,
+    note(
+        f'wrote {target} (profile "{name}"); use it as the helper: gatekey mdm '
+        f"--helper {shlex.quote(target)} ..."
     )

@@ -1,0 +1,147 @@
+"""`gatekey mdm` and `gatekey wrap`: their options; the work is done in gatekey.fleet."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import click
+
+from gatekey.cli.common import State, guarded, note, pass_state
+from gatekey.fleet import managed
+from gatekey.fleet import mdm as generate
+from gatekey.fleet.wrap import write_wrapper
+
+
+@click.command("mdm")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(managed.FORMATS),
+    help="mobileconfig (macOS profile), plist (bare macOS preference domain), reg (Windows), "
+    "linux-json (/etc/claude-desktop/managed-settings.json).",
+)
+@click.option(
+    "--gatekey-config",
+    "gatekey_config",
+    is_flag=True,
+    help="Instead: gatekey's own system config (TOML) with the selected profile.",
+)
+@click.option(
+    "--all-profiles", is_flag=True, help="With --gatekey-config: every profile, not just one."
+)
+@click.option("-p", "--profile", metavar="NAME", help="The profile the defaults come from.")
+@click.option("--gateway-url", metavar="URL", help="The gateway's https:// base URL (required).")
+@click.option(
+    "--helper",
+    metavar="PATH",
+    help="Absolute path of the helper on the endpoints (default: this gatekey executable). "
+    "No arguments: for another profile, give a wrapper from `gatekey wrap`.",
+)
+@click.option("--ttl", type=int, metavar="SEC", help="inferenceCredentialHelperTtlSec.")
+@click.option("--timeout", type=int, metavar="SEC", help="inferenceCredentialHelperTimeoutSec.")
+@click.option(
+    "--auth-scheme",
+    type=click.Choice(("bearer", "x-api-key")),
+    help="inferenceGatewayAuthScheme (default: the profile's auth_scheme).",
+)
+@click.option(
+    "--header",
+    "headers",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A static, non-secret header (inferenceCustomHeaders); repeatable.",
+)
+@click.option(
+    "--identifier",
+    default=managed.DEFAULT_IDENTIFIER,
+    show_default=True,
+    metavar="REVERSE-DNS",
+    help="mobileconfig PayloadIdentifier (keep it stable so a new profile replaces the old).",
+)
+@click.option(
+    "-o", "--output", "out", type=click.Path(dir_okay=False), help="Write to FILE (mode 644)."
+)
+@pass_state
+def mdm(
+    st: State,
+    fmt: str | None,
+    gatekey_config: bool,
+    all_profiles: bool,
+    profile: str | None,
+    gateway_url: str | None,
+    helper: str | None,
+    ttl: int | None,
+    timeout: int | None,
+    auth_scheme: str | None,
+    headers: tuple[str, ...],
+    identifier: str,
+    out: str | None,
+) -> None:
+    """Generate Claude's managed configuration (every value a string) for a gateway with gatekey
+    as inferenceCredentialHelper; or, with --gatekey-config, gatekey's own system config."""
+    if gatekey_config == bool(fmt):
+        raise click.UsageError("give --format FORMAT or --gatekey-config (one of them)")
+    # Guarded here rather than by @guarded: the usage error above must reach click (exit 2),
+    # not runner.guard (which would call it an internal error). No --format: --gatekey-config.
+    if fmt is None:
+        st.guard(
+            partial(
+                generate.gatekey_config,
+                st.family,
+                profile,
+                all_profiles=all_profiles,
+                out=out,
+                note=note,
+            )
+        )
+    else:
+        st.guard(
+            partial(
+                generate.claude_config,
+                st.family,
+                profile,
+                fmt=fmt,
+                gateway_url=gateway_url,
+                helper=helper,
+                ttl=ttl,
+                timeout=timeout,
+                auth_scheme=auth_scheme,
+                headers=headers,
+                identifier=identifier,
+                out=out,
+                note=note,
+            )
+        )
+
+
+@click.command("wrap")
+@click.option("-p", "--profile", required=True, metavar="NAME", help="The profile to pin.")
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Where to write the wrapper (then give its absolute path as the helper).",
+)
+@click.option(
+    "--gatekey",
+    "gatekey_path",
+    metavar="PATH",
+    help="Absolute path of gatekey on the endpoints (default: this executable).",
+)
+@click.option(
+    "--shell",
+    type=click.Choice(("sh", "cmd")),
+    help="sh (POSIX) or cmd (Windows); default: cmd for a .cmd/.bat name or on Windows.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing file with different content.")
+@pass_state
+@guarded
+def wrap(
+    st: State, profile: str, out: str, gatekey_path: str | None, shell: str | None, force: bool
+) -> None:
+    """Write a no-argument wrapper that runs gatekey pinned to one profile (GATEKEY_PROFILE)."""
+    write_wrapper(
+        st.family, profile, out, gatekey=gatekey_path, shell=shell, force=force, note=note
+    )
