@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Env, Result
+from blackbox_env import Env, Result
 from deadlines import HANG_S, asks_allowed, deadline_of, ends_by
 from moto_peer import MotoServer, moto_server
 from rounds import rounds

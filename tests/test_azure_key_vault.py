@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 import vault_cases
-from conftest import CONTEXTS, Env, Result
+from blackbox_env import CONTEXTS, Env, Result
 from deadlines import EARLY_S, ends_by
 from fake_keyvault import KEY_VAULT_RESOURCE, FakeKeyVault, LoggedRequest, fake_keyvault
 from oidc_peer import CONF_CLIENT, OidcProvider

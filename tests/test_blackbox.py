@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CONTEXTS, SILENT_CONTEXTS, SUPPORT, Env, Result, exe
+from blackbox_env import CONTEXTS, SILENT_CONTEXTS, SUPPORT, Env, Result, exe
 from deadlines import EARLY_S, HANG_S, deadline_of, ends_by
 from peers import alive
 

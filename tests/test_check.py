@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SUPPORT, Env, Result, exe
+from blackbox_env import SUPPORT, Env, Result, exe
 from deadlines import ends_by
 from gatekey.diagnostics import check as chk
 from peers import alive

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CONTEXTS, Env
+from blackbox_env import CONTEXTS, Env
 from deadlines import HANG_S, ends_by
 
 pytestmark = [pytest.mark.blackbox, pytest.mark.slow]

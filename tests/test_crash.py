@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Env, exe
+from blackbox_env import Env, exe
 from deadlines import HANG_S, SILENT_S
 from rounds import rounds
 

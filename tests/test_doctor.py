@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Env, Result
+from blackbox_env import Env, Result
 from faulty_idp import FaultyIdp
 from gateway_stub import GatewayStub
 from oidc_peer import API_AUDIENCE, PUBLIC_CLIENT, OidcProvider, make_tls

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 
 import hygiene
-from conftest import Env
+from blackbox_env import Env
 from hygiene import Recorder, Run
 
 SECRET = "s3cr3t+value/with=odd&chars-0123456789"

@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from conftest import CONTEXTS, SILENT_CONTEXTS, SUPPORT, Env, Result, exe
+from blackbox_env import CONTEXTS, SILENT_CONTEXTS, SUPPORT, Env, Result, exe
 from deadlines import HARNESS_S, deadline_of, ends_by
 from oidc_peer import API_AUDIENCE, CONF_CLIENT, PUBLIC_CLIENT, OidcProvider, approve
 

@@ -35,7 +35,7 @@ import certifi
 import pytest
 import requests
 
-from conftest import Env, Result, exe
+from blackbox_env import Env, Result, exe
 from deadlines import EARLY_S, HARNESS_S, asks_allowed, deadline_of, ends_by
 from faulty_idp import FaultyIdp
 from oidc_peer import PUBLIC_CLIENT, OidcProvider, approve

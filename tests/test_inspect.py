@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Env, Result, exe
+from blackbox_env import Env, Result, exe
 from oidc_peer import API_AUDIENCE, CONF_CLIENT, OidcProvider
 
 pytestmark = [pytest.mark.blackbox, pytest.mark.oidc]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Env
+from blackbox_env import Env
 
 pytestmark = pytest.mark.slow
 

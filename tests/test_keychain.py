@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import BIN, CONTEXTS, SILENT_CONTEXTS, SUPPORT, Env
+from blackbox_env import BIN, CONTEXTS, SILENT_CONTEXTS, SUPPORT, Env
 from gatekey import keystore
 from gatekey.keystore import CHUNK_LIMIT, MANIFEST_PREFIX, ChunkedStore, split_chunks
 

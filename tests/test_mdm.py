@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Env
+from blackbox_env import Env
 
 pytestmark = pytest.mark.blackbox
 

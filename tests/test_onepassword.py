@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from conftest import SUPPORT, Env, Result
+from blackbox_env import SUPPORT, Env, Result
 from deadlines import HANG_S, deadline_of, ends_by
 from peers import alive
 from vault_cases import (

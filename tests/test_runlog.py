@@ -7,7 +7,7 @@ import json
 import stat
 from pathlib import Path
 
-from conftest import Env
+from blackbox_env import Env
 
 TOKEN = "sk-runlog-0123456789abcdef"
 FIELDS = {

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Env
+from blackbox_env import Env
 from deadlines import EARLY_S, HANG_S, OVERRUN_S, deadline_of, ends_by
 from gatekey import kernelkeys
 from gatekey.cache import FileCache

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 import vault_cases
-from conftest import Env, Result, exe
+from blackbox_env import Env, Result, exe
 from deadlines import deadline_of, ends_by
 from fake_vault import FakeVault, fake_vault
 from oidc_peer import API_AUDIENCE, CONF_CLIENT, PUBLIC_CLIENT, OidcProvider

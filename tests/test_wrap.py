@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CONTEXTS, Env, exe
+from blackbox_env import CONTEXTS, Env, exe
 
 pytestmark = pytest.mark.blackbox
 

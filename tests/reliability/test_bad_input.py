@@ -56,7 +56,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import Env, Result, exe
+from blackbox_env import Env, Result, exe
 from deadlines import HARNESS_S
 from fake_vault import FakeVault
 from gatekey import cache as gk_cache

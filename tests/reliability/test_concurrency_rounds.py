@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Env, exe
+from blackbox_env import Env, exe
 from deadlines import HARNESS_S, deadline_of, ends_by
 from oidc_peer import OidcProvider
 from rounds import rounds

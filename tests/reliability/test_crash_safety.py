@@ -49,7 +49,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Env, exe
+from blackbox_env import Env, exe
 from fault_proxy import FaultProxy
 from gatekey.worker import WORKER_GRACE  # a refresh worker ends by its run's deadline plus this
 from oidc_peer import OidcProvider, approve

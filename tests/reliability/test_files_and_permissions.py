@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Env, exe
+from blackbox_env import Env, exe
 
 NOBODY = 65534  # uid and gid of nobody / nogroup on Debian
 pytestmark = pytest.mark.skipif(

@@ -44,7 +44,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Env, Result
+from blackbox_env import Env, Result
 from fake_keyvault import fake_keyvault
 from fake_vault import fake_vault
 from fault_proxy import FaultProxy

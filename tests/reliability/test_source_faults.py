@@ -75,7 +75,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Env, Result
+from blackbox_env import Env, Result
 from deadlines import EARLY_S, HANG_S, MID_SESSION_S, SILENT_S, asks_allowed, deadline_of, ends_by
 from fake_keyvault import fake_keyvault
 from fake_vault import fake_vault
