@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from blackbox_env import Env, exe
+from blackbox_env import exe
 from deadlines import HANG_S, SILENT_S
+from orphans import kill_later_orphans
 from rounds import rounds
 
 pytestmark = pytest.mark.slow
@@ -47,21 +48,6 @@ def check_cache_files(root: Path) -> None:
         if path.is_file():
             assert path.suffix in (".json", ".lock", ".tmp"), path
             assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
-
-
-def kill_later_orphans(gk: Env) -> None:
-    """Source processes of killed runs (own session, so they outlive gatekey): end ours."""
-    count_file = Path(gk.vars["COUNT_FILE"])
-    if not count_file.exists():
-        return
-    for pid in {int(p) for p in count_file.read_text().split()}:
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"counting_source" not in f.read():
-                    continue
-            os.kill(pid, signal.SIGKILL)
-        except (FileNotFoundError, ProcessLookupError):
-            continue
 
 
 @pytest.mark.blackbox

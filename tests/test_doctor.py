@@ -25,6 +25,16 @@ import pytest
 from blackbox_env import Env, Result
 from faulty_idp import FaultyIdp
 from gateway_stub import GatewayStub
+from idp_helpers import (
+    age_msal_access_token,
+    idp_profile,
+    login,
+    make_expired,
+    read_msal,
+    refresh_token,
+    revoke,
+)
+from idp_helpers import cc_profile as idp_cc_profile
 from oidc_peer import API_AUDIENCE, PUBLIC_CLIENT, OidcProvider, make_tls
 
 pytestmark = pytest.mark.blackbox
@@ -217,8 +227,6 @@ def test_an_explicit_gateway_url_wins_and_doctor_never_colours_a_pipe(
 def test_an_entra_profile_is_discovered_at_its_tenant(
     doc: Env, entra_provider: OidcProvider, gateway: GatewayStub
 ):
-    from test_idp_flows import cc_profile as idp_cc_profile
-
     trust(doc, entra_provider.ca)
     doc.write_config(idp_cc_profile(entra_provider, '{ env = "CONF_SECRET" }', kind="entra"))
     claude_settings(doc, **{TTL_KEY: "300", URL_KEY: gateway.url})  # its min_ttl is 10m
@@ -522,16 +530,6 @@ def test_a_profile_never_signed_in_says_to_log_in_and_opens_nothing(
 def test_a_signed_in_user_passes_until_the_refresh_token_dies(
     doc: Env, make_oidc_provider: Callable[..., OidcProvider]
 ):
-    from test_idp_flows import (
-        age_msal_access_token,
-        idp_profile,
-        login,
-        make_expired,
-        read_msal,
-        refresh_token,
-        revoke,
-    )
-
     op = make_oidc_provider()  # its own: this test revokes a grant
     trust(doc, op.ca)
     doc.write_config(idp_profile(op, min_ttl="35m"))

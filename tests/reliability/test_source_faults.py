@@ -81,11 +81,7 @@ from fake_keyvault import fake_keyvault
 from fake_vault import fake_vault
 from fault_proxy import FaultProxy
 from gatekey import kernelkeys
-from moto_peer import moto_server
-from oidc_peer import API_AUDIENCE, CONF_CLIENT, ENTRA_TENANT, OidcProvider
-from peers import SecretService
-from rounds import rounds
-from test_idp_flows import (
+from idp_helpers import (
     age_msal_access_token,
     idp_profile,
     login,
@@ -93,6 +89,10 @@ from test_idp_flows import (
     refresh_token,
     revoke,
 )
+from moto_peer import moto_server
+from oidc_peer import API_AUDIENCE, CONF_CLIENT, ENTRA_TENANT, OidcProvider
+from peers import SecretService
+from rounds import rounds
 from vault_cases import drop_kernel_keys, kernel_names
 
 pytestmark = [pytest.mark.blackbox, pytest.mark.slow]
