@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from blackbox_env import REPO
+
 pytestmark = pytest.mark.slow
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py"
+BENCH = REPO / "benchmarks" / "bench.py"
 BENCH_IDP = BENCH.with_name("bench_idp.py")
 MEASUREMENTS = ("python", "cache_hit", "keychain", "secret_tool", "keyring_get")
 TARGETS = {"cache_hit_vs_python": 2.5, "keychain_vs_keyring_get": 0.9}

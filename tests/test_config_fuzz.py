@@ -23,10 +23,10 @@ import tomllib
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from blackbox_env import COUNTING_SOURCE
 from gatekey import config, context, paths, refresh
 from gatekey.errors import ConfigError
 
-COUNTING_SOURCE = Path(__file__).parent / "support" / "counting_source.py"
 DOCUMENTED_EXITS = {0, 1, 3, 4, 69, 75, 78}
 
 # --- a small TOML writer (tomllib only reads) -----------------------------------------------

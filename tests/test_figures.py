@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from blackbox_env import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
 import figures
 
 RATIOS = {

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from blackbox_env import Env
+from blackbox_env import REPO, Env
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parent.parent
 INSTALL = REPO / "install"
 LINUX_INSTALLER = INSTALL / "linux" / "install.sh"
 EXES = ("gatekey", "gatekey-keychain", "gatekey-idp", "gatekey-vault")

@@ -25,10 +25,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from blackbox_env import SUPPORT
 from moto_peer import MotoServer, moto_server
 from peers import alive
 
-SUPPORT = Path(__file__).parent / "support"
 FAKE_OP = SUPPORT / "fake_op"
 ERROR_LINE = re.compile(r"^\[ERROR\] \d{4}/\d\d/\d\d \d\d:\d\d:\d\d (.*)\n$")
 

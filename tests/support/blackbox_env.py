@@ -19,6 +19,7 @@ from deadlines import HARNESS_S
 
 BIN = Path(sys.executable).parent
 SUPPORT = Path(__file__).parent
+REPO = SUPPORT.resolve().parent.parent  # the checkout: install/, benchmarks/, tests/
 COUNTING_SOURCE = SUPPORT / "counting_source.py"
 CONTEXTS = ("interactive", "mid-session-refresh", "scheduled-task", "setup-test", "background")
 SILENT_CONTEXTS = CONTEXTS[1:]
