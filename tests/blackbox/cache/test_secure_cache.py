@@ -25,11 +25,7 @@ from blackbox_env import Env
 from deadlines import EARLY_S, HANG_S, OVERRUN_S, deadline_of, ends_by
 from gatekey import kernelkeys
 from gatekey.cache import FileCache
-from gatekey.config import Config
-from gatekey.errors import AccessDenied, CredentialNotFound, HelperError
-from gatekey.refresh import _fall_back
-from gatekey.securecache import keep_for, kernel_name
-from gatekey.token import Token
+from gatekey.securecache import kernel_name
 from vault_cases import age_cached_secret, drop_kernel_keys, kernel_keys, kernel_name_prefix
 
 pytestmark = [
@@ -372,24 +368,6 @@ def test_max_stale_bounds_serving_a_cached_secret(
     assert files_containing(gk.root, "key-1") == []  # nor in the remembered failures
 
 
-def test_kernel_timeout_covers_the_whole_max_stale_window():
-    # keyctl_set_timeout(2): expiry = ktime_get_real_seconds() + timeout; the key is dead once
-    # the (whole-second) real time reaches it.
-    short = []
-    for obtained, expires, now in [
-        (100.0, None, 100.2),
-        (100.5, None, 100.9),
-        (100.0, None, 100.999),
-        (100.0, 104.5, 100.9),  # a real expiry: the same rule
-    ]:
-        token = Token("k", expires_at=expires, obtained_at=obtained, source="command")
-        horizon = expires if expires is not None else obtained + 4.0
-        timeout = keep_for(token, 4.0, now)
-        if math.floor(now) + timeout < horizon:
-            short.append((obtained, expires, now, timeout))
-    assert short == []
-
-
 @pytest.mark.slow
 def test_default_max_stale_serves_a_failing_command_with_any_status(gk: Env):
     # A command's exit status means nothing to gatekey: even 3 is a general failure, not
@@ -429,40 +407,6 @@ def test_a_secret_deleted_in_1password_is_not_served_stale(gk: Env):
     # A mere outage of the same source is served stale.
     down = gk.run(EXIT="1", STDERR="[ERROR] connection reset", context="interactive")
     assert (down.code, down.stdout) == (0, b"op-secret-1\n"), down.err
-
-
-def _vault_profile(**values: object):
-    table = {"source": "command", "command": ["true"], "cache_ttl": "1s", **values}
-    return Config([("/etc/gatekey/test.toml", {"profiles": {"p": table}})]).profile("p")
-
-
-@pytest.mark.parametrize(
-    "error",
-    [CredentialNotFound("secret deleted"), AccessDenied("permission denied")],
-    ids=["not-found", "denied"],
-)
-def test_fall_back_never_serves_a_withdrawn_secret(error: HelperError):
-    now = time.time()
-    cached = Token("sk-old", expires_at=None, obtained_at=now - 10, source="command")
-    with pytest.raises(type(error)) as raised:
-        _fall_back(cached, error, now, _vault_profile())
-    assert raised.value is error
-    assert error.profile == "p"
-    # ...even a secret that has a real expiry far ahead
-    valid = Token("sk-old", expires_at=now + 7200, obtained_at=now - 10, source="command")
-    with pytest.raises(type(error)):
-        _fall_back(valid, error, now, _vault_profile())
-
-
-def test_fall_back_serves_a_general_failure_within_max_stale():
-    now = time.time()
-    profile = _vault_profile(max_stale="1m")
-    young = Token("sk-old", expires_at=None, obtained_at=now - 30, source="command")
-    outcome = _fall_back(young, HelperError("vault is down"), now, profile)
-    assert (outcome.token, outcome.how, len(outcome.warnings)) == (young, "fallback", 1)
-    old = Token("sk-old", expires_at=None, obtained_at=now - 90, source="command")
-    with pytest.raises(HelperError):
-        _fall_back(old, HelperError("vault is down"), now, profile)
 
 
 # --- 10. command: expires_path and timeout --------------------------------------------------
