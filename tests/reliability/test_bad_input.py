@@ -1,5 +1,5 @@
 """Bad input (issue 7, item 5): Hypothesis-generated environment values, cache files and token
-responses. Config files are fuzzed beside this, in tests/test_config_fuzz.py.
+responses. Config files are fuzzed beside this, in tests/reliability/test_config_fuzz.py.
 
 Whatever the input, a run of the installed executable (no arguments, stdin closed, as the app
 runs it) must: exit with a documented code; print nothing on stdout unless it exits 0, and then

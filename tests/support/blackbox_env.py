@@ -90,7 +90,7 @@ class Env:
 
         Its tokens go to the file cache (``allow_insecure_cache``), where the cache-core tests
         inspect and age them; ``secure=True`` keeps the vault default (kernel keyring +
-        keychain, tests/test_secure_cache.py)."""
+        keychain, tests/blackbox/cache/test_secure_cache.py)."""
         return (
             f'[profiles.{name}]\nsource = "command"\n'
             f'command = ["{sys.executable}", "{COUNTING_SOURCE}"]\n'

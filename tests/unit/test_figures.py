@@ -1,6 +1,6 @@
 """benchmarks/figures.py turns one run's benchmark results and JUnit properties into the
 README's table; here with a real pytest run's JUnit XML and benchmark results of the right
-shape (the benchmarks themselves run in tests/test_benchmark.py)."""
+shape (the benchmarks themselves run in tests/blackbox/benchmarks/test_benchmark.py)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ and the vault see: stdout bytes, exit codes, stderr lines, and the fake's reques
 The cached secret lives in the kernel keyring (securecache.py), keyed by a hash of the test's
 cache directory; every test removes its entries when it ends (the kernel would otherwise keep
 them for ``max_stale``). Aging a cached copy past the 60 s of ``mid-session-refresh`` is done by
-rewriting that kernel entry, as conftest's ``edit_entry`` does for the file cache.
+rewriting that kernel entry, as ``Env.edit_entry`` (blackbox_env.py) does for the file cache.
 """
 
 from __future__ import annotations
