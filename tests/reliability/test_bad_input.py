@@ -1,5 +1,5 @@
 """Bad input (issue 7, item 5): Hypothesis-generated environment values, cache files and token
-responses. Config files are fuzzed beside this, in tests/test_config_fuzz.py.
+responses. Config files are fuzzed beside this, in tests/reliability/test_config_fuzz.py.
 
 Whatever the input, a run of the installed executable (no arguments, stdin closed, as the app
 runs it) must: exit with a documented code; print nothing on stdout unless it exits 0, and then
@@ -56,7 +56,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import Env, Result, exe
+from blackbox_env import Env, Result, exe
 from deadlines import HARNESS_S
 from fake_vault import FakeVault
 from gatekey import cache as gk_cache

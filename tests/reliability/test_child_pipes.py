@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Env, Result, exe
+from blackbox_env import Env, Result, exe
 
 TOKEN = "pipes-" + "Qx7vN2kR9mWz4LpT8cYb"
 # How the interpreter is told: the environment the app passes on, or the interpreter's flags.

@@ -22,7 +22,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from conftest import Env
+from blackbox_env import Env
 from oidc_peer import OidcProvider, session
 
 FAKETIME_LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")

@@ -24,11 +24,11 @@ from typing import Any
 
 import pytest
 
-from conftest import Env, exe
+from blackbox_env import Env, exe
 from deadlines import HARNESS_S, deadline_of, ends_by
+from idp_helpers import device_sign_in, idp_profile
 from oidc_peer import OidcProvider
 from rounds import rounds
-from test_idp_flows import device_sign_in, idp_profile
 
 pytestmark = [pytest.mark.slow, pytest.mark.oidc, pytest.mark.blackbox]
 

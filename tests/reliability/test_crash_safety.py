@@ -49,12 +49,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Env, exe
+from blackbox_env import Env, exe
 from fault_proxy import FaultProxy
 from gatekey.worker import WORKER_GRACE  # a refresh worker ends by its run's deadline plus this
-from oidc_peer import OidcProvider, approve
-from test_crash import kill_later_orphans
-from test_idp_flows import (
+from idp_helpers import (
     DEVICE_URL,
     age_msal_access_token,
     idp_profile,
@@ -65,6 +63,8 @@ from test_idp_flows import (
     read_stderr_until,
     refresh_token,
 )
+from oidc_peer import OidcProvider, approve
+from orphans import kill_later_orphans
 
 pytestmark = [pytest.mark.slow, pytest.mark.blackbox]
 

@@ -8,7 +8,7 @@
 - Symbolic links planted in the cache (an entry, the index) are not followed.
 - An installation that others can change (its package, the directories above it, the
   executable's directory) is refused before anything runs, exit 78 naming the directory.
-- A managed config writable by others: tests/test_config.py
+- A managed config writable by others: tests/unit/test_config.py
   (``test_a_managed_config_writable_by_others_is_refused``).
 """
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Env, exe
+from blackbox_env import Env, exe
 
 NOBODY = 65534  # uid and gid of nobody / nogroup on Debian
 pytestmark = pytest.mark.skipif(

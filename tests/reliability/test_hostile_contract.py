@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Env, Result, exe
+from blackbox_env import Env, Result, exe
 
 pytestmark = pytest.mark.blackbox
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from conftest import Env, exe
+from blackbox_env import Env, exe
 from gatekey.keystore import ChunkedStore, split_chunks
 
 pytestmark = [pytest.mark.keychain, pytest.mark.blackbox]

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import hygiene
-from conftest import Env, Result, exe
+from blackbox_env import Env, Result, exe
 
 TOKEN = "sk-Zq9x" + "Tb4Hw2Lr8NcVd1Yp6Ks3Jm5gFe" + "2vK7mPL"
 SILENT_DEADLINE = 10.0  # timeouts.silent, the product's documented default (README)

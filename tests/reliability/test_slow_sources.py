@@ -31,38 +31,32 @@ machine's speed.
 from __future__ import annotations
 
 import json
-import secrets
 import socket
 import ssl
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import Env, Result
-from fake_keyvault import fake_keyvault
-from fake_vault import fake_vault
+from blackbox_env import Env, Result
+from fault_peers import SECRET, VAULT_TOKEN, Budget, Peer, start_peer
 from fault_proxy import FaultProxy
 from hygiene import Recorder
 from moto_peer import moto_server
-from oidc_peer import API_AUDIENCE, CONF_CLIENT, PUBLIC_CLIENT, OidcProvider
-from vault_cases import age_cached_secret, drop_kernel_keys
+from oidc_peer import API_AUDIENCE, PUBLIC_CLIENT
+from vault_cases import drop_kernel_keys
 
 pytestmark = [pytest.mark.blackbox, pytest.mark.slow]
 
 DEADLINE_S = 4.0  # timeouts.silent and timeouts.mid_session_refresh of every config here
 # README: every network call ends by the deadline minus a reserve, a tenth of it, at most 1 s.
 RESERVE_S = min(DEADLINE_S / 10, 1.0)
-TIMEOUTS = f'timeouts = {{ silent = "{DEADLINE_S:g}s", mid_session_refresh = "{DEADLINE_S:g}s" }}\n'
+BUDGET = Budget(DEADLINE_S, DEADLINE_S)  # both of them, as the first line of every config
+TIMEOUTS = BUDGET.toml()
 DRIP_INTERVAL_S = 0.5
-SECRET = "sk-" + secrets.token_urlsafe(24)  # random: found anywhere else, it is a leak
-VAULT_TOKEN = "hvs." + secrets.token_urlsafe(24)
-CONF_SECRET_ENV = "CONF_SECRET"
 NEW_CACHE = "new-cache"  # the (b) runs' cache directory: nothing cached, not even discovery
 ENDLESS = frozenset({"drip", "drip-headers"})  # they take the source's whole share of the time
 # What the (b) line names: the deadline it ran into, or the size limit (README: 4 MiB).
@@ -125,107 +119,8 @@ def run_together(gk: Env, runs: dict[str, tuple[str, dict[str, str]]]) -> dict[s
 
 
 # ================================================================================================
-# The peers, each behind a fault proxy
+# The peers, each behind a fault proxy (support/fault_peers.py)
 # ================================================================================================
-@dataclass
-class Peer:
-    """One network kind behind ``proxy`` (forwarding); ``gk`` is configured for it."""
-
-    kind: str
-    gk: Env
-    proxy: FaultProxy
-    make_due: Callable[[], None]  # the cached copy: still valid, due for a refresh
-    secret: str | None = None  # what a vault-like source holds (IdPs: what prime printed)
-    warm: Callable[[], None] = lambda: None  # what the source needs first (a bearer token)
-
-    def prime(self) -> str:
-        """One successful run with a person's budget; the credential it printed."""
-        self.warm()
-        r = self.gk.run(context="interactive")
-        assert (r.code, r.err) == (0, ""), r.err
-        credential = r.out.rstrip("\n")
-        assert credential, r.stdout
-        assert self.secret in (None, credential)
-        return credential
-
-
-def _idp_peer(kind: str, gk: Env, tmp_path: Path, stack: ExitStack, op: OidcProvider) -> Peer:
-    proxy = stack.enter_context(FaultProxy(tmp_path / "proxy", op.origin, upstream_ca=op.ca))
-    gk.vars[CONF_SECRET_ENV] = CONF_CLIENT[1]
-    if kind == "oidc":
-        where = f'issuer = "{proxy.origin}{op.issuer_path}"\nscopes = ["api.read"]\n'
-    else:
-        where = (
-            f'tenant = "{op.tenant}"\nauthority_host = "{proxy.origin}"\n'
-            f'scopes = ["{API_AUDIENCE}/.default"]\n'
-        )
-    gk.write_config(
-        TIMEOUTS + f'default_profile = "svc"\n\n[profiles.svc]\nsource = "{kind}"\n{where}'
-        f'client_id = "{CONF_CLIENT[0]}"\nclient_secret = {{ env = "{CONF_SECRET_ENV}" }}\n'
-        f'flow = "client-credentials"\nca_bundle = "{proxy.ca}"\nmin_ttl = "10m"\n'
-    )
-
-    def make_due() -> None:  # 5 minutes left, under min_ttl
-        now = time.time()
-        gk.edit_entry(expires_at=now + 300, obtained_at=now - 3300)
-
-    return Peer(kind, gk, proxy, make_due)
-
-
-def _vault_peer(gk: Env, tmp_path: Path, stack: ExitStack, request: Any) -> Peer:
-    vault = stack.enter_context(fake_vault(tmp_path / "vault"))
-    vault.add_token(VAULT_TOKEN, policies=["root"], ttl=0)
-    vault.put_secret("app", {"api_key": SECRET})
-    proxy = stack.enter_context(FaultProxy(tmp_path / "proxy", vault.address, upstream_ca=vault.ca))
-    gk.vars["VAULT_TOKEN"] = VAULT_TOKEN
-    gk.write_config(
-        TIMEOUTS + 'default_profile = "llm"\n\n[profiles.llm]\nsource = "vault"\n'
-        f'address = "{proxy.origin}"\nca_bundle = "{proxy.ca}"\npath = "app"\n'
-    )
-    return Peer("vault", gk, proxy, lambda: age_cached_secret(gk, 16 * 60), SECRET)
-
-
-def _aws_peer(gk: Env, tmp_path: Path, stack: ExitStack, request: Any) -> Peer:
-    moto = request.getfixturevalue("moto_module")
-    secret_id = f"prod/gateway/{tmp_path.name}"  # the server is shared: a name of its own
-    moto.create_secret(secret_id, SECRET)
-    # moto checks SigV4 against the Host the client signed: relay it unchanged.
-    proxy = stack.enter_context(
-        FaultProxy(tmp_path / "proxy", moto.endpoint, rewrite=False, preserve_host=True)
-    )
-    gk.vars.update(moto.env())
-    gk.vars["AWS_CA_BUNDLE"] = proxy.ca
-    gk.vars["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = proxy.origin
-    gk.write_config(
-        TIMEOUTS + 'default_profile = "llm"\n\n[profiles.llm]\n'
-        f'source = "aws-secrets-manager"\nsecret_id = "{secret_id}"\n'
-    )
-    return Peer("aws", gk, proxy, lambda: age_cached_secret(gk, 16 * 60), SECRET)
-
-
-def _azure_peer(gk: Env, tmp_path: Path, stack: ExitStack, request: Any) -> Peer:
-    op: OidcProvider = request.getfixturevalue("entra_provider")
-    kv = stack.enter_context(fake_keyvault(tmp_path, op))
-    kv.set_secret("db-pass", SECRET)
-    proxy = stack.enter_context(FaultProxy(tmp_path / "proxy", kv.url, upstream_ca=kv.ca))
-    gk.vars[CONF_SECRET_ENV] = CONF_CLIENT[1]
-    gk.write_config(
-        TIMEOUTS + 'default_profile = "kv"\n\n'
-        f'[profiles.corp]\nsource = "entra"\ntenant = "{op.tenant}"\n'
-        f'authority_host = "{op.origin}"\nclient_id = "{CONF_CLIENT[0]}"\n'
-        f'client_secret = {{ env = "{CONF_SECRET_ENV}" }}\nflow = "client-credentials"\n'
-        f'scopes = ["api.read"]\nca_bundle = "{op.ca}"\ntoken_cache = "file"\nmin_ttl = "10m"\n\n'
-        f'[profiles.kv]\nsource = "azure-key-vault"\nvault_url = "{proxy.origin}"\n'
-        f'secret_name = "db-pass"\ncredential_from = "corp"\nca_bundle = "{proxy.ca}"\n'
-    )
-
-    def warm() -> None:  # the entra token for Key Vault: after this, only Key Vault is asked
-        r = gk.run("get", "-p", "corp", context="interactive")
-        assert r.code == 0, r.err
-
-    return Peer("azure", gk, proxy, lambda: age_cached_secret(gk, 16 * 60, "kv"), SECRET, warm)
-
-
 @pytest.fixture(scope="module")
 def moto_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     with moto_server(tmp_path_factory.mktemp("moto")) as server:
@@ -245,12 +140,9 @@ def peer(
     with ExitStack() as stack:
         for cache in (gk.cache_dir, gk.root / NEW_CACHE):
             stack.callback(drop_kernel_keys, cache)  # last, after the peers have stopped
-        if kind in ("oidc", "entra"):
-            provider = request.getfixturevalue(f"{kind}_provider")  # oidc_ or entra_provider
-            yield _idp_peer(kind, gk, tmp_path, stack, provider)
-        else:
-            builders = {"vault": _vault_peer, "aws": _aws_peer, "azure": _azure_peer}
-            yield builders[kind](gk, tmp_path, stack, request)
+        made = start_peer(kind, gk, tmp_path, stack, request, BUDGET)
+        made.warm()  # what the source needs first (Key Vault's bearer token), before prime()
+        yield made
 
 
 # ================================================================================================

@@ -1,7 +1,7 @@
 """A real AWS Secrets Manager for the tests: moto's server (``python -m moto.server``, moto 5.x)
 on 127.0.0.1, behind a small counting proxy that runs in the test process.
 
-What a test gets (each line is exercised by tests/test_peers_vaultish.py):
+What a test gets (each line is exercised by tests/peers/test_peers_vaultish.py):
 
 - ``MotoServer(workdir)`` / ``moto_server(tmp_path)``: moto in its own process group, started
   with this interpreter and ``-p 0`` (werkzeug prints the port it bound, so there is no

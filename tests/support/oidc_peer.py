@@ -2,7 +2,7 @@
 run by ``node tests/peers/oidc/server.mjs`` over HTTPS on 127.0.0.1 with a throwaway trustme CA.
 scripts/test.sh installs its npm packages (``ensure_npm_deps``); the fixtures are in conftest.py.
 
-What works against it (each line is exercised by tests/test_oidc_peer.py):
+What works against it (each line is exercised by tests/peers/test_oidc_peer.py):
 
 - Endpoints, under the issuer ``https://127.0.0.1:<port><ISSUER_PATH>`` (ISSUER_PATH ``/oidc``;
   Entra-style ``/<tenant>/v2.0``). Read them from ``<issuer>/.well-known/openid-configuration``;

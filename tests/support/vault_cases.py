@@ -24,7 +24,7 @@ from gatekey.cache import FileCache
 from gatekey.securecache import kernel_name
 
 if TYPE_CHECKING:
-    from conftest import Env, Result
+    from blackbox_env import Env, Result
 
 
 # --- config -----------------------------------------------------------------------------------
