@@ -61,7 +61,7 @@ class AzureKeyVaultSource:
                 what="an entra profile, or be azure-cli or managed-identity",
             )
         if values["ca_bundle"]:
-            from gatekey.sources.idp import check_ca_bundle
+            from gatekey.tls import check_ca_bundle
 
             check_ca_bundle(values["ca_bundle"], profile)
 

@@ -45,6 +45,7 @@ from gatekey.errors import (
 from gatekey.kinds import Audience, Linker, ProbeKit, SignInState
 from gatekey.sources import idp_checks
 from gatekey.sources.idp_checks import ENTRA_HOST
+from gatekey.tls import check_ca_bundle
 from gatekey.token import Token
 
 log = logging.getLogger(__name__)
@@ -806,23 +807,6 @@ def _home_account_id(token_cache: Any, claims: dict[str, Any]) -> str | None:
         if sub and str(account.get("local_account_id")) == str(sub):
             return str(account.get("home_account_id"))
     return None
-
-
-def check_ca_bundle(path: str, profile: Profile) -> None:
-    """A ca_bundle must be a readable PEM file of certificates (checked before any request)."""
-    import ssl
-
-    try:
-        # An empty context: loading the OS store too (create_default_context) costs ~25 ms.
-        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
-    except (OSError, ssl.SSLError, ValueError) as e:
-        why = "no such file" if isinstance(e, FileNotFoundError) else type(e).__name__
-        raise ConfigError(
-            f"{path} is not a readable PEM file of CA certificates ({why})",
-            file=profile.origins.get("ca_bundle"),
-            profile=profile.name,
-            key="ca_bundle",
-        ) from None
 
 
 def broker_kwargs() -> dict[str, Any]:
