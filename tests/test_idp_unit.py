@@ -15,7 +15,7 @@ from deadlines import SILENT_S
 from gatekey import config
 from gatekey.context import RunContext
 from gatekey.errors import ConfigError
-from gatekey.sources import idp
+from gatekey.sources.idp import source as idp
 
 
 def profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> config.Profile:

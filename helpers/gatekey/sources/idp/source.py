@@ -29,6 +29,7 @@ import webbrowser
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import gatekey.sources.idp.checks as idp_checks
 from gatekey import logs
 from gatekey.cache import FileCache, cache_key
 from gatekey.checks import Check
@@ -43,8 +44,7 @@ from gatekey.errors import (
     TemporaryFailure,
 )
 from gatekey.kinds import Audience, Linker, ProbeKit, SignInState
-from gatekey.sources import idp_checks
-from gatekey.sources.idp_checks import ENTRA_HOST
+from gatekey.sources.idp.checks import ENTRA_HOST
 from gatekey.tls import check_ca_bundle
 from gatekey.token import Token
 

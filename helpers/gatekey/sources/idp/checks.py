@@ -16,7 +16,7 @@ from gatekey.kinds import Audience, ProbeKit, SignInState
 if TYPE_CHECKING:
     from gatekey.config import Profile
     from gatekey.context import RunContext
-    from gatekey.sources.idp import IdpSource
+    from gatekey.sources.idp.source import IdpSource
 
 ENTRA_HOST = "https://login.microsoftonline.com"
 GUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
@@ -74,7 +74,7 @@ def probe(profile: Profile, kit: ProbeKit) -> Check:
 # --- the saved sign-in --------------------------------------------------------------------------
 def sign_in_state(source: IdpSource, run: RunContext) -> SignInState:
     """Who is signed in and whether a refresh token is saved: read only, names only."""
-    from gatekey.sources.idp import MsalStateStore
+    from gatekey.sources.idp.source import MsalStateStore
 
     store = MsalStateStore(source, run)
     account, has_refresh = saved_account(store.load(), store.account)
