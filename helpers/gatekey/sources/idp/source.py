@@ -171,7 +171,7 @@ class IdpSource:
             store = MsalStateStore(self.settings, run)
             if all_accounts:
                 return store.clear()
-            app = self._public_app(run, store)  # asks nothing of the network
+            app = self._public_app(run, store)
             accounts = [a for a in app.get_accounts() if is_ours(self.settings, a, store)]
             for account in accounts:
                 app.remove_account(account)
