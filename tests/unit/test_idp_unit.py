@@ -16,6 +16,8 @@ from gatekey import config
 from gatekey.context import RunContext
 from gatekey.errors import ConfigError
 from gatekey.sources import idp
+from gatekey.sources.idp import msal_state, signin
+from gatekey.sources.idp.settings import load_certificate
 
 
 def profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> config.Profile:
@@ -52,7 +54,7 @@ def test_broker_profiles_pass_the_broker_switches_to_msal(tmp_path, monkeypatch)
     monkeypatch.setattr(msal, "PublicClientApplication", FakeApp)
     source = idp.IdpSource(profile(tmp_path, monkeypatch, ENTRA))
     run = RunContext("interactive", interactive=True, timeout=5)
-    source._public_app(run, idp.MsalStateStore(source, run))
+    source._public_app(run, msal_state.MsalStateStore(source.settings, run))
     assert seen["enable_broker_on_windows"] is True
     assert seen["enable_broker_on_mac"] is True
     assert seen["authority"] == "https://login.microsoftonline.com/contoso.onmicrosoft.com"
@@ -72,7 +74,7 @@ def test_browser_sign_in_with_a_broker_gives_msal_a_parent_window(tmp_path, monk
 
     app = App()
     run = RunContext("interactive", interactive=True, timeout=30)
-    assert source._browser(app, run)["access_token"] == "at"
+    assert signin.browser(source.settings, app, run)["access_token"] == "at"
     assert calls[0]["parent_window_handle"] is App.CONSOLE_WINDOW_HANDLE
     assert calls[0]["scopes"] == ["api://gw/.default"]
     assert 0 < calls[0]["timeout"] <= 30
@@ -85,7 +87,7 @@ def test_a_certificate_credential_has_key_certificate_and_sha1_thumbprint(tmp_pa
     ca = trustme.CA()
     leaf = ca.issue_cert("svc.example.test")
     pem = leaf.private_key_pem.bytes().decode() + leaf.cert_chain_pems[0].bytes().decode()
-    credential = idp.load_certificate(pem, profile(tmp_path, monkeypatch, ENTRA))
+    credential = load_certificate(pem, profile(tmp_path, monkeypatch, ENTRA))
     cert_pem = leaf.cert_chain_pems[0].bytes().decode().strip()
     assert credential["public_certificate"].strip() == cert_pem
     assert "PRIVATE KEY" in credential["private_key"]
@@ -96,7 +98,7 @@ def test_a_certificate_credential_has_key_certificate_and_sha1_thumbprint(tmp_pa
 def test_a_pem_without_a_key_is_a_config_error(tmp_path, monkeypatch):
     leaf = trustme.CA().issue_cert("x.test")
     with pytest.raises(ConfigError, match="private key and the certificate"):
-        idp.load_certificate(
+        load_certificate(
             leaf.cert_chain_pems[0].bytes().decode(), profile(tmp_path, monkeypatch, ENTRA)
         )
 
@@ -107,7 +109,7 @@ def test_the_detached_browser_runs_the_command_with_the_url_and_no_stdio(tmp_pat
         "import sys, os; "
         f"open({str(marker)!r}, 'w').write(sys.argv[1] + ' ' + str(os.getsid(0) == os.getpid()))"
     )
-    launcher = idp.DetachedBrowser([sys.executable, "-c", script], profile="p")
+    launcher = signin.DetachedBrowser([sys.executable, "-c", script], profile="p")
     assert launcher.open("https://idp.example.test/auth?x=1") is True
     deadline = time.monotonic() + SILENT_S  # a silent run's deadline: ample for one start
     while time.monotonic() < deadline:
@@ -122,8 +124,8 @@ def test_the_detached_browser_runs_the_command_with_the_url_and_no_stdio(tmp_pat
 
 def test_browser_command_placeholder_and_environment(monkeypatch):
     monkeypatch.setenv("BROWSER", "firefox --new-window" + os.pathsep + "chromium")
-    assert idp._browser_from_environment() == ["firefox", "--new-window"]
-    launcher = idp.DetachedBrowser(["/bin/true", "--url=%s"], profile="p")
+    assert signin._browser_from_environment() == ["firefox", "--new-window"]
+    launcher = signin.DetachedBrowser(["/bin/true", "--url=%s"], profile="p")
     assert launcher.command == ["/bin/true", "--url=%s"]
 
 

@@ -61,7 +61,7 @@ class AzureKeyVaultSource:
                 what="an entra profile, or be azure-cli or managed-identity",
             )
         if values["ca_bundle"]:
-            from gatekey.sources.idp import check_ca_bundle
+            from gatekey.tls import check_ca_bundle
 
             check_ca_bundle(values["ca_bundle"], profile)
 
@@ -209,16 +209,9 @@ class AzureKeyVaultSource:
         return CommandSource(cli, self.links).fetch(run).value
 
     def _managed_identity(self, run: RunContext) -> str:
-        import msal
+        from gatekey.sources.idp.managed import acquire
 
-        from gatekey.http import ManagedIdentitySession
-
-        client = msal.ManagedIdentityClient(
-            msal.SystemAssignedManagedIdentity(),
-            http_client=ManagedIdentitySession(run),
-            token_cache=msal.TokenCache(),
-        )
-        result = client.acquire_token_for_client(resource=self.resource)
+        result = acquire(run, self.resource)  # the machine's system-assigned identity
         token = result.get("access_token") if isinstance(result, dict) else None
         if not isinstance(token, str):
             raise AccessDenied(

@@ -101,7 +101,7 @@ class VaultSource:
                     raise self._config(f"auth.{key} is needed for method approle", "auth")
         self.auth_mount = (self.auth.get("mount") or self.method).strip("/")
         if values["ca_bundle"]:
-            from gatekey.sources.idp import check_ca_bundle
+            from gatekey.tls import check_ca_bundle
 
             check_ca_bundle(values["ca_bundle"], profile)
 

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 from gatekey.cache import FileCache
 from gatekey.checks import FAIL, OK, SKIP, WARN, Check
 from gatekey.kinds import Audience, ProbeKit, SignInState
+from gatekey.sources.idp.msal_state import MsalStateStore
+from gatekey.sources.idp.settings import ENTRA_HOST
 
 if TYPE_CHECKING:
     from gatekey.config import Profile
     from gatekey.context import RunContext
-    from gatekey.sources.idp import IdpSource
+    from gatekey.sources.idp.settings import IdpSettings
 
-ENTRA_HOST = "https://login.microsoftonline.com"
 GUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 GRAPH = "https://graph.microsoft.com"
 SIGN_IN_FLOWS = ("browser", "device-code")  # the flows in which a person signs in
@@ -72,11 +73,9 @@ def probe(profile: Profile, kit: ProbeKit) -> Check:
 
 
 # --- the saved sign-in --------------------------------------------------------------------------
-def sign_in_state(source: IdpSource, run: RunContext) -> SignInState:
+def sign_in_state(settings: IdpSettings, run: RunContext) -> SignInState:
     """Who is signed in and whether a refresh token is saved: read only, names only."""
-    from gatekey.sources.idp import MsalStateStore
-
-    store = MsalStateStore(source, run)
+    store = MsalStateStore(settings, run)
     account, has_refresh = saved_account(store.load(), store.account)
     return SignInState(account, has_refresh, store.mode)
 
@@ -105,13 +104,13 @@ def saved_account(blob: str | None, chosen: str | None) -> tuple[str | None, boo
     return str(name), bool(refresh)
 
 
-def sign_in_storage(source: IdpSource) -> str:
+def sign_in_storage(settings: IdpSettings) -> str:
     """Where the sign-in actually is: a file (configured, or the fallback on Linux without a
     Secret Service) or the OS keychain."""
-    blob, _ = FileCache().read_blob("msal", source.state_key)
+    blob, _ = FileCache().read_blob("msal", settings.state_key)
     if blob is not None:
         return "user-only file (0600, not encrypted)"
-    if source.values["token_cache"] == "keychain":  # noqa: S105 - a setting
+    if settings.values["token_cache"] == "keychain":  # noqa: S105 - a setting
         return "OS keychain"
     return "user-only file"
 
