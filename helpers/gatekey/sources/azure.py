@@ -211,7 +211,7 @@ class AzureKeyVaultSource:
     def _managed_identity(self, run: RunContext) -> str:
         from gatekey.sources.idp.managed import acquire
 
-        result = acquire(run, self.resource)  # the machine's system-assigned identity
+        result = acquire(run, self.resource, profile=self.name)  # the system-assigned identity
         token = result.get("access_token") if isinstance(result, dict) else None
         if not isinstance(token, str):
             raise AccessDenied(

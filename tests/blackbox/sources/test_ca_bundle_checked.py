@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from conftest import Env
+from blackbox_env import Env
 
 pytestmark = pytest.mark.blackbox
 

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from conftest import Env
+from blackbox_env import Env
 from fake_keyvault import FakeKeyVault, fake_keyvault
 from oidc_peer import CONF_CLIENT, OidcProvider
 from vault_cases import assert_fails, assert_prints, drop_kernel_keys
@@ -180,4 +180,19 @@ def test_no_identity_endpoint_answering_is_exit_69(
     exe_name = "gatekey" if kind == "entra" else "gatekey-vault"
     r = gk.run(exe_name=exe_name, context="background")
     assert_fails(r, 69, "no managed identity endpoint answers on this machine")
+    assert kv.requests == []
+
+
+@pytest.mark.parametrize("kind", ["entra", "azure-key-vault"])
+def test_an_identity_endpoint_msal_cannot_use_is_exit_69(
+    gk: Env, kv: FakeKeyVault, identity: IdentityEndpoint, kind: str
+):
+    """IDENTITY_SERVER_THUMBPRINT beside the endpoint says Service Fabric, whose endpoint MSAL
+    refuses to use (ManagedIdentityError): the same answer for both kinds, not an internal error."""
+    on_azure(gk, identity)
+    gk.vars["IDENTITY_SERVER_THUMBPRINT"] = "bad"
+    gk.write_config(ENTRA_MI if kind == "entra" else key_vault_profile(kv))
+    exe_name = "gatekey" if kind == "entra" else "gatekey-vault"
+    r = gk.run(exe_name=exe_name, context="background")
+    assert_fails(r, 69, "no managed identity is available on this machine")
     assert kv.requests == []

@@ -20,11 +20,16 @@ if TYPE_CHECKING:
 
 
 def acquire(
-    run: RunContext, resource: str, *, client_id: str | None = None, http_client: Any = None
+    run: RunContext,
+    resource: str,
+    *,
+    profile: str,
+    client_id: str | None = None,
+    http_client: Any = None,
 ) -> Any:
     """MSAL's answer (a dict) for a token for ``resource`` from this machine's managed identity:
-    the user-assigned one with ``client_id``, else the system-assigned one. MSAL's
-    ManagedIdentityError (no usable identity endpoint of a kind it knows) is the caller's."""
+    the user-assigned one with ``client_id``, else the system-assigned one. SourceUnavailable
+    when MSAL finds no identity endpoint of a kind it can use (ManagedIdentityError)."""
     import msal
 
     if http_client is None:
@@ -36,15 +41,21 @@ def acquire(
         if client_id
         else msal.SystemAssignedManagedIdentity()
     )
-    client = msal.ManagedIdentityClient(
-        identity, http_client=http_client, token_cache=msal.TokenCache()
-    )
-    return client.acquire_token_for_client(resource=resource)
+    try:
+        client = msal.ManagedIdentityClient(
+            identity, http_client=http_client, token_cache=msal.TokenCache()
+        )
+        return client.acquire_token_for_client(resource=resource)
+    except msal.ManagedIdentityError as e:
+        raise SourceUnavailable(
+            f"no managed identity is available on this machine ({type(e).__name__}); "
+            "managed-identity works on Azure-hosted machines only",
+            profile=profile,
+        ) from None
 
 
 def fetch(settings: IdpSettings, run: RunContext, http_client: Any = None) -> Token:
     """The ``managed-identity`` flow of an entra profile: a token for the API in its scopes."""
-    import msal
 
     # Managed identity takes a resource, not scopes: "api://gw/.default" -> "api://gw".
     scope = settings.scopes[0] if settings.scopes else ""
@@ -57,18 +68,12 @@ def fetch(settings: IdpSettings, run: RunContext, http_client: Any = None) -> To
             profile=settings.name,
             key="scopes",
         )
-    try:
-        result = acquire(
-            run,
-            resource,
-            client_id=settings.values["managed_identity_client_id"],
-            http_client=http_client,
-        )
-    except msal.ManagedIdentityError as e:
-        raise SourceUnavailable(
-            f"no managed identity is available on this machine ({type(e).__name__}); "
-            "managed-identity works on Azure-hosted machines only",
-            profile=settings.name,
-        ) from None
+    result = acquire(
+        run,
+        resource,
+        profile=settings.name,
+        client_id=settings.values["managed_identity_client_id"],
+        http_client=http_client,
+    )
     raise_for(settings, result, "requesting a managed-identity token")
     return token(settings, result)
