@@ -15,9 +15,9 @@ gets the whole contract by adding one. Each uses the real peer where one runs he
 - ``token-file`` and ``token-file-bare``: the example plugin kind (tests/support/plugin_kind),
   registered by entry point (scripts/test.sh installs it).
 
-The network peers sit behind a FaultProxy in ``forward`` mode; ``refuse`` is the source gone
-(same address, so the same cache key). An unreachable source is an address where nothing
-listens: a port bound and never listened on, held for the test.
+The network peers sit behind the test's own FaultProxy in ``forward`` mode; ``refuse`` is the
+source gone (same address, so the same cache key). An unreachable source is an address where
+nothing listens: a port bound and never listened on, held for the test.
 
 Peers start once per module (support/contract_peers.py); everything a test starts itself its
 ``Adapter`` stops (``close``), and the cached secrets it left in the kernel keyring are
@@ -46,6 +46,7 @@ from contract_peers import (
     Peers,
     config_toml,
 )
+from fault_proxy import FaultProxy
 from gatekey import sources
 from gatekey.kinds import SourceSpec
 from oidc_peer import API_AUDIENCE, CONF_CLIENT
@@ -153,6 +154,12 @@ class Adapter:
         port: int = sock.getsockname()[1]
         return port
 
+    def front(self, upstream: str, **options: Any) -> FaultProxy:
+        """The test's own proxy in front of a shared peer: ``refuse`` is the source gone."""
+        proxy = FaultProxy(self.tmp / "proxy", upstream, **options)
+        self.cleanup.callback(proxy.stop)
+        return proxy
+
     def make_due(self) -> None:
         """The cached copy: still valid, due for a refresh (past cache_ttl, a minute old)."""
         age_cached_secret(self.gk, 16 * 60, PROFILE)
@@ -231,8 +238,7 @@ class Idp(Adapter):
 
     def start(self) -> None:
         self.provider = self.peers.provider(self.kind)
-        self.proxy = self.peers.proxy(self.kind, self.provider.origin, upstream_ca=self.provider.ca)
-        self.cleanup.callback(setattr, self.proxy, "mode", "forward")
+        self.proxy = self.front(self.provider.origin, upstream_ca=self.provider.ca)
         self.gk.vars[CONF_SECRET_ENV] = CONF_CLIENT[1]
         self.write()
 
@@ -263,6 +269,7 @@ class Idp(Adapter):
         parts = value.split(".")
         assert len(parts) == 3, "not a JWS"
         claims = json.loads(_b64url(parts[1]))
+        assert claims["iss"] == self.provider.issuer, claims
         assert claims["aud"] == API_AUDIENCE, claims
         assert claims["client_id"] == CONF_CLIENT[0], claims
 
@@ -297,8 +304,7 @@ class Vault(Adapter):
 
     def start(self) -> None:
         vault = self.peers.vault()
-        self.proxy = self.peers.proxy("vault", vault.address, upstream_ca=vault.ca)
-        self.cleanup.callback(setattr, self.proxy, "mode", "forward")
+        self.proxy = self.front(vault.address, upstream_ca=vault.ca)
         self.gk.vars["VAULT_TOKEN"] = VAULT_TOKEN
         self.write()
 
@@ -327,8 +333,7 @@ class AwsSecretsManager(Adapter):
     def start(self) -> None:
         moto = self.peers.moto()
         # moto checks SigV4 against the Host the client signed: relayed unchanged.
-        self.proxy = self.peers.proxy("aws", moto.endpoint, rewrite=False, preserve_host=True)
-        self.cleanup.callback(setattr, self.proxy, "mode", "forward")
+        self.proxy = self.front(moto.endpoint, rewrite=False, preserve_host=True)
         self.gk.vars.update(moto.env())
         self.gk.vars["AWS_CA_BUNDLE"] = self.proxy.ca
         self.gk.vars["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = self.proxy.origin
@@ -356,8 +361,7 @@ class AzureKeyVault(Adapter):
     def start(self) -> None:
         self.provider = self.peers.provider("entra")
         kv = self.peers.keyvault()
-        self.proxy = self.peers.proxy("azure", kv.url, upstream_ca=kv.ca)
-        self.cleanup.callback(setattr, self.proxy, "mode", "forward")
+        self.proxy = self.front(kv.url, upstream_ca=kv.ca)
         self.gk.vars[CONF_SECRET_ENV] = CONF_CLIENT[1]
         self.write()
 

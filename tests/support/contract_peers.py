@@ -2,10 +2,9 @@
 once, the secrets they hold, and the config files the adapters write.
 
 ``Peers`` starts each peer on first use and stops them all in ``close`` (a module-scoped
-fixture of tests/blackbox/sources/test_source_contract.py): the fake Vault, moto, the fake Key
-Vault, and one FaultProxy in front of each network peer (``forward``; a test that sets
-``refuse`` gets it back in ``forward`` from the next caller). The OpenID providers are the
-session's (tests/conftest.py), reached through ``Peers.fixture``.
+fixture of tests/blackbox/sources/test_source_contract.py): the fake Vault, moto and the fake
+Key Vault, each holding ``SECRET``. The OpenID providers are the session's
+(tests/conftest.py), reached through ``Peers.fixture``.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from typing import Any, Protocol
 
 from fake_keyvault import fake_keyvault
 from fake_vault import fake_vault
-from fault_proxy import FaultProxy
 from moto_peer import moto_server
 from oidc_peer import OidcProvider
 
@@ -108,17 +106,6 @@ class Peers:
         name = "entra_provider" if kind == "entra" else "oidc_provider"
         provider: OidcProvider = self._once(name, lambda: self.fixture(name))
         return provider
-
-    def proxy(self, name: str, upstream: str, **options: Any) -> FaultProxy:
-        """A FaultProxy in front of ``upstream``, back in ``forward`` mode for each caller."""
-        proxy: FaultProxy = self._once(
-            f"proxy-{name}",
-            lambda: self._stack.enter_context(
-                FaultProxy(self.root / f"proxy-{name}", upstream, **options)
-            ),
-        )
-        proxy.mode = "forward"
-        return proxy
 
     def vault(self) -> Any:
         def make() -> Any:
