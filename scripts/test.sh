@@ -15,7 +15,8 @@ step "installing gatekey with its test extras into .venv"
 # exactly what a user gets (an editable install adds an import hook to every start).
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall .
 # The example plugin kind the source contract suite runs (tests/support/plugin_kind), beside
-# gatekey and without dependencies; skipped when that version with that very module is installed.
+# gatekey and without dependencies; skipped when that version with that very module is installed
+# (a change to its pyproject.toml alone needs a new version).
 plugin=tests/support/plugin_kind
 if ! .venv/bin/python - "$plugin" <<'PY'
 import re, sys
@@ -34,8 +35,9 @@ sys.exit(0 if want and dist.version == want.group(1) and same else 1)
 PY
 then
   step "installing the example plugin kind ($plugin) into .venv"
+  rm -rf "$plugin/build"  # setuptools builds in the tree, and keeps what build/lib held
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps "$plugin"
-  rm -rf "$plugin/build" "$plugin"/*.egg-info  # setuptools builds in the tree
+  rm -rf "$plugin/build" "$plugin"/*.egg-info
 fi
 
 step "ruff"
