@@ -14,8 +14,9 @@ private HOME / config / cache, CLAUDE_HELPER_CONTEXT set or not). For each kind:
 - a bad config (a misspelt key, a missing required key, a wrong type, a value the kind itself
   refuses) exits 78 with one line naming the file, the profile and the key;
 - an unreachable source (nothing listens; the program or file is not there) exits with the
-  kind's code inside the deadline, nothing on stdout, one ``gatekey:`` line saying what;
-  doctor's source line says FAIL;
+  kind's code inside the deadline, nothing on stdout, one ``gatekey:`` line saying what; doctor
+  fails, on its source line (on its token line where the kind's probe looks at this machine
+  only, as aws-secrets-manager's does);
 - after a success, the source goes away: a run within the token's life prints the cached
   credential, silently while it is fresh and with one warning once it is due; the keychain,
   which gatekey never caches, fails instead (README: "A keychain secret is never cached");
@@ -85,7 +86,9 @@ def source(
 
 
 # --- what runs look like ----------------------------------------------------------------------
-def run_together(source: Adapter, runs: dict[str, tuple[str | None, dict[str, str]]]) -> dict:
+def run_together(
+    source: Adapter, runs: dict[str, tuple[str | None, dict[str, str]]]
+) -> dict[str, Result]:
     """One no-argument run per ``{name: (context, extra environment)}``, two at a time: no more
     than this machine's two cores, so that the test itself never slows a run that must finish
     its work inside the documented deadline."""
