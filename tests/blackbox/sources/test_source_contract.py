@@ -150,10 +150,14 @@ def test_every_kind_runs_the_contract() -> None:
 
 
 def test_prints_the_credential_in_every_context(source: Adapter) -> None:
-    """Each context (and none) with a cache of its own: each run asks the source."""
+    """Each context (and none) with a cache of its own: each run asks the source. The kind's
+    family executable (gatekey-vault, gatekey-idp, gatekey-keychain) serves it as well."""
     runs = {ctx or "unset": (ctx, source.fresh_cache(ctx or "unset")) for ctx in (None, *CONTEXTS)}
     for name, r in run_together(source, runs).items():
         printed(source, r, runs[name][0])
+    family = f"gatekey-{source.spec.family}"
+    r = source.gk.run(exe_name=family, context="background", **source.fresh_cache(family))
+    printed(source, r, "background")
 
 
 def mistakes(source: Adapter) -> dict[str, Mistake]:
