@@ -17,6 +17,31 @@ rm -rf build
 # A regular install, rebuilt from the working tree every time: the tests and the benchmark run
 # exactly what a user gets (an editable install adds an import hook to every start).
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall .
+# The example plugin kind the source contract suite runs (tests/support/plugin_kind), beside
+# gatekey and without dependencies; skipped when that version with that very module is installed
+# (a change to its pyproject.toml alone needs a new version).
+plugin=tests/support/plugin_kind
+if ! .venv/bin/python - "$plugin" <<'PY'
+import re, sys
+from importlib import metadata
+from pathlib import Path
+
+root = Path(sys.argv[1])
+want = re.search(r'^version = "(.+)"$', (root / "pyproject.toml").read_text(), re.M)
+try:
+    dist = metadata.distribution("gatekey-token-file")
+except metadata.PackageNotFoundError:
+    sys.exit(1)
+module = Path(str(dist.locate_file("gatekey_token_file.py")))
+same = module.is_file() and module.read_bytes() == (root / "gatekey_token_file.py").read_bytes()
+sys.exit(0 if want and dist.version == want.group(1) and same else 1)
+PY
+then
+  step "installing the example plugin kind ($plugin) into .venv"
+  rm -rf "$plugin/build"  # setuptools builds in the tree, and keeps what build/lib held
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps "$plugin"
+  rm -rf "$plugin/build" "$plugin"/*.egg-info
+fi
 
 step "ruff"
 .venv/bin/ruff check .
