@@ -387,7 +387,9 @@ def budget_for(fault: str) -> Budget:
 def check_a(r: Result, token: str, fault: str) -> None:
     deadline = budget_for(fault).silent
     assert_served(r, token, deadline)
-    assert "could not refresh" in r.err, r.err
+    # The fallback's warning: the request's own deadline (the run's minus the reserve) ran out
+    # first, or, on a busy machine, the run's deadline did and the watchdog printed it.
+    assert "could not refresh" in r.err or "did not answer within" in r.err, r.err
     if fault in HANGING:  # it did ask, and waited for its own context's budget
         assert r.elapsed > deadline - EARLY_S, f"{r.elapsed:.2f} s"
 
