@@ -22,6 +22,7 @@ import sys
 import time
 
 from gatekey import errors, paths, regular
+from gatekey.errors import CacheUnusable, NotRegular, TooLarge, Unresolvable
 from gatekey.token import Token, is_time
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the cache hit ~3 ms
@@ -61,11 +62,6 @@ def cache_key(kind: str, settings: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:40]
 
 
-class CacheUnusable(OSError):
-    """The cache directory cannot be used (not a directory, read-only, full, no permission,
-    another user's). An OSError, so that what handles a failed write handles this too."""
-
-
 def selection_id(family: str | None) -> str:
     """Everything outside the config files that decides which profile a no-argument run uses."""
     files = [path for path, _ in paths.config_files()]
@@ -92,7 +88,7 @@ class FileCache:
         if root is None:
             try:
                 root = paths.cache_dir()
-            except paths.Unresolvable as e:
+            except Unresolvable as e:
                 # Never a cache relative to the working directory: run without one.
                 root, self._refused, self._checked = "", str(e), True
         self.root = root
@@ -317,9 +313,9 @@ def _read_json(path: str) -> tuple[Any, str | None]:
         raw = regular.read(path, MAX_ENTRY_BYTES, follow=False)
     except FileNotFoundError:
         return None, "no cache entry"
-    except regular.NotRegular as e:
+    except NotRegular as e:
         return None, f"cache entry unreadable ({e.what}, not a regular file)"
-    except regular.TooLarge:
+    except TooLarge:
         return None, "cache entry too large"
     except OSError as e:
         if e.errno == getattr(errno, "ELOOP", None):

@@ -10,12 +10,9 @@ from __future__ import annotations
 import os
 import sys
 
+from gatekey.errors import Unresolvable
+
 APP = "gatekey"
-
-
-class Unresolvable(ValueError):
-    """A file location that cannot be worked out (no home directory, a relative path): never
-    taken relative to the working directory, which the app leaves unspecified."""
 
 
 def home() -> str:

@@ -21,14 +21,16 @@ from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
 from gatekey import clocks, logs, worker
-from gatekey.cache import CacheUnusable, FileCache, cache_key
+from gatekey.cache import FileCache, cache_key
 from gatekey.config import Profile
 from gatekey.context import RunContext
 from gatekey.durations import format_duration
 from gatekey.errors import (
     AccessDenied,
+    CacheUnusable,
     ConfigError,
     CredentialNotFound,
+    ExpiredOnArrival,
     HelperError,
     LockTimeout,
 )
@@ -53,10 +55,6 @@ class Outcome(NamedTuple):
     token: Token
     how: str  # "cache" | "fetched" | "fallback" | "source" (not file-cached)
     warnings: list[str]
-
-
-class ExpiredOnArrival(HelperError):
-    """The source handed back a token that is already (or all but) expired."""
 
 
 def make_source(profile: Profile) -> Source:

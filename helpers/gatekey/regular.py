@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import stat
 
+from gatekey.errors import NotRegular, TooLarge
+
 _O_BINARY = getattr(os, "O_BINARY", 0)
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -24,18 +26,6 @@ _KINDS = (
     (stat.S_ISBLK, "a block device"),
     (stat.S_ISSOCK, "a socket"),
 )
-
-
-class NotRegular(OSError):
-    """The path exists but is not a regular file (``what`` says what it is instead)."""
-
-    def __init__(self, path: str, what: str) -> None:
-        super().__init__(f"{path} is {what}, not a regular file")
-        self.what = what
-
-
-class TooLarge(OSError):
-    """The file is larger than its reader allows."""
 
 
 def describe(mode: int) -> str:

@@ -16,7 +16,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from gatekey import config, context, logs, output, runlog, sources
-from gatekey.errors import ConfigError, HelperError, SourceUnavailable, StdoutUnavailable
+from gatekey.errors import (
+    ConfigError,
+    HelperError,
+    MissingClaim,
+    SourceUnavailable,
+    StdoutUnavailable,
+)
 
 if TYPE_CHECKING:
     from gatekey.cache import FileCache
@@ -314,7 +320,7 @@ def helper_run(
                 auth_scheme=prof.values["auth_scheme"],
                 headers=prof.values["headers"],
             )
-        except output.MissingClaim as e:
+        except MissingClaim as e:
             raise ConfigError(
                 e.message, file=prof.origins.get("headers"), profile=name, key="headers"
             ) from None

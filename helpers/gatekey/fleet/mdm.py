@@ -23,7 +23,7 @@ from typing import Any
 import click
 
 from gatekey import config, output
-from gatekey.errors import ConfigError
+from gatekey.errors import ConfigError, UsageProblem
 from gatekey.fleet import managed, system_config
 from gatekey.fleet.files import write_file
 
@@ -113,7 +113,7 @@ def _run(family: str | None, opts: dict[str, Any]) -> None:
         return
     fmt = opts["fmt"]
     if not opts["gateway_url"]:
-        raise managed.UsageProblem("--gateway-url", "is required, e.g. https://llm-gw.example.com")
+        raise UsageProblem("--gateway-url", "is required, e.g. https://llm-gw.example.com")
     url = managed.check_gateway_url(opts["gateway_url"])
     helper, default_helper = opts["helper"], opts["helper"] is None
     windows = fmt in managed.WINDOWS_FORMATS
@@ -121,7 +121,7 @@ def _run(family: str | None, opts: dict[str, Any]) -> None:
         from gatekey.diagnostics.check import default_helper as find_helper
 
         if not sys.platform.startswith(TARGET_PLATFORM[fmt]):
-            raise managed.UsageProblem(
+            raise UsageProblem(
                 "--helper",
                 f"is required for --format {fmt} here: this machine's gatekey is not the path on "
                 f"the endpoints, e.g. {managed.EXAMPLE_HELPER[windows]}",
