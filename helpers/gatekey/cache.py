@@ -44,6 +44,7 @@ REMEMBERED_KINDS: dict[str, type[errors.HelperError]] = {
     cls.__name__: cls
     for cls in (
         errors.AccessDenied,
+        errors.CommandNotFound,
         errors.CredentialNotFound,
         errors.InteractionRequired,
         errors.SourceUnavailable,
@@ -212,7 +213,7 @@ class FileCache:
                 "count": count,
                 "exit": error.exit_code,
                 "kind": type(error).__name__,  # deleted/denied must stay so (no stale fallback)
-                "message": error.message,
+                "message": error.describe(where=False),  # with its fix
             },
         )
         return float(now + wait)

@@ -2,10 +2,11 @@
 
 What a person can act on is a HelperError: one stderr line and its exit code (the README's table).
 
-    HelperError (1)                one line, naming the profile, with a next step
+    HelperError (1)                one line: the profile, what happened, ``fix`` (the next step)
     ├── ConfigError (78)           names the file, the profile and the key
     │   └── UsageProblem (78)      a command-line value that cannot work, named by its option
     ├── SourceUnavailable (69)     what to install, or which OS it needs
+    │   └── CommandNotFound (69)   the program a command source runs is not installed
     ├── CredentialNotFound (3)     what was looked up, where
     ├── AccessDenied (1)           the source refused this identity: withdrawn on purpose
     ├── InteractionRequired (4)    no person present; names the command to run
@@ -39,19 +40,33 @@ from __future__ import annotations
 
 
 class HelperError(Exception):
-    """A failure gatekey reports as one stderr line and an exit code."""
+    """A failure gatekey reports as one stderr line and an exit code.
+
+    ``message`` says what happened; ``fix``, when there is one, the next step, printed after it
+    ("...; run: gatekey login -p work"). Doctor shows the two apart.
+    """
 
     exit_code = 1
+    fix: str | None = None  # also for errors rebuilt from their attributes (worker.py)
 
-    def __init__(self, message: str, *, profile: str | None = None) -> None:
+    def __init__(self, message: str, *, profile: str | None = None, fix: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.profile = profile
+        self.fix = fix
+
+    def describe(self, *, where: bool = True, fix: bool = True) -> str:
+        """The line: what the error is about (its profile; a ConfigError's file and key), what
+        happened, and the next step; ``where`` or ``fix`` False leaves that part out."""
+        text = self.message if self.fix is None or not fix else f"{self.message}; {self.fix}"
+        prefix = self._where() if where else ""
+        return f"{prefix}: {text}" if prefix else text
+
+    def _where(self) -> str:
+        return "" if self.profile is None else f'profile "{self.profile}"'
 
     def __str__(self) -> str:
-        if self.profile is not None:
-            return f'profile "{self.profile}": {self.message}'
-        return self.message
+        return self.describe()
 
 
 class ConfigError(HelperError):
@@ -64,12 +79,13 @@ class ConfigError(HelperError):
         file: str | None = None,
         profile: str | None = None,
         key: str | None = None,
+        fix: str | None = None,
     ) -> None:
-        super().__init__(message, profile=profile)
+        super().__init__(message, profile=profile, fix=fix)
         self.file = file
         self.key = key
 
-    def __str__(self) -> str:
+    def _where(self) -> str:
         where = []
         if self.file:
             where.append(self.file)
@@ -77,8 +93,7 @@ class ConfigError(HelperError):
             where.append(f'profile "{self.profile}"')
         if self.key:
             where.append(f'key "{self.key}"')
-        prefix = ": ".join(where)
-        return f"{prefix}: {self.message}" if prefix else self.message
+        return ": ".join(where)
 
 
 class UsageProblem(ConfigError):
@@ -90,6 +105,10 @@ class UsageProblem(ConfigError):
 
 class SourceUnavailable(HelperError):
     exit_code = 69
+
+
+class CommandNotFound(SourceUnavailable):
+    """The program a command source runs is not there (a source built on one words its own)."""
 
 
 class CredentialNotFound(HelperError):

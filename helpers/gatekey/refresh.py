@@ -286,8 +286,10 @@ def remembered_failure(
     if remembered is None:
         return None
     error, until = remembered
-    error.message += (
-        f"; not asking again until {_clock_text(until)} (in {format_duration(until - now)}) "
+    # The record holds the failure as it was reported, its own next step included; what to do
+    # now is wait, or retry on purpose.
+    error.fix = (
+        f"not asking again until {_clock_text(until)} (in {format_duration(until - now)}) "
         f"to spare the source; to retry now, run: gatekey get -p {profile.name} --force-refresh"
     )
     return error

@@ -109,9 +109,9 @@ class AwsSecretsManagerSource:
             ) from None
         except (bx.SSOError, bx.TokenRetrievalError, bx.UnauthorizedSSOTokenError):
             raise InteractionRequired(
-                "the AWS SSO session has expired; run: aws sso login"
-                + (f" --profile {aws_profile}" if aws_profile else ""),
+                "the AWS SSO session has expired",
                 profile=self.name,
+                fix="run: aws sso login" + (f" --profile {aws_profile}" if aws_profile else ""),
             ) from None
         except (bx.ConnectTimeoutError, bx.ReadTimeoutError):
             raise late() from None

@@ -21,7 +21,7 @@ from typing import Any
 from gatekey import context, logs
 from gatekey.config import Profile
 from gatekey.context import RunContext
-from gatekey.errors import DeadlineExceeded, HelperError, SourceUnavailable
+from gatekey.errors import CommandNotFound, DeadlineExceeded, HelperError, SourceUnavailable
 from gatekey.token import Token, is_time
 
 log = logging.getLogger(__name__)
@@ -70,9 +70,10 @@ class CommandSource:
             child, readers = self._start()
             run.children.add(child.pid)  # the watchdog and stop signals stop its group
         except FileNotFoundError:
-            raise SourceUnavailable(
-                f"command not found: {self.argv[0]}; install it or give its absolute path",
+            raise CommandNotFound(
+                f"command not found: {self.argv[0]}",
                 profile=self.profile.name,
+                fix="install it or give its absolute path",
             ) from None
         except OSError as e:
             raise SourceUnavailable(

@@ -218,9 +218,9 @@ class IdpSource:
 
     def _sign_in_needed(self, run: RunContext) -> InteractionRequired:
         return InteractionRequired(
-            f"{self._why_sign_in()}, and no one is present to sign in ({run.name}); run: "
-            f"gatekey login -p {self.name}",
+            f"{self._why_sign_in()}, and no one is present to sign in ({run.name})",
             profile=self.name,
+            fix=f"run: gatekey login -p {self.name}",
         )
 
     def login(self, run: RunContext) -> Token:
@@ -465,9 +465,9 @@ class IdpSource:
         # has already failed, and says so as the exit 4 it is, not as a watchdog's 75.
         timeout = left - 0.5
         not_finished = InteractionRequired(
-            f"the browser sign-in did not finish within {run.timeout:g} s; run: gatekey "
-            f"login -p {self.name}",
+            f"the browser sign-in did not finish within {run.timeout:g} s",
             profile=self.name,
+            fix=f"run: gatekey login -p {self.name}",
         )
         if timeout < 0.1:
             raise not_finished
@@ -536,9 +536,9 @@ class IdpSource:
         # early, so that the run ends (exit 4) before the watchdog's deadline.
         flow["expires_at"] = min(float(flow["expires_at"]), time.time() + run.remaining() - 1.0)
         not_approved = InteractionRequired(
-            f"the sign-in with the device code was not completed in time; run: gatekey login "
-            f"-p {self.name}",
+            "the sign-in with the device code was not completed in time",
             profile=self.name,
+            fix=f"run: gatekey login -p {self.name}",
         )
         try:
             result = app.acquire_token_by_device_flow(flow, data=self.extra)
@@ -594,9 +594,9 @@ class IdpSource:
         detail = f"{code}: {description[0][:200]}" if description else code
         if code in DEAD_GRANT_ERRORS or code in ("access_denied", "authorization_declined"):
             raise InteractionRequired(
-                f"the identity provider refused {doing} ({detail}); run: gatekey login -p "
-                f"{self.name}",
+                f"the identity provider refused {doing} ({detail})",
                 profile=self.name,
+                fix=f"run: gatekey login -p {self.name}",
             )
         if code in ("invalid_client", "unauthorized_client", "invalid_scope", "invalid_request"):
             raise HelperError(
