@@ -277,7 +277,8 @@ def require_family(family: str | None) -> None:
         return
     raise SourceUnavailable(
         f"gatekey-{family}: no {sources.FAMILIES[family]} source exists in this version of "
-        "gatekey yet; use gatekey (any profile) or gatekey-keychain"
+        "gatekey yet",
+        fix="use gatekey (any profile) or gatekey-keychain",
     )
 
 

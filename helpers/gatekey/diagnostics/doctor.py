@@ -720,11 +720,6 @@ class Doctor:
             ):
                 step += f"; then retry: gatekey get -p {name} --force-refresh"
             return text, [step]
-        if isinstance(error, (SourceUnavailable, TemporaryFailure)) and "; " in text:
-            what, step = text.split("; ", 1)  # our messages end with what to do
-            if isinstance(error, TemporaryFailure) and check == "token":
-                step += f"; then retry: gatekey get -p {name} --force-refresh"
-            return what, [step]
         if isinstance(error, InteractionRequired):
             if "keychain" in text:
                 return text, ["unlock the keychain (sign in to the desktop session), then retry"]

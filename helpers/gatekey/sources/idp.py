@@ -381,9 +381,9 @@ class IdpSource:
             result = client.acquire_token_for_client(resource=resource)
         except msal.ManagedIdentityError as e:
             raise SourceUnavailable(
-                f"no managed identity is available on this machine ({type(e).__name__}); "
-                "managed-identity works on Azure-hosted machines only",
+                f"no managed identity is available on this machine ({type(e).__name__})",
                 profile=self.name,
+                fix="managed-identity works on Azure-hosted machines only",
             ) from None
         self._raise_for(result, "requesting a managed-identity token")
         return self._token(result)
@@ -606,8 +606,9 @@ class IdpSource:
             )
         if code in ("temporarily_unavailable", "server_error", "slow_down"):
             raise TemporaryFailure(
-                f"the identity provider failed {doing} ({detail}); try again later",
+                f"the identity provider failed {doing} ({detail})",
                 profile=self.name,
+                fix="try again later",
             )
         raise HelperError(f"the identity provider refused {doing} ({detail})", profile=self.name)
 
