@@ -62,25 +62,51 @@ def make_profile(name: str = "work") -> config.Profile:
     return config.Config([("/etc/test.toml", {"profiles": {name: table}})]).profile(name)
 
 
-def test_a_remembered_failure_keeps_its_step_and_adds_the_retry_as_its_fix(tmp_path: Path):
+def test_a_remembered_failure_keeps_its_step_and_adds_the_wait_and_retry(tmp_path: Path):
     cache = FileCache(str(tmp_path))
     first = InteractionRequired("not signed in", fix="run: gatekey login -p work")
     until = cache.record_failure(KEY, first, NOW)
-    # The record holds the line as it was reported (the file's format is unchanged).
     record = json.loads((tmp_path / "failures" / f"{KEY}.json").read_text())
-    assert record["message"] == "not signed in; run: gatekey login -p work"
+    assert (record["message"], record["fix"]) == ("not signed in", "run: gatekey login -p work")
     run = RunContext("background", interactive=False, timeout=10)
     remembered = refresh.remembered_failure(cache, KEY, run, make_profile(), NOW + 2)
     assert remembered is not None
     clock = time.strftime("%H:%M:%SZ", time.gmtime(until))
-    assert str(remembered) == (
-        f"not signed in; run: gatekey login -p work; not asking again until {clock} (in 3 s) "
-        "to spare the source; to retry now, run: gatekey get -p work --force-refresh"
+    wait = (
+        f"not asking again until {clock} (in 3 s) to spare the source; to retry now, run: "
+        "gatekey get -p work --force-refresh"
     )
-    assert remembered.message == "not signed in; run: gatekey login -p work"  # not rewritten
-    assert remembered.fix is not None
-    assert remembered.fix.endswith("to retry now, run: gatekey get -p work --force-refresh")
+    assert str(remembered) == f"not signed in; run: gatekey login -p work; {wait}"
+    assert remembered.message == "not signed in"  # not rewritten
+    assert remembered.fix == f"run: gatekey login -p work; {wait}"
     assert remembered.exit_code == InteractionRequired.exit_code
+
+
+def test_a_record_from_before_the_fix_field_prints_the_same_line(tmp_path: Path):
+    cache = FileCache(str(tmp_path))
+    (tmp_path / "failures").mkdir()
+    record = {"at": NOW, "until": NOW + 5, "count": 1, "exit": 4, "kind": "InteractionRequired"}
+    record["message"] = "not signed in; run: gatekey login -p work"
+    (tmp_path / "failures" / f"{KEY}.json").write_text(json.dumps(record))
+    run = RunContext("background", interactive=False, timeout=10)
+    remembered = refresh.remembered_failure(cache, KEY, run, make_profile(), NOW + 2)
+    assert remembered is not None
+    assert str(remembered) == (
+        "not signed in; run: gatekey login -p work; not asking again until "
+        f"{time.strftime('%H:%M:%SZ', time.gmtime(NOW + 5))} (in 3 s) to spare the source; to "
+        "retry now, run: gatekey get -p work --force-refresh"
+    )
+
+
+@pytest.mark.parametrize("fix", [5, None, ["x"], {"a": 1}, True])
+def test_a_damaged_fix_in_a_record_is_left_out(tmp_path: Path, fix: object):
+    cache = FileCache(str(tmp_path))
+    cache.record_failure(KEY, TemporaryFailure("down", fix="later"), NOW)
+    path = tmp_path / "failures" / f"{KEY}.json"
+    path.write_text(json.dumps(dict(json.loads(path.read_text()), fix=fix)))
+    remembered = cache.read_failure(KEY, NOW + 1)
+    assert remembered is not None
+    assert (remembered[0].message, remembered[0].fix) == ("down", None)
 
 
 # --- doctor reads the field -----------------------------------------------------------------------
@@ -160,18 +186,21 @@ def test_doctor_shows_the_step_the_error_carries(
     assert doctor._explain(error, check) == expected
 
 
-def test_doctor_does_not_repeat_a_remembered_failures_retry(doctor: Doctor, tmp_path: Path):
+def test_doctor_shows_a_remembered_failures_own_step_then_the_wait(doctor: Doctor, tmp_path: Path):
     cache = FileCache(str(tmp_path))
     cache.record_failure(KEY, TemporaryFailure("cannot reach idp", fix="check the VPN"), NOW)
     run = RunContext("background", interactive=False, timeout=10)
     remembered = refresh.remembered_failure(cache, KEY, run, make_profile(), NOW + 1)
     assert remembered is not None
     remembered.profile = "work"
-    what, [step] = doctor._explain(remembered, "token")
-    assert what == "cannot reach idp; check the VPN"
-    assert step.startswith("not asking again until ")
-    assert step.endswith("; to retry now, run: gatekey get -p work --force-refresh")
-    assert "then retry" not in step
+    clock = time.strftime("%H:%M:%SZ", time.gmtime(NOW + 5))
+    assert doctor._explain(remembered, "token") == (
+        "cannot reach idp",
+        [
+            f"check the VPN; not asking again until {clock} (in 4 s) to spare the source; to "
+            f"retry now, run: gatekey get -p work --force-refresh{RETRY}"
+        ],
+    )
 
 
 # --- the installed executable, as the app runs it -----------------------------------------------
@@ -210,3 +239,31 @@ def test_a_missing_op_is_worded_by_the_onepassword_source(gk):
         'gatekey: profile "op": the 1Password CLI (/nonexistent/op) is not installed or not on '
         f"PATH; install it ({INSTALL_URL}) or set op_path"
     )
+
+
+def test_doctor_shows_an_unreachable_vaults_step_and_its_remembered_wait(gk):
+    """Port 1 on the loopback: nothing listens there, so the connection is refused at once."""
+    gk.write_config(
+        '[profiles.v]\nsource = "vault"\naddress = "http://127.0.0.1:1"\n'
+        'path = "secret/data/llm"\nfield = "key"\n'
+    )
+    failed = gk.run(context="background", VAULT_TOKEN="hvs.not-a-real-token")
+    failed.assert_clean_failure(75)
+    assert re.fullmatch(
+        r'gatekey: profile "v": cannot reach 127\.0\.0\.1:1 \([^;]*\); check the network or VPN',
+        line(failed.err),
+    ), failed.err
+    doctor = gk.run("doctor", "-p", "v", "--json", VAULT_TOKEN="hvs.not-a-real-token")
+    assert doctor.code == 1, doctor.err
+    checks = {c["check"]: c for c in json.loads(doctor.stdout)["checks"]}
+    reached = re.compile(r"cannot reach 127\.0\.0\.1:1 \([^;]*\)")
+    assert reached.fullmatch(checks["source"]["detail"]), checks["source"]
+    assert checks["source"]["fixes"] == ["check the network or VPN"]
+    assert reached.fullmatch(checks["token"]["detail"]), checks["token"]
+    [step] = checks["token"]["fixes"]
+    assert re.fullmatch(
+        r"check the network or VPN; not asking again until \d\d:\d\d:\d\dZ \(in \d+ s\) to "
+        r"spare the source; to retry now, run: gatekey get -p v --force-refresh; then retry: "
+        r"gatekey get -p v --force-refresh",
+        step,
+    ), step

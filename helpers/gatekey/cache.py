@@ -185,7 +185,8 @@ class FileCache:
         if until <= now or until > now + BACKOFF_MAX + 5:  # over, or a clock that jumped
             return None
         kind = REMEMBERED_KINDS.get(str(data.get("kind")), errors.HelperError)
-        error = kind(message)
+        fix = data.get("fix")  # absent in records from before the step was a field
+        error = kind(message, fix=fix if isinstance(fix, str) else None)
         if isinstance(code, bool) or not isinstance(code, int) or code not in REMEMBERED_EXIT_CODES:
             code = 75  # damage (75.0, [75], true) reads as the temporary failure it most likely was
         error.exit_code = code
@@ -204,18 +205,17 @@ class FileCache:
         asked = getattr(error, "retry_after", None)  # a 429's Retry-After, within our bounds
         if is_time(asked):
             wait = max(wait, min(float(asked), BACKOFF_MAX))
-        self._write_json(
-            "failures",
-            key,
-            {
-                "at": now,
-                "until": now + wait,
-                "count": count,
-                "exit": error.exit_code,
-                "kind": type(error).__name__,  # deleted/denied must stay so (no stale fallback)
-                "message": error.describe(where=False),  # with its fix
-            },
-        )
+        record = {
+            "at": now,
+            "until": now + wait,
+            "count": count,
+            "exit": error.exit_code,
+            "kind": type(error).__name__,  # deleted/denied must stay so (no stale fallback)
+            "message": error.message,
+        }
+        if error.fix is not None:
+            record["fix"] = error.fix
+        self._write_json("failures", key, record)
         return float(now + wait)
 
     def clear_failure(self, key: str) -> None:

@@ -286,12 +286,12 @@ def remembered_failure(
     if remembered is None:
         return None
     error, until = remembered
-    # The record holds the failure as it was reported, its own next step included; what to do
-    # now is wait, or retry on purpose.
-    error.fix = (
+    # Its own step still holds; then: wait, or retry on purpose.
+    wait = (
         f"not asking again until {_clock_text(until)} (in {format_duration(until - now)}) "
         f"to spare the source; to retry now, run: gatekey get -p {profile.name} --force-refresh"
     )
+    error.fix = wait if error.fix is None else f"{error.fix}; {wait}"
     return error
 
 

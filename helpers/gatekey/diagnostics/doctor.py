@@ -712,12 +712,7 @@ class Doctor:
         text = error.describe(where=error.profile != self.name, fix=False)
         if error.fix is not None:
             step = error.fix
-            # A remembered failure's step already is the retry.
-            if (
-                isinstance(error, TemporaryFailure)
-                and check == "token"
-                and "--force-refresh" not in step
-            ):
+            if isinstance(error, TemporaryFailure) and check == "token":
                 step += f"; then retry: gatekey get -p {name} --force-refresh"
             return text, [step]
         if isinstance(error, InteractionRequired):
