@@ -18,6 +18,7 @@ import importlib
 import logging
 import time
 from collections.abc import Callable
+from enum import Enum
 from typing import NamedTuple, Protocol
 
 from gatekey import clocks, logs, worker
@@ -51,9 +52,22 @@ SourceFactory = Callable[[Profile], Source]
 MIN_APP_TTL = 120  # the app does not re-run the helper for inferenceCredentialHelperTtlSec <= 120
 
 
+class Obtained(str, Enum):
+    """How get_token obtained its token: the run log's "outcome" and doctor's "how" (their
+    values, as strings, are what those print)."""
+
+    CACHE = "cache"  # a cached token, fresh enough for this run (perhaps another run's)
+    FETCHED = "fetched"  # asked the source (and saved what it gave, cache permitting)
+    FALLBACK = "fallback"  # the source failed: a cached token still valid, with a warning
+    SOURCE = "source"  # asked the source for a profile without the file cache
+
+    def __str__(self) -> str:  # the value, as logs and f-strings print it on every Python
+        return str(self.value)
+
+
 class Outcome(NamedTuple):
     token: Token
-    how: str  # "cache" | "fetched" | "fallback" | "source" (not file-cached)
+    how: Obtained
     warnings: list[str]
 
 
@@ -123,7 +137,7 @@ def get_token(
     spawn = source_factory is make_source and clock is time.time
     if not (profile.spec.file_cache and profile.values["cache"]):
         token = _fetch_safely(source_factory(profile), profile, run, clock, spawn=spawn)
-        return Outcome(token, "source", _lifetime_warnings(token, ttl, profile))
+        return Outcome(token, Obtained.SOURCE, _lifetime_warnings(token, ttl, profile))
 
     cache = cache or FileCache()
     store = token_store(profile, run, cache)
@@ -134,7 +148,7 @@ def get_token(
     run.fallback = fallback_candidate(cached, clock(), profile)
     bypass, force = run.bypass_cache, run.force_refresh
     if cached is not None and servable(cached, clock(), ttl, bypass=bypass, force=force):
-        return Outcome(cached, "cache", [])
+        return Outcome(cached, Obtained.CACHE, [])
     log.debug(
         "cache miss for profile %s: %s", profile.name, why or _state_text(cached, clock(), ttl)
     )
@@ -157,10 +171,10 @@ def get_token(
             e,
         )
         token = _fetch_safely(source, profile, run, clock, spawn=spawn)
-        return Outcome(token, "fetched", _lifetime_warnings(token, ttl, profile))
+        return Outcome(token, Obtained.FETCHED, _lifetime_warnings(token, ttl, profile))
     if isinstance(result, Outcome):
         return result
-    return Outcome(result, "fetched", _lifetime_warnings(result, ttl, profile))
+    return Outcome(result, Obtained.FETCHED, _lifetime_warnings(result, ttl, profile))
 
 
 class _Saving:
@@ -190,7 +204,7 @@ def _fetch_once(
     now = clock()
     if cached is not None and servable(cached, now, ttl, bypass=bypass, force=force):
         log.debug("reusing the token another gatekey process just obtained")
-        return Outcome(cached, "cache", [])
+        return Outcome(cached, Obtained.CACHE, [])
     remembered = remembered_failure(cache, key, run, profile, now)
     if remembered is not None:
         return _fall_back(cached, remembered, now, profile)
@@ -343,7 +357,7 @@ def _fall_back(cached: Token | None, error: HelperError, now: float, profile: Pr
     )
     return Outcome(
         cached,
-        "fallback",
+        Obtained.FALLBACK,
         [f"could not refresh ({error}); printing the cached token, which {left}"],
     )
 

@@ -359,6 +359,7 @@ def helper_run(
             raise output.undelivered(e) from None
         _payload_written.set()
     sys.stderr.flush()
+    cache_column = {refresh.Obtained.CACHE: "hit", refresh.Obtained.SOURCE: "off"}  # else miss
     _append_log(
         cfg.log_file[0],
         runlog.line(
@@ -366,7 +367,7 @@ def helper_run(
             family=family,
             outcome=outcome.how,
             exit_code=0,
-            cache={"cache": "hit", "source": "off"}.get(outcome.how, "miss"),
+            cache=cache_column.get(outcome.how, "miss"),
             fetches=run.fetches,
         ),
     )
