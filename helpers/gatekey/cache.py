@@ -5,6 +5,7 @@ Standard library only (the cache hit reads it). Layout under the cache directory
     index.json            for no-argument runs: which profile and cache key a given environment
                           and config (by stat fingerprint) select, so the cache hit need not
                           parse TOML; written by the full path after it validated the config
+                          (an IndexEntry per selection: FileCache.record() and lookup())
     tokens/<key>.json     a Token (see token.py); written atomically, read as a miss if damaged
     locks/<key>.lock      held (flock / msvcrt) across re-read → fetch → persist; never deleted
     failures/<key>.json   the source's last failure and when the next attempt may be made
@@ -21,7 +22,7 @@ import os
 import sys
 import time
 
-from gatekey import errors, paths, regular
+from gatekey import context, errors, output, paths, regular
 from gatekey.errors import CacheUnusable, NotRegular, TooLarge, Unresolvable
 from gatekey.token import Token, is_time
 
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
-    from gatekey.context import RunContext
 
 MAX_ENTRY_BYTES = 1 << 20
 INDEX_MAX_ENTRIES = 32
@@ -61,6 +61,105 @@ def cache_key(kind: str, settings: dict[str, Any]) -> str:
         {"v": 1, "kind": kind, "settings": settings}, sort_keys=True, separators=(",", ":")
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:40]
+
+
+class IndexEntry:
+    """What a no-argument run selected, for the next one's cache hit: one entry of index.json.
+
+    The full path records it after validating the config (runner.py); the cache hit looks it up
+    (fastpath.py) and serves the token at ``key`` from ``store`` as ``output`` with these
+    headers, if the config files still have the stat ``config`` fingerprint and ``environment``
+    still holds these values. A plain class: the cache hit may not import typing or dataclasses.
+    """
+
+    __slots__ = FIELDS = (
+        "config", "profile", "key", "store", "kernel_name", "environment", "min_ttl", "output",
+        "auth_scheme", "headers", "timeouts", "log_file",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        config: list[list[int] | None],
+        profile: str,
+        key: str,
+        store: str,
+        kernel_name: str | None = None,
+        environment: dict[str, str | None],
+        min_ttl: float,
+        output: str,
+        auth_scheme: str,
+        headers: dict[str, str],
+        timeouts: dict[str, float],
+        log_file: str | None,
+    ) -> None:
+        self.config, self.profile, self.key, self.store = config, profile, key, store
+        self.kernel_name, self.environment, self.min_ttl = kernel_name, environment, min_ttl
+        self.output, self.auth_scheme, self.headers = output, auth_scheme, headers
+        self.timeouts, self.log_file = timeouts, log_file
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            name: getattr(self, name)
+            for name in self.FIELDS
+            if name != "kernel_name" or self.kernel_name is not None
+        }
+
+    @classmethod
+    def from_json(cls, entry: Any) -> IndexEntry | None:
+        """The entry, or None unless every value is one the full path could have written.
+
+        The index sits in a user-writable directory; an edited entry must not make the cache hit
+        print a payload the config would never produce (an Authorization line, shell exports,
+        headers with line breaks, a run log on stdout). Anything unexpected is a miss, and the
+        full path, which reads the config itself, decides.
+        """
+        if not isinstance(entry, dict):
+            return None
+        headers, timeouts, environment = (
+            entry.get("headers"),
+            entry.get("timeouts"),
+            entry.get("environment"),
+        )
+        log_file, store, key = entry.get("log_file"), entry.get("store"), entry.get("key")
+        usable = (
+            isinstance(entry.get("config"), list)
+            and isinstance(entry.get("profile"), str)
+            and isinstance(key, str)
+            and len(key) == 40
+            and all(c in "0123456789abcdef" for c in key)
+            and is_time(entry.get("min_ttl"))
+            and entry["min_ttl"] >= 0
+            and entry.get("output") in ("token", "json")
+            and entry.get("auth_scheme") in ("bearer", "x-api-key")
+            and isinstance(headers, dict)
+            and all(
+                output.header_name_problem(name) is None
+                and output.header_value_problem(value) is None
+                for name, value in headers.items()
+            )
+            and isinstance(timeouts, dict)
+            and set(timeouts) <= set(context.DEFAULT_TIMEOUTS)
+            and all(is_time(v) and 0 < v <= 600 for v in timeouts.values())
+            and isinstance(environment, dict)
+            and all(
+                isinstance(k, str) and (v is None or isinstance(v, str))
+                for k, v in environment.items()
+            )
+            and (log_file is None or (isinstance(log_file, str) and os.path.isabs(log_file)))
+            and (
+                store == "file"
+                or (
+                    store == "kernel"
+                    and isinstance(entry.get("kernel_name"), str)
+                    and entry["kernel_name"].endswith(":" + key)
+                )
+            )
+        )
+        if not usable:
+            return None
+        values: dict[str, Any] = {name: entry.get(name) for name in cls.FIELDS}
+        return cls(**values)
 
 
 def selection_id(family: str | None) -> str:
@@ -159,6 +258,15 @@ class FileCache:
         return True
 
     # --- the no-argument index -----------------------------------------------------------
+    def record(self, selection: str, entry: IndexEntry) -> None:
+        """Remember what ``selection`` (see selection_id()) chose, for the next cache hit."""
+        self.write_index(selection, entry.to_json())
+
+    def lookup(self, selection: str) -> IndexEntry | None:
+        """What ``selection`` chose last time, if the entry is one the full path could have
+        written (anything else, damaged or edited, is a miss)."""
+        return IndexEntry.from_json(self.read_index(selection))
+
     def read_index(self, selection: str) -> dict[str, Any] | None:
         data, _ = self._load(os.path.join(self.root, "index.json"))
         entry = data.get(selection) if isinstance(data, dict) else None
@@ -234,15 +342,15 @@ class FileCache:
         """
         if key in _held:
             return True
-        fd = _open_lock(os.path.join(self._ensure_dir("locks"), key + ".lock"))
-        if _try_lock(fd):
+        fd = regular.open_lock(os.path.join(self._ensure_dir("locks"), key + ".lock"))
+        if regular.try_lock(fd):
             _held[key] = fd
             return True
         os.close(fd)
         return False
 
     @contextlib.contextmanager
-    def lock(self, key: str, run: RunContext) -> Iterator[int]:
+    def lock(self, key: str, run: context.RunContext) -> Iterator[int]:
         """Hold the per-key lock; waits no longer than the run's deadline. Yields the lock's file
         descriptor: a refresh worker given a copy holds the lock until it exits (worker.py)."""
         if key in _held:  # taken earlier in this process (hold())
@@ -250,13 +358,13 @@ class FileCache:
             return
         try:
             directory = self._ensure_dir("locks")
-            fd = _open_lock(os.path.join(directory, key + ".lock"))
+            fd = regular.open_lock(os.path.join(directory, key + ".lock"))
         except CacheUnusable:
             raise
         except OSError as e:
             raise CacheUnusable(f"{self.root}: {e.strerror}") from None
         try:
-            while not _try_lock(fd):
+            while not regular.try_lock(fd):
                 if run.remaining() <= 0:
                     raise errors.LockTimeout(
                         f"gave up after {run.timeout:g} s ({run.name} time limit) waiting for "
@@ -266,7 +374,7 @@ class FileCache:
             try:
                 yield fd
             finally:
-                _unlock(fd)
+                regular.unlock(fd)
         finally:
             os.close(fd)
 
@@ -328,11 +436,6 @@ def _read_json(path: str) -> tuple[Any, str | None]:
         return None, "cache entry damaged (not JSON)"
 
 
-def _open_lock(path: str) -> int:
-    """A lock file: a regular file of ours, not a link or FIFO planted in its place."""
-    return regular.open_regular(path, os.O_RDWR | os.O_CREAT, follow=False)
-
-
 def _foreign(directory: str) -> str | None:
     if sys.platform == "win32":
         return None
@@ -379,30 +482,3 @@ def _fsync_dir(directory: str) -> None:
 
 
 _O_BINARY = getattr(os, "O_BINARY", 0)
-
-if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-    import msvcrt
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-
-    def _unlock(fd: int) -> None:
-        os.lseek(fd, 0, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-
-else:
-    import fcntl
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
-
-    def _unlock(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_UN)

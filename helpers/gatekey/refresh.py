@@ -106,15 +106,15 @@ def token_store(profile: Profile, run: RunContext, cache: FileCache) -> TokenSto
     return securecache.SecretTokens(cache, run, max_stale=max_stale(profile) or 0.0)
 
 
-def index_store(profile: Profile, cache: FileCache, key: str) -> dict[str, str]:
-    """Where the cache hit finds this profile's token (recorded in the index)."""
+def index_store(profile: Profile, cache: FileCache, key: str) -> tuple[str, str | None]:
+    """Where the cache hit finds this profile's token: IndexEntry's store and kernel_name."""
     if not profile.spec.secure_cache or profile.values.get("allow_insecure_cache"):
-        return {"store": "file"}
+        return "file", None
     from gatekey import kernelkeys, securecache
 
     if profile.values.get("cache_ttl") == 0 or not kernelkeys.available():
-        return {"store": "none"}  # read through / only the keychain: the full path serves it
-    return {"store": "kernel", "kernel_name": securecache.kernel_name(cache, key)}
+        return "none", None  # read through / only the keychain: the full path serves it
+    return "kernel", securecache.kernel_name(cache, key)
 
 
 def max_stale(profile: Profile) -> float | None:

@@ -382,24 +382,27 @@ def _remember_selection(
     cfg: config.Config,
 ) -> None:
     """Record what this environment and config select, for the next no-argument cache hit."""
+    from gatekey.cache import IndexEntry
     from gatekey.refresh import index_store, profile_cache_key
 
     key = profile_cache_key(prof)
-    entry = {
-        "config": fingerprint,
-        "profile": prof.name,
-        "key": key,
-        **index_store(prof, cache, key),
-        "environment": {var: os.environ.get(var) for var in prof.env_inputs},
-        "min_ttl": prof.values["min_ttl"],
-        "output": prof.values["output"],
-        "auth_scheme": prof.values["auth_scheme"],
-        "headers": prof.values["headers"],
-        "timeouts": {key: cfg.timeout(key) for key in context.DEFAULT_TIMEOUTS},
-        "log_file": cfg.log_file[0],
-    }
+    store, kernel_name = index_store(prof, cache, key)
+    entry = IndexEntry(
+        config=fingerprint,
+        profile=prof.name,
+        key=key,
+        store=store,
+        kernel_name=kernel_name,
+        environment={var: os.environ.get(var) for var in prof.env_inputs},
+        min_ttl=prof.values["min_ttl"],
+        output=prof.values["output"],
+        auth_scheme=prof.values["auth_scheme"],
+        headers=prof.values["headers"],
+        timeouts={name: cfg.timeout(name) for name in context.DEFAULT_TIMEOUTS},
+        log_file=cfg.log_file[0],
+    )
     try:
-        cache.write_index(selection, entry)
+        cache.record(selection, entry)
     except OSError as e:
         log.debug("could not update the cache index (%s)", e.strerror)
 
