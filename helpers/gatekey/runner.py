@@ -293,7 +293,8 @@ def helper_run(
 ) -> NoReturn:
     """Print the selected profile's credential exactly as the app expects, then exit."""
     from gatekey import refresh
-    from gatekey.cache import FileCache, config_fingerprint, selection_id
+    from gatekey.cache import FileCache, selection_id
+    from gatekey.paths import config_fingerprint
 
     payload_fd = protect_stdout()
     _current["fd"] = payload_fd
