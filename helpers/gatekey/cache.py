@@ -5,6 +5,7 @@ Standard library only (the cache hit reads it). Layout under the cache directory
     index.json            for no-argument runs: which profile and cache key a given environment
                           and config (by stat fingerprint) select, so the cache hit need not
                           parse TOML; written by the full path after it validated the config
+                          (an IndexEntry per selection: FileCache.record() and lookup())
     tokens/<key>.json     a Token (see token.py); written atomically, read as a miss if damaged
     locks/<key>.lock      held (flock / msvcrt) across re-read → fetch → persist; never deleted
     failures/<key>.json   the source's last failure and when the next attempt may be made
@@ -14,22 +15,21 @@ Standard library only (the cache hit reads it). Layout under the cache directory
 
 from __future__ import annotations
 
-import contextlib
+# Not contextlib either: importing it costs the cache hit 0.4 ms (try/except and a class do).
 import errno
 import json
 import os
 import sys
 import time
 
-from gatekey import errors, paths, regular
+from gatekey import context, errors, output, paths, regular
+from gatekey.errors import CacheUnusable, NotRegular, TooLarge, Unresolvable
 from gatekey.token import Token, is_time
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the cache hit ~3 ms
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from typing import Any
 
-    from gatekey.context import RunContext
 
 MAX_ENTRY_BYTES = 1 << 20
 INDEX_MAX_ENTRIES = 32
@@ -43,6 +43,7 @@ REMEMBERED_KINDS: dict[str, type[errors.HelperError]] = {
     cls.__name__: cls
     for cls in (
         errors.AccessDenied,
+        errors.CommandNotFound,
         errors.CredentialNotFound,
         errors.InteractionRequired,
         errors.SourceUnavailable,
@@ -61,28 +62,110 @@ def cache_key(kind: str, settings: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:40]
 
 
-class CacheUnusable(OSError):
-    """The cache directory cannot be used (not a directory, read-only, full, no permission,
-    another user's). An OSError, so that what handles a failed write handles this too."""
+class IndexEntry:
+    """What a no-argument run selected, for the next one's cache hit: one entry of index.json.
+
+    The full path records it after validating the config (runner.py); the cache hit looks it up
+    (fastpath.py) and serves the token at ``key`` from ``store`` as ``output`` with these
+    headers, if the config files still have the stat fingerprint ``config`` (paths.py's) and
+    ``environment`` still holds these values. A plain class: the hit imports neither typing nor
+    dataclasses.
+    """
+
+    __slots__ = FIELDS = (
+        "config", "profile", "key", "store", "kernel_name", "environment", "min_ttl", "output",
+        "auth_scheme", "headers", "timeouts", "log_file",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        config: list[list[int] | None],
+        profile: str,
+        key: str,
+        store: str,
+        kernel_name: str | None = None,
+        environment: dict[str, str | None],
+        min_ttl: float,
+        output: str,
+        auth_scheme: str,
+        headers: dict[str, str],
+        timeouts: dict[str, float],
+        log_file: str | None,
+    ) -> None:
+        self.config, self.profile, self.key, self.store = config, profile, key, store
+        self.kernel_name, self.environment, self.min_ttl = kernel_name, environment, min_ttl
+        self.output, self.auth_scheme, self.headers = output, auth_scheme, headers
+        self.timeouts, self.log_file = timeouts, log_file
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            name: getattr(self, name)
+            for name in self.FIELDS
+            if name != "kernel_name" or self.kernel_name is not None
+        }
+
+    @classmethod
+    def from_json(cls, entry: Any) -> IndexEntry | None:
+        """The entry, or None unless every value is one the full path could have written.
+
+        The index sits in a user-writable directory; an edited entry must not make the cache hit
+        print a payload the config would never produce (an Authorization line, shell exports,
+        headers with line breaks, a run log on stdout). Anything unexpected is a miss, and the
+        full path, which reads the config itself, decides.
+        """
+        if not isinstance(entry, dict):
+            return None
+        headers, timeouts, environment = (
+            entry.get("headers"),
+            entry.get("timeouts"),
+            entry.get("environment"),
+        )
+        log_file, store, key = entry.get("log_file"), entry.get("store"), entry.get("key")
+        usable = (
+            isinstance(entry.get("config"), list)
+            and isinstance(entry.get("profile"), str)
+            and isinstance(key, str)
+            and len(key) == 40
+            and all(c in "0123456789abcdef" for c in key)
+            and is_time(entry.get("min_ttl"))
+            and entry["min_ttl"] >= 0
+            and entry.get("output") in ("token", "json")
+            and entry.get("auth_scheme") in ("bearer", "x-api-key")
+            and isinstance(headers, dict)
+            and all(
+                output.header_name_problem(name) is None
+                and output.header_value_problem(value) is None
+                for name, value in headers.items()
+            )
+            and isinstance(timeouts, dict)
+            and set(timeouts) <= set(context.DEFAULT_TIMEOUTS)
+            and all(is_time(v) and 0 < v <= 600 for v in timeouts.values())
+            and isinstance(environment, dict)
+            and all(
+                isinstance(k, str) and (v is None or isinstance(v, str))
+                for k, v in environment.items()
+            )
+            and (log_file is None or (isinstance(log_file, str) and os.path.isabs(log_file)))
+            and (
+                store == "file"
+                or (
+                    store == "kernel"
+                    and isinstance(entry.get("kernel_name"), str)
+                    and entry["kernel_name"].endswith(":" + key)
+                )
+            )
+        )
+        if not usable:
+            return None
+        values: dict[str, Any] = {name: entry.get(name) for name in cls.FIELDS}
+        return cls(**values)
 
 
 def selection_id(family: str | None) -> str:
     """Everything outside the config files that decides which profile a no-argument run uses."""
     files = [path for path, _ in paths.config_files()]
     return json.dumps([family or "", os.environ.get("GATEKEY_PROFILE", ""), files])
-
-
-def config_fingerprint() -> list[list[int] | None]:
-    """Stat signatures of the config files: any edit, replacement or removal changes it."""
-    out: list[list[int] | None] = []
-    for path, _ in paths.config_files():
-        try:
-            st = os.stat(path)
-        except OSError:
-            out.append(None)
-            continue
-        out.append([st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino])
-    return out
 
 
 class FileCache:
@@ -92,7 +175,7 @@ class FileCache:
         if root is None:
             try:
                 root = paths.cache_dir()
-            except paths.Unresolvable as e:
+            except Unresolvable as e:
                 # Never a cache relative to the working directory: run without one.
                 root, self._refused, self._checked = "", str(e), True
         self.root = root
@@ -138,9 +221,11 @@ class FileCache:
             return False
         removed = False
         for area, suffix in (("tokens", ".json"), ("failures", ".json")):
-            with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # none there
+            try:
                 os.unlink(self._path(area, key, suffix))
-                removed = removed or area == "tokens"
+            except (FileNotFoundError, NotADirectoryError):  # none there
+                continue
+            removed = removed or area == "tokens"
         return removed
 
     # --- opaque blobs (e.g. MSAL's token cache when it may not live in the keychain) -----------
@@ -153,15 +238,18 @@ class FileCache:
         self._write_json(area, key, {"blob": blob})
 
     def delete_blob(self, area: str, key: str) -> bool:
-        if self.refused() is not None:
-            return False
-        try:
-            os.unlink(self._path(area, key, ".json"))
-        except OSError:
-            return False
-        return True
+        return self.refused() is None and _remove(self._path(area, key, ".json"))
 
     # --- the no-argument index -----------------------------------------------------------
+    def record(self, selection: str, entry: IndexEntry) -> None:
+        """Remember what ``selection`` (see selection_id()) chose, for the next cache hit."""
+        self.write_index(selection, entry.to_json())
+
+    def lookup(self, selection: str) -> IndexEntry | None:
+        """What ``selection`` chose last time, if the entry is one the full path could have
+        written (anything else, damaged or edited, is a miss)."""
+        return IndexEntry.from_json(self.read_index(selection))
+
     def read_index(self, selection: str) -> dict[str, Any] | None:
         data, _ = self._load(os.path.join(self.root, "index.json"))
         entry = data.get(selection) if isinstance(data, dict) else None
@@ -188,7 +276,8 @@ class FileCache:
         if until <= now or until > now + BACKOFF_MAX + 5:  # over, or a clock that jumped
             return None
         kind = REMEMBERED_KINDS.get(str(data.get("kind")), errors.HelperError)
-        error = kind(message)
+        fix = data.get("fix")  # absent in records from before the step was a field
+        error = kind(message, fix=fix if isinstance(fix, str) else None)
         if isinstance(code, bool) or not isinstance(code, int) or code not in REMEMBERED_EXIT_CODES:
             code = 75  # damage (75.0, [75], true) reads as the temporary failure it most likely was
         error.exit_code = code
@@ -207,25 +296,22 @@ class FileCache:
         asked = getattr(error, "retry_after", None)  # a 429's Retry-After, within our bounds
         if is_time(asked):
             wait = max(wait, min(float(asked), BACKOFF_MAX))
-        self._write_json(
-            "failures",
-            key,
-            {
-                "at": now,
-                "until": now + wait,
-                "count": count,
-                "exit": error.exit_code,
-                "kind": type(error).__name__,  # deleted/denied must stay so (no stale fallback)
-                "message": error.message,
-            },
-        )
+        record = {
+            "at": now,
+            "until": now + wait,
+            "count": count,
+            "exit": error.exit_code,
+            "kind": type(error).__name__,  # deleted/denied must stay so (no stale fallback)
+            "message": error.message,
+        }
+        if error.fix is not None:
+            record["fix"] = error.fix
+        self._write_json("failures", key, record)
         return float(now + wait)
 
     def clear_failure(self, key: str) -> None:
-        if self.refused() is not None:
-            return
-        with contextlib.suppress(OSError):
-            os.unlink(self._path("failures", key, ".json"))
+        if self.refused() is None:
+            _remove(self._path("failures", key, ".json"))
 
     # --- locking -----------------------------------------------------------------------
     def hold(self, key: str) -> bool:
@@ -237,41 +323,17 @@ class FileCache:
         """
         if key in _held:
             return True
-        fd = _open_lock(os.path.join(self._ensure_dir("locks"), key + ".lock"))
-        if _try_lock(fd):
+        fd = regular.open_lock(os.path.join(self._ensure_dir("locks"), key + ".lock"))
+        if regular.try_lock(fd):
             _held[key] = fd
             return True
         os.close(fd)
         return False
 
-    @contextlib.contextmanager
-    def lock(self, key: str, run: RunContext) -> Iterator[int]:
-        """Hold the per-key lock; waits no longer than the run's deadline. Yields the lock's file
-        descriptor: a refresh worker given a copy holds the lock until it exits (worker.py)."""
-        if key in _held:  # taken earlier in this process (hold())
-            yield _held[key]
-            return
-        try:
-            directory = self._ensure_dir("locks")
-            fd = _open_lock(os.path.join(directory, key + ".lock"))
-        except CacheUnusable:
-            raise
-        except OSError as e:
-            raise CacheUnusable(f"{self.root}: {e.strerror}") from None
-        try:
-            while not _try_lock(fd):
-                if run.remaining() <= 0:
-                    raise errors.LockTimeout(
-                        f"gave up after {run.timeout:g} s ({run.name} time limit) waiting for "
-                        "another gatekey process to finish refreshing"
-                    )
-                time.sleep(min(LOCK_POLL, max(run.remaining(), 0.001)))
-            try:
-                yield fd
-            finally:
-                _unlock(fd)
-        finally:
-            os.close(fd)
+    def lock(self, key: str, run: context.RunContext) -> _Locked:
+        """Hold the per-key lock (``with``); waits no longer than the run's deadline. Gives the
+        lock's file descriptor: a refresh worker given a copy holds the lock until it exits."""
+        return _Locked(self, key, run)
 
     # --- files -------------------------------------------------------------------------
     def _ensure_dir(self, area: str) -> str:
@@ -304,10 +366,50 @@ class FileCache:
                 os.fsync(f.fileno())
             _replace(tmp, target)
         except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+            _remove(tmp)
             raise
         _fsync_dir(directory)
+
+
+class _Locked:
+    """FileCache.lock()'s context manager: the per-key lock, taken within the run's deadline."""
+
+    def __init__(self, cache: FileCache, key: str, run: context.RunContext) -> None:
+        self.cache, self.key, self.run = cache, key, run
+        self.fd: int | None = None  # ours to unlock and close (not one hold() keeps)
+
+    def __enter__(self) -> int:
+        if self.key in _held:  # taken earlier in this process (hold())
+            return _held[self.key]
+        try:
+            directory = self.cache._ensure_dir("locks")
+            fd = regular.open_lock(os.path.join(directory, self.key + ".lock"))
+        except CacheUnusable:
+            raise
+        except OSError as e:
+            raise CacheUnusable(f"{self.cache.root}: {e.strerror}") from None
+        run = self.run
+        try:
+            while not regular.try_lock(fd):
+                if run.remaining() <= 0:
+                    raise errors.LockTimeout(
+                        f"gave up after {run.timeout:g} s ({run.name} time limit) waiting for "
+                        "another gatekey process to finish refreshing"
+                    )
+                time.sleep(min(LOCK_POLL, max(run.remaining(), 0.001)))
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+        return fd
+
+    def __exit__(self, *exc_info: object) -> None:
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            try:
+                regular.unlock(fd)
+            finally:
+                os.close(fd)
 
 
 def _read_json(path: str) -> tuple[Any, str | None]:
@@ -317,9 +419,9 @@ def _read_json(path: str) -> tuple[Any, str | None]:
         raw = regular.read(path, MAX_ENTRY_BYTES, follow=False)
     except FileNotFoundError:
         return None, "no cache entry"
-    except regular.NotRegular as e:
+    except NotRegular as e:
         return None, f"cache entry unreadable ({e.what}, not a regular file)"
-    except regular.TooLarge:
+    except TooLarge:
         return None, "cache entry too large"
     except OSError as e:
         if e.errno == getattr(errno, "ELOOP", None):
@@ -329,11 +431,6 @@ def _read_json(path: str) -> tuple[Any, str | None]:
         return json.loads(raw), None
     except (ValueError, RecursionError):
         return None, "cache entry damaged (not JSON)"
-
-
-def _open_lock(path: str) -> int:
-    """A lock file: a regular file of ours, not a link or FIFO planted in its place."""
-    return regular.open_regular(path, os.O_RDWR | os.O_CREAT, follow=False)
 
 
 def _foreign(directory: str) -> str | None:
@@ -352,10 +449,21 @@ def _tighten(directory: str) -> None:
     """Make an existing cache directory user-only (it may predate us, or a umask widened it)."""
     if sys.platform == "win32":
         return
-    with contextlib.suppress(OSError):
+    try:
         st = os.stat(directory)
         if st.st_mode & 0o077 and st.st_uid == os.getuid():
             os.chmod(directory, 0o700)
+    except OSError:
+        return  # gone, or not ours to change: the write that follows says so
+
+
+def _remove(path: str) -> bool:
+    """Unlink ``path``; False if it is not there or cannot go."""
+    try:
+        os.unlink(path)
+    except OSError:
+        return False
+    return True
 
 
 def _replace(src: str, dst: str) -> None:
@@ -373,39 +481,14 @@ def _replace(src: str, dst: str) -> None:
 def _fsync_dir(directory: str) -> None:
     if sys.platform == "win32":
         return
-    with contextlib.suppress(OSError):
+    try:
         fd = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+    except OSError:
+        return  # a directory some filesystems cannot sync: the rename stands
 
 
 _O_BINARY = getattr(os, "O_BINARY", 0)
-
-if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-    import msvcrt
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-
-    def _unlock(fd: int) -> None:
-        os.lseek(fd, 0, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-
-else:
-    import fcntl
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
-
-    def _unlock(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_UN)

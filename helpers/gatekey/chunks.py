@@ -304,8 +304,8 @@ class ChunkedStore:
             removed, left = removed + more, left + still
         if left:
             raise TemporaryFailure(
-                f"{left} chunk items of the stored secret could not be removed from the "
-                "keychain; run gatekey erase again"
+                f"{left} chunk items of the stored secret could not be removed from the keychain",
+                fix="run gatekey erase again",
             )
         if removed and not existed:
             log.info("removed %d chunk items an interrupted store had left behind", removed)
@@ -370,7 +370,7 @@ class ChunkedStore:
                 try:
                     removed += self.raw.delete(service, chunk_account(account, gen, index))
                 except HelperError as e:
-                    log.debug("could not remove a keychain chunk item: %s", e.message)
+                    log.debug("could not remove a keychain chunk item: %s", e.describe(where=False))
                     failed.setdefault(gen, index)
         left = len([i for gen, lowest in failed.items() for i in listed[gen] if i >= lowest])
         return removed, left, failed

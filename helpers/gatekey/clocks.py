@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from gatekey.context import RunContext
 from gatekey.durations import format_duration
-from gatekey.errors import HelperError
+from gatekey.errors import ClockTrouble
 from gatekey.output import jwt_claims
 from gatekey.token import EXPIRY_MARGIN, Token, is_time
 
@@ -36,10 +36,6 @@ SKEW_WARN = 60.0  # the clocks differ by more than this: say so (doctor's warnin
 # Claims are whole seconds and the answer took a moment to arrive: an exp up to this much before
 # receipt + expires_in is the same expiry, not a clock behind ours.
 ROUNDING = 2.0
-
-
-class ClockTrouble(HelperError):
-    """A new token is expired or not yet valid by this machine's clock (exit 1: fix a clock)."""
 
 
 def jwt_times(value: str) -> dict[str, float]:

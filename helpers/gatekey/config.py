@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from gatekey import paths, regular, sources
-from gatekey.errors import ConfigError
+from gatekey.errors import ConfigError, NotRegular, Unresolvable
 from gatekey.kinds import Profile as Profile
 from gatekey.schema import BUILTIN_ORIGIN as BUILTIN_ORIGIN
 from gatekey.schema import COMMON_KEYS as COMMON_KEYS
@@ -185,7 +185,7 @@ def _suggest(key: str, allowed: dict[str, KeySpec]) -> str:
 def locate() -> list[tuple[str, bool]]:
     try:
         return paths.config_files()
-    except paths.Unresolvable as e:
+    except Unresolvable as e:
         raise ConfigError(f"cannot locate the config file: {e}") from None
 
 
@@ -211,7 +211,7 @@ def _read(path: str, required: bool, *, managed: bool = False) -> dict[str, Any]
         if required:
             raise ConfigError("file not found (set by GATEKEY_CONFIG)", file=path) from None
         return None
-    except regular.NotRegular as e:
+    except NotRegular as e:
         raise ConfigError(f"is {e.what}, expected a TOML file", file=path) from None
     except OSError as e:
         raise ConfigError(f"cannot read the file ({e.strerror})", file=path) from None
@@ -294,7 +294,7 @@ def _check_shape(path: str, data: dict[str, Any]) -> None:
         if key == "log_file":
             try:
                 paths.expand(value)
-            except paths.Unresolvable as e:
+            except Unresolvable as e:
                 raise ConfigError(str(e), file=path, key=key) from None
     profiles = data.get("profiles", {})
     if not isinstance(profiles, dict):

@@ -179,8 +179,8 @@ class IdpSession(requests.Session):
             response = send_within(self, self.run, method, text_url, args, kwargs)
         except requests.exceptions.SSLError as e:
             raise TemporaryFailure(
-                f"TLS verification failed for {_host(text_url)} ({_reason(e)}); if a proxy "
-                "inspects TLS, set the profile's ca_bundle to its CA certificate"
+                f"TLS verification failed for {_host(text_url)} ({_reason(e)})",
+                fix="if a proxy inspects TLS, set the profile's ca_bundle to its CA certificate",
             ) from None
         except requests.exceptions.Timeout:
             if self.run.remaining() - fallback_reserve(self.run) > 0.5:
@@ -188,7 +188,8 @@ class IdpSession(requests.Session):
                 # deadline. (A handshake that times out is not always a ConnectTimeout.)
                 raise DeadlineExceeded(
                     f"{_host(text_url)} did not complete a connection (TCP and TLS) within "
-                    f"{kwargs['timeout'][0]:g} s; check the network or VPN"
+                    f"{kwargs['timeout'][0]:g} s",
+                    fix="check the network or VPN",
                 ) from None
             raise DeadlineExceeded(
                 f"{_host(text_url)} did not answer within the {self.run.name} time limit "
@@ -196,7 +197,7 @@ class IdpSession(requests.Session):
             ) from None
         except requests.exceptions.ConnectionError as e:
             raise TemporaryFailure(
-                f"cannot reach {_host(text_url)} ({_reason(e)}); check the network or VPN"
+                f"cannot reach {_host(text_url)} ({_reason(e)})", fix="check the network or VPN"
             ) from None
         except requests.exceptions.RequestException as e:  # redirects, broken encodings...
             raise TemporaryFailure(
@@ -205,13 +206,16 @@ class IdpSession(requests.Session):
             ) from None
         status = response.status_code
         if status >= 500 and not self.answer_5xx:
-            raise TemporaryFailure(f"{_host(text_url)} answered HTTP {status}; try again later")
+            raise TemporaryFailure(
+                f"{_host(text_url)} answered HTTP {status}", fix="try again later"
+            )
         if status == 429 and not self.answer_5xx:
             wait = retry_after(response.headers.get("Retry-After"))
             error = TemporaryFailure(
                 f"{_host(text_url)} is limiting requests (HTTP 429"
                 + (f", retry after {wait:g} s" if wait is not None else "")
-                + "); try again later"
+                + ")",
+                fix="try again later",
             )
             error.retry_after = wait
             raise error
@@ -228,7 +232,8 @@ class IdpSession(requests.Session):
         if 300 <= status < 400:
             raise TemporaryFailure(
                 f"{host} answered HTTP {status} (a redirect) where an identity provider answers "
-                "directly; check the issuer URL if this persists"
+                "directly",
+                fix="check the issuer URL if this persists",
             )
         try:
             data = response.json()
@@ -236,12 +241,13 @@ class IdpSession(requests.Session):
             kind = response.headers.get("Content-Type", "no content type").split(";")[0]
             raise TemporaryFailure(
                 f"{host} answered HTTP {status} with a body that is not JSON ({kind}, "
-                f"{len(response.content)} bytes: an error page or a cut-off answer); try again "
-                "later"
+                f"{len(response.content)} bytes: an error page or a cut-off answer)",
+                fix="try again later",
             ) from None
         if not isinstance(data, dict):
             raise TemporaryFailure(
-                f"{host} answered HTTP {status} with JSON that is not an object; try again later"
+                f"{host} answered HTTP {status} with JSON that is not an object",
+                fix="try again later",
             )
         bad = [k for k in NUMBER_FIELDS if k in data and not _seconds(data[k])]
         bad += [k for k in TEXT_FIELDS if k in data and not isinstance(data[k], str)]
@@ -252,12 +258,15 @@ class IdpSession(requests.Session):
         if "client_info" in data and not _b64_object(data["client_info"]):
             bad.append("client_info")
         if bad:
-            raise TemporaryFailure(f"{host} answered with an unusable {bad[0]}; try again later")
+            raise TemporaryFailure(
+                f"{host} answered with an unusable {bad[0]}", fix="try again later"
+            )
         if url.split("?", 1)[0].endswith(DISCOVERY_SUFFIXES[0]) and status == 200:
             problem = discovery_problem(data)
             if problem:
                 raise TemporaryFailure(
-                    f"the discovery document at {host} {problem}; check the issuer if this persists"
+                    f"the discovery document at {host} {problem}",
+                    fix="check the issuer if this persists",
                 )
 
     # --- discovery documents --------------------------------------------------------------
@@ -321,8 +330,8 @@ class ManagedIdentitySession(requests.Session):
             ) from None
         except requests.exceptions.ConnectionError:
             raise SourceUnavailable(
-                "no managed identity endpoint answers on this machine; managed-identity works "
-                "on Azure-hosted machines only"
+                "no managed identity endpoint answers on this machine",
+                fix="managed-identity works on Azure-hosted machines only",
             ) from None
 
 

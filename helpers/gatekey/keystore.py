@@ -88,8 +88,8 @@ def call_with_deadline(fn: Callable[[], T], run: RunContext, doing: str) -> T:
     thread.join(max(run.check(doing), 0.0))
     if thread.is_alive():
         raise DeadlineExceeded(
-            f"gave up after {run.timeout:g} s ({run.name} time limit) while {doing}; "
-            "the keychain did not answer (is it waiting for a password prompt?)"
+            f"gave up after {run.timeout:g} s ({run.name} time limit) while {doing}",
+            fix="the keychain did not answer (is it waiting for a password prompt?)",
         )
     if "error" in box:
         raise box["error"]
@@ -139,8 +139,8 @@ def load_backend(path: str) -> Any:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError, ValueError) as e:
         raise SourceUnavailable(
-            f"keyring backend {path} cannot be loaded ({type(e).__name__}); check the profile's "
-            "backend setting, or install the package that provides it"
+            f"keyring backend {path} cannot be loaded ({type(e).__name__})",
+            fix="check the profile's backend setting, or install the package that provides it",
         ) from None
     try:
         # keyring's viability check: raises with the reason when the backend cannot work here.
@@ -148,7 +148,7 @@ def load_backend(path: str) -> Any:
     except Exception as e:
         raise SourceUnavailable(f"keyring backend {path} cannot run here: {e}") from None
     if path == SECRET_SERVICE and priority is not None and priority <= 0:
-        raise SourceUnavailable(f"no Secret Service is available; {HEADLESS_FIX}")
+        raise SourceUnavailable("no Secret Service is available", fix=HEADLESS_FIX)
     return cls()
 
 
@@ -218,14 +218,15 @@ class SecretServiceStore:
             connection = secretstorage.dbus_init()
         except TimeoutError:  # the bus is there, accepted us, and did not answer (hung)
             raise TemporaryFailure(
-                "the D-Bus session bus accepted the connection but did not answer; try again, "
-                "or restart the desktop session's D-Bus"
+                "the D-Bus session bus accepted the connection but did not answer",
+                fix="try again, or restart the desktop session's D-Bus",
             ) from None
         except (SecretStorageException, OSError, RuntimeError, ValueError):
             # RuntimeError/ValueError: an address jeepney cannot open (tcp:, unix:tmpdir=...)
             raise SourceUnavailable(
                 "no D-Bus session bus, so no Secret Service (the Linux keychain) is reachable "
-                f"(DBUS_SESSION_BUS_ADDRESS is {_bus_state()}); {HEADLESS_FIX}"
+                f"(DBUS_SESSION_BUS_ADDRESS is {_bus_state()})",
+                fix=HEADLESS_FIX,
             ) from None
         try:
             try:
@@ -233,11 +234,12 @@ class SecretServiceStore:
             except SecretStorageException:
                 if not secretstorage.check_service_availability(connection):
                     raise SourceUnavailable(
-                        f"no Secret Service is running on the D-Bus session bus; {HEADLESS_FIX}"
+                        "no Secret Service is running on the D-Bus session bus", fix=HEADLESS_FIX
                     ) from None
                 raise TemporaryFailure(
-                    "the Secret Service has no default keyring (collection); create one with "
-                    "your desktop's keyring manager (e.g. Seahorse), then run gatekey store"
+                    "the Secret Service has no default keyring (collection)",
+                    fix="create one with your desktop's keyring manager (e.g. Seahorse), then run "
+                    "gatekey store",
                 ) from None
             if collection.is_locked():
                 self._unlock(collection)
@@ -341,8 +343,8 @@ class SecretServiceStore:
 
 def _failed(e: BaseException) -> TemporaryFailure:
     return TemporaryFailure(
-        f"the Secret Service failed the request ({type(e).__name__}); try again, or "
-        "restart the keyring daemon"
+        f"the Secret Service failed the request ({type(e).__name__})",
+        fix="try again, or restart the keyring daemon",
     )
 
 

@@ -13,14 +13,10 @@ from __future__ import annotations
 import json
 import os
 
-from gatekey.errors import HelperError, StdoutUnavailable
+from gatekey.errors import BadHeader, BadToken, MissingClaim, StdoutUnavailable
 from gatekey.token import credential_problem
 
 FORMATS = ("token", "json", "header", "env")
-
-
-class BadToken(HelperError):
-    """The source returned something that cannot be printed as a credential."""
 
 
 def check_token(value: str) -> None:
@@ -70,17 +66,7 @@ def header_value_problem(value: object) -> str | None:
     return "a header value must not contain line breaks or control characters"
 
 
-class BadHeader(HelperError):
-    """A header value filled from a token claim is not valid HTTP field text."""
-
-
 CLAIM_MARK = "{claims."
-
-
-class MissingClaim(HelperError):
-    """A header template names a claim the token does not have (or the token is opaque)."""
-
-    exit_code = 78
 
 
 def fill_claims(headers: dict[str, str], token: str) -> dict[str, str]:

@@ -10,12 +10,9 @@ from __future__ import annotations
 import os
 import sys
 
+from gatekey.errors import Unresolvable
+
 APP = "gatekey"
-
-
-class Unresolvable(ValueError):
-    """A file location that cannot be worked out (no home directory, a relative path): never
-    taken relative to the working directory, which the app leaves unspecified."""
 
 
 def home() -> str:
@@ -120,3 +117,16 @@ def config_files() -> list[tuple[str, bool]]:
     if override and not os.path.exists(managed):
         managed = override
     return [(managed, False), (user_config_file(), bool(os.environ.get("GATEKEY_CONFIG")))]
+
+
+def config_fingerprint() -> list[list[int] | None]:
+    """Stat signatures of the config files: any edit, replacement or removal changes it."""
+    out: list[list[int] | None] = []
+    for path, _ in config_files():
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.append(None)
+            continue
+        out.append([st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino])
+    return out

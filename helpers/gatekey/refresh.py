@@ -17,17 +17,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from enum import Enum
 from typing import NamedTuple, Protocol
 
 from gatekey import clocks, kinds, logs, worker
-from gatekey.cache import CacheUnusable, FileCache, cache_key
+from gatekey.cache import FileCache, cache_key
 from gatekey.config import Config, Profile
 from gatekey.context import RunContext
 from gatekey.durations import format_duration
 from gatekey.errors import (
     AccessDenied,
+    CacheUnusable,
     ConfigError,
     CredentialNotFound,
+    ExpiredOnArrival,
     HelperError,
     LockTimeout,
 )
@@ -48,14 +51,23 @@ SourceFactory = Callable[[Profile], Source]
 MIN_APP_TTL = 120  # the app does not re-run the helper for inferenceCredentialHelperTtlSec <= 120
 
 
+class Obtained(str, Enum):
+    """How get_token obtained its token: the run log's "outcome" and doctor's "how" (their
+    values, as strings, are what those print)."""
+
+    CACHE = "cache"  # a cached token, fresh enough for this run (perhaps another run's)
+    FETCHED = "fetched"  # asked the source (and saved what it gave, cache permitting)
+    FALLBACK = "fallback"  # the source failed: a cached token still valid, with a warning
+    SOURCE = "source"  # asked the source for a profile without the file cache
+
+    def __str__(self) -> str:  # the value, as logs and f-strings print it on every Python
+        return str(self.value)
+
+
 class Outcome(NamedTuple):
     token: Token
-    how: str  # "cache" | "fetched" | "fallback" | "source" (not file-cached)
+    how: Obtained
     warnings: list[str]
-
-
-class ExpiredOnArrival(HelperError):
-    """The source handed back a token that is already (or all but) expired."""
 
 
 def make_source(profile: Profile, links: Links | None = None) -> Source:
@@ -93,15 +105,15 @@ def token_store(profile: Profile, run: RunContext, cache: FileCache) -> TokenSto
     return securecache.SecretTokens(cache, run, max_stale=max_stale(profile) or 0.0)
 
 
-def index_store(profile: Profile, cache: FileCache, key: str) -> dict[str, str]:
-    """Where the cache hit finds this profile's token (recorded in the index)."""
+def index_store(profile: Profile, cache: FileCache, key: str) -> tuple[str, str | None]:
+    """Where the cache hit finds this profile's token: IndexEntry's store and kernel_name."""
     if not profile.spec.secure_cache or profile.values.get("allow_insecure_cache"):
-        return {"store": "file"}
+        return "file", None
     from gatekey import kernelkeys, securecache
 
     if profile.values.get("cache_ttl") == 0 or not kernelkeys.available():
-        return {"store": "none"}  # read through / only the keychain: the full path serves it
-    return {"store": "kernel", "kernel_name": securecache.kernel_name(cache, key)}
+        return "none", None  # read through / only the keychain: the full path serves it
+    return "kernel", securecache.kernel_name(cache, key)
 
 
 def max_stale(profile: Profile) -> float | None:
@@ -127,7 +139,7 @@ def get_token(
         source_factory = lambda prof: make_source(prof, links)  # noqa: E731
     if not (profile.spec.file_cache and profile.values["cache"]):
         token = _fetch_safely(source_factory(profile), profile, run, clock, spawn=spawn)
-        return Outcome(token, "source", _lifetime_warnings(token, ttl, profile))
+        return Outcome(token, Obtained.SOURCE, _lifetime_warnings(token, ttl, profile))
 
     cache = cache or FileCache()
     store = token_store(profile, run, cache)
@@ -138,7 +150,7 @@ def get_token(
     run.fallback = fallback_candidate(cached, clock(), profile)
     bypass, force = run.bypass_cache, run.force_refresh
     if cached is not None and servable(cached, clock(), ttl, bypass=bypass, force=force):
-        return Outcome(cached, "cache", [])
+        return Outcome(cached, Obtained.CACHE, [])
     log.debug(
         "cache miss for profile %s: %s", profile.name, why or _state_text(cached, clock(), ttl)
     )
@@ -161,10 +173,10 @@ def get_token(
             e,
         )
         token = _fetch_safely(source, profile, run, clock, spawn=spawn)
-        return Outcome(token, "fetched", _lifetime_warnings(token, ttl, profile))
+        return Outcome(token, Obtained.FETCHED, _lifetime_warnings(token, ttl, profile))
     if isinstance(result, Outcome):
         return result
-    return Outcome(result, "fetched", _lifetime_warnings(result, ttl, profile))
+    return Outcome(result, Obtained.FETCHED, _lifetime_warnings(result, ttl, profile))
 
 
 class _Saving:
@@ -194,7 +206,7 @@ def _fetch_once(
     now = clock()
     if cached is not None and servable(cached, now, ttl, bypass=bypass, force=force):
         log.debug("reusing the token another gatekey process just obtained")
-        return Outcome(cached, "cache", [])
+        return Outcome(cached, Obtained.CACHE, [])
     remembered = remembered_failure(cache, key, run, profile, now)
     if remembered is not None:
         return _fall_back(cached, remembered, now, profile)
@@ -290,10 +302,12 @@ def remembered_failure(
     if remembered is None:
         return None
     error, until = remembered
-    error.message += (
-        f"; not asking again until {_clock_text(until)} (in {format_duration(until - now)}) "
+    # Its own step still holds; then: wait, or retry on purpose.
+    wait = (
+        f"not asking again until {_clock_text(until)} (in {format_duration(until - now)}) "
         f"to spare the source; to retry now, run: gatekey get -p {profile.name} --force-refresh"
     )
+    error.fix = wait if error.fix is None else f"{error.fix}; {wait}"
     return error
 
 
@@ -345,7 +359,7 @@ def _fall_back(cached: Token | None, error: HelperError, now: float, profile: Pr
     )
     return Outcome(
         cached,
-        "fallback",
+        Obtained.FALLBACK,
         [f"could not refresh ({error}); printing the cached token, which {left}"],
     )
 

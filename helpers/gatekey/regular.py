@@ -1,4 +1,4 @@
-"""Reading and appending to files that must be regular files. Standard library only.
+"""Reading, appending to and locking files that must be regular files. Standard library only.
 
 Every file gatekey reads or appends to (configs, cache entries, the run log, secret files) may
 have been replaced by a FIFO, a device or a socket: a plain open() of a FIFO blocks until a
@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
+
+from gatekey.errors import NotRegular, TooLarge
 
 _O_BINARY = getattr(os, "O_BINARY", 0)
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -24,18 +27,6 @@ _KINDS = (
     (stat.S_ISBLK, "a block device"),
     (stat.S_ISSOCK, "a socket"),
 )
-
-
-class NotRegular(OSError):
-    """The path exists but is not a regular file (``what`` says what it is instead)."""
-
-    def __init__(self, path: str, what: str) -> None:
-        super().__init__(f"{path} is {what}, not a regular file")
-        self.what = what
-
-
-class TooLarge(OSError):
-    """The file is larger than its reader allows."""
 
 
 def describe(mode: int) -> str:
@@ -88,3 +79,38 @@ def read(path: str, limit: int, *, follow: bool = True) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+# --- lock files ------------------------------------------------------------------------------
+def open_lock(path: str) -> int:
+    """A lock file: a regular file of ours, not a link or FIFO planted in its place."""
+    return open_regular(path, os.O_RDWR | os.O_CREAT, follow=False)
+
+
+# try_lock(fd): take the file's exclusive lock if no other process holds it; unlock(fd).
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def try_lock(fd: int) -> bool:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+    def unlock(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)

@@ -16,7 +16,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from gatekey import config, context, logs, output, runlog, sources
-from gatekey.errors import ConfigError, HelperError, SourceUnavailable, StdoutUnavailable
+from gatekey.errors import (
+    ConfigError,
+    HelperError,
+    MissingClaim,
+    SourceUnavailable,
+    StdoutUnavailable,
+)
 
 if TYPE_CHECKING:
     from gatekey.cache import FileCache
@@ -271,7 +277,8 @@ def require_family(family: str | None) -> None:
         return
     raise SourceUnavailable(
         f"gatekey-{family}: no {sources.FAMILIES[family]} source exists in this version of "
-        "gatekey yet; use gatekey (any profile) or gatekey-keychain"
+        "gatekey yet",
+        fix="use gatekey (any profile) or gatekey-keychain",
     )
 
 
@@ -286,7 +293,8 @@ def helper_run(
 ) -> NoReturn:
     """Print the selected profile's credential exactly as the app expects, then exit."""
     from gatekey import refresh
-    from gatekey.cache import FileCache, config_fingerprint, selection_id
+    from gatekey.cache import FileCache, selection_id
+    from gatekey.paths import config_fingerprint
 
     payload_fd = protect_stdout()
     _current["fd"] = payload_fd
@@ -314,7 +322,7 @@ def helper_run(
                 auth_scheme=prof.values["auth_scheme"],
                 headers=prof.values["headers"],
             )
-        except output.MissingClaim as e:
+        except MissingClaim as e:
             raise ConfigError(
                 e.message, file=prof.origins.get("headers"), profile=name, key="headers"
             ) from None
@@ -352,6 +360,7 @@ def helper_run(
             raise output.undelivered(e) from None
         _payload_written.set()
     sys.stderr.flush()
+    cache_column = {refresh.Obtained.CACHE: "hit", refresh.Obtained.SOURCE: "off"}  # else miss
     _append_log(
         cfg.log_file[0],
         runlog.line(
@@ -359,7 +368,7 @@ def helper_run(
             family=family,
             outcome=outcome.how,
             exit_code=0,
-            cache={"cache": "hit", "source": "off"}.get(outcome.how, "miss"),
+            cache=cache_column.get(outcome.how, "miss"),
             fetches=run.fetches,
         ),
     )
@@ -374,24 +383,27 @@ def _remember_selection(
     cfg: config.Config,
 ) -> None:
     """Record what this environment and config select, for the next no-argument cache hit."""
+    from gatekey.cache import IndexEntry
     from gatekey.refresh import index_store, profile_cache_key
 
     key = profile_cache_key(prof)
-    entry = {
-        "config": fingerprint,
-        "profile": prof.name,
-        "key": key,
-        **index_store(prof, cache, key),
-        "environment": {var: os.environ.get(var) for var in prof.env_inputs},
-        "min_ttl": prof.values["min_ttl"],
-        "output": prof.values["output"],
-        "auth_scheme": prof.values["auth_scheme"],
-        "headers": prof.values["headers"],
-        "timeouts": {key: cfg.timeout(key) for key in context.DEFAULT_TIMEOUTS},
-        "log_file": cfg.log_file[0],
-    }
+    store, kernel_name = index_store(prof, cache, key)
+    entry = IndexEntry(
+        config=fingerprint,
+        profile=prof.name,
+        key=key,
+        store=store,
+        kernel_name=kernel_name,
+        environment={var: os.environ.get(var) for var in prof.env_inputs},
+        min_ttl=prof.values["min_ttl"],
+        output=prof.values["output"],
+        auth_scheme=prof.values["auth_scheme"],
+        headers=prof.values["headers"],
+        timeouts={name: cfg.timeout(name) for name in context.DEFAULT_TIMEOUTS},
+        log_file=cfg.log_file[0],
+    )
     try:
-        cache.write_index(selection, entry)
+        cache.record(selection, entry)
     except OSError as e:
         log.debug("could not update the cache index (%s)", e.strerror)
 

@@ -15,7 +15,7 @@ import sys
 from gatekey import logs, regular
 from gatekey.config import Profile
 from gatekey.context import RunContext
-from gatekey.errors import ConfigError, CredentialNotFound, HelperError
+from gatekey.errors import ConfigError, CredentialNotFound, HelperError, NotRegular, TooLarge
 from gatekey.kinds import Linker
 
 MAX_SECRET_FILE = 64 << 10
@@ -73,9 +73,9 @@ def _read_private_file(path: str, *, profile: Profile, key: str) -> str:
         raise CredentialNotFound(
             f"{key}: the file {path} does not exist", profile=profile.name
         ) from None
-    except regular.NotRegular as e:  # a FIFO must not hang the run
+    except NotRegular as e:  # a FIFO must not hang the run
         raise mistake(f"{path} is {e.what}, not a regular file holding the secret") from None
-    except regular.TooLarge:
+    except TooLarge:
         raise mistake(
             f"{path} is larger than {MAX_SECRET_FILE // 1024} KiB, so it does not hold one secret"
         ) from None

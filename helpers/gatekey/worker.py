@@ -201,8 +201,9 @@ def _decode(answer: bytes, run: RunContext, profile: Profile, status: int | None
             else f"failed with status {status}"
         )
         raise TemporaryFailure(
-            f"the refresh ended without an answer (its worker process {how}); try again",
+            f"the refresh ended without an answer (its worker process {how})",
             profile=profile.name,
+            fix="try again",
         ) from None
     fetches = result.get("fetches")
     run.fetches = fetches if isinstance(fetches, int) else run.fetches + 1

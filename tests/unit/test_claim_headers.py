@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from gatekey.errors import ConfigError
-from gatekey.output import MissingClaim, fill_claims, jwt_claims
+from gatekey.errors import ConfigError, MissingClaim
+from gatekey.output import fill_claims, jwt_claims
 from header_claims import TOKEN, command_profile
 
 

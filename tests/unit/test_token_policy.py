@@ -12,8 +12,13 @@ import pytest
 from gatekey import config, refresh
 from gatekey.cache import FileCache
 from gatekey.context import RunContext
-from gatekey.errors import HelperError, InteractionRequired, TemporaryFailure
-from gatekey.output import BadToken
+from gatekey.errors import (
+    BadToken,
+    ExpiredOnArrival,
+    HelperError,
+    InteractionRequired,
+    TemporaryFailure,
+)
 from gatekey.token import (
     EXPIRED,
     EXPIRY_MARGIN,
@@ -411,7 +416,7 @@ def test_min_ttl_argument_overrides_the_profile(h: Harness) -> None:
 @pytest.mark.parametrize("lifetime", [EXPIRY_MARGIN, 5, 0, -10])
 def test_a_source_returning_an_almost_expired_token_is_refused(h: Harness, lifetime: float) -> None:
     src = h.source(lifetime)
-    with pytest.raises(refresh.ExpiredOnArrival) as info:
+    with pytest.raises(ExpiredOnArrival) as info:
         h.get(src)
     assert info.value.profile == "p"
     assert "too soon to use" in str(info.value)

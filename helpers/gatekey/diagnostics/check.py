@@ -45,7 +45,7 @@ import click
 
 from gatekey import config, context, logs, output
 from gatekey.diagnostics import present
-from gatekey.errors import HelperError
+from gatekey.errors import CheckFailed, HelperError
 from gatekey.token import printable
 
 CONTEXTS = (context.INTERACTIVE, context.MID_SESSION, *context.SILENT_CONTEXTS, "unset")
@@ -82,10 +82,6 @@ class _State(Protocol):
     family: str | None
 
     def guard(self, fn: Callable[[], None]) -> None: ...
-
-
-class CheckFailed(HelperError):
-    """At least one context failed (the table says which and why)."""
 
 
 # --- running ---------------------------------------------------------------------------------

@@ -578,20 +578,18 @@ class Doctor:
         return self.cfg.timeout("silent") if self.cfg else 10.0
 
     def _explain(self, error: HelperError, check: str) -> tuple[str, list[str]]:
-        """A failure as (what happened, [the next step]): the step its message names, else one
+        """A failure as (what happened, [the next step]): the step the error carries, else one
         by kind of error."""
         name = self.name or "NAME"
-        text = error.message if error.profile == self.name else str(error)
         if isinstance(error, ConfigError):
             return str(error), ["correct the file and key named above (gatekey config validate)"]
-        if "; run: " in text:
-            what, step = text.split("; run: ", 1)
-            return what, [f"run: {step}"]
-        if isinstance(error, (SourceUnavailable, TemporaryFailure)) and "; " in text:
-            what, step = text.split("; ", 1)  # our messages end with what to do
+        # Its profile is named only when it is another one (a linked profile's); the step apart.
+        text = error.describe(where=error.profile != self.name, fix=False)
+        if error.fix is not None:
+            step = error.fix
             if isinstance(error, TemporaryFailure) and check == "token":
                 step += f"; then retry: gatekey get -p {name} --force-refresh"
-            return what, [step]
+            return text, [step]
         if isinstance(error, InteractionRequired):
             if "keychain" in text:
                 return text, ["unlock the keychain (sign in to the desktop session), then retry"]

@@ -25,7 +25,7 @@ import click
 
 from gatekey import config, context, kinds, logs, output
 from gatekey.diagnostics.present import BOLD, VERDICTS, paint, table, verdict, when
-from gatekey.errors import ConfigError, HelperError
+from gatekey.errors import ChecksFailed, ConfigError, HelperError
 
 if TYPE_CHECKING:
     from gatekey.cli import State
@@ -56,10 +56,6 @@ PUBLIC_KEY_ALGS = frozenset(
 MAX_EPOCH = 253402300800  # 10000-01-01: beyond what a clock (or strftime) can show
 LONG = 200  # characters of a claim shown in the text report
 LENGTH_CLASSES = ((16, "1-15"), (40, "16-39"), (65, "40-64"), (129, "65-128"), (513, "129-512"))
-
-
-class ChecksFailed(HelperError):
-    """The report was printed; at least one check says a gateway would refuse the credential."""
 
 
 @dataclass

@@ -30,7 +30,7 @@ from gatekey.diagnostics.claude_settings import (
     TTL_KEY,
     WINDOWS_KEY,
 )
-from gatekey.errors import ConfigError
+from gatekey.errors import UsageProblem
 
 PROVIDER_KEY = "inferenceProvider"
 KIND_KEY = "inferenceCredentialKind"
@@ -47,13 +47,6 @@ EXAMPLE_HELPER = {
     False: "/opt/gatekey/bin/gatekey",
     True: r"C:\Program Files\gatekey\Scripts\gatekey.exe",
 }
-
-
-class UsageProblem(ConfigError):
-    """A command-line value that cannot work (exit 78), named by its option."""
-
-    def __init__(self, option: str, message: str) -> None:
-        super().__init__(f"{option}: {message}")
 
 
 def _control(text: str) -> bool:

@@ -20,7 +20,7 @@ import os
 import sys
 
 from gatekey import config, kinds, output
-from gatekey.errors import ConfigError
+from gatekey.errors import ConfigError, UsageProblem
 from gatekey.fleet import managed, system_config
 from gatekey.fleet.files import Note, write_file
 
@@ -69,7 +69,7 @@ def claude_config(
     the values not given come from the profile (see the module docstring)."""
     cfg, name, prof = _selected(family, profile)
     if not gateway_url:
-        raise managed.UsageProblem("--gateway-url", "is required, e.g. https://llm-gw.example.com")
+        raise UsageProblem("--gateway-url", "is required, e.g. https://llm-gw.example.com")
     url = managed.check_gateway_url(gateway_url)
     default_helper = helper is None
     windows = fmt in managed.WINDOWS_FORMATS
@@ -77,7 +77,7 @@ def claude_config(
         from gatekey.diagnostics.check import default_helper as find_helper
 
         if not sys.platform.startswith(TARGET_PLATFORM[fmt]):
-            raise managed.UsageProblem(
+            raise UsageProblem(
                 "--helper",
                 f"is required for --format {fmt} here: this machine's gatekey is not the path on "
                 f"the endpoints, e.g. {managed.EXAMPLE_HELPER[windows]}",

@@ -18,9 +18,9 @@ import shlex
 import sys
 
 from gatekey import __version__, config
-from gatekey.errors import HelperError
+from gatekey.errors import HelperError, UsageProblem
 from gatekey.fleet.files import Note, write_file
-from gatekey.fleet.managed import UsageProblem, check_helper_path
+from gatekey.fleet.managed import check_helper_path
 
 
 def sh_quote(text: str) -> str:

@@ -62,9 +62,9 @@ class AwsSecretsManagerSource:
             import botocore.exceptions as bx
         except ImportError:
             raise SourceUnavailable(
-                "the AWS SDK is not installed; install gatekey with its aws extra: "
-                "pip install 'gatekey[aws]'",
+                "the AWS SDK is not installed",
                 profile=self.name,
+                fix="install gatekey with its aws extra: pip install 'gatekey[aws]'",
             ) from None
         from gatekey.deadlines import call_within, request_budget
 
@@ -121,22 +121,24 @@ class AwsSecretsManagerSource:
             ) from None
         except (bx.SSOError, bx.TokenRetrievalError, bx.UnauthorizedSSOTokenError):
             raise InteractionRequired(
-                "the AWS SSO session has expired; run: aws sso login"
-                + (f" --profile {aws_profile}" if aws_profile else ""),
+                "the AWS SSO session has expired",
                 profile=self.name,
+                fix="run: aws sso login" + (f" --profile {aws_profile}" if aws_profile else ""),
             ) from None
         except (bx.ConnectTimeoutError, bx.ReadTimeoutError):
             raise late() from None
         except bx.SSLError:
             raise TemporaryFailure(
-                "TLS verification failed for AWS Secrets Manager; if a proxy inspects TLS, set "
-                "AWS_CA_BUNDLE (or ca_bundle in the AWS config file) to its CA certificate",
+                "TLS verification failed for AWS Secrets Manager",
                 profile=self.name,
+                fix="if a proxy inspects TLS, set AWS_CA_BUNDLE (or ca_bundle in the AWS config "
+                "file) to its CA certificate",
             ) from None
         except bx.EndpointConnectionError:
             raise TemporaryFailure(
-                "cannot reach AWS Secrets Manager; check the network or VPN",
+                "cannot reach AWS Secrets Manager",
                 profile=self.name,
+                fix="check the network or VPN",
             ) from None
         except bx.ClientError as e:
             raise self._client_error(e.response) from None
@@ -175,8 +177,9 @@ class AwsSecretsManagerSource:
             )
         if code in TEMPORARY or (isinstance(status, int) and status >= 500):
             return TemporaryFailure(
-                f"AWS Secrets Manager answered {code or status}; try again later",
+                f"AWS Secrets Manager answered {code or status}",
                 profile=self.name,
+                fix="try again later",
             )
         if code == "InvalidRequestException":
             return CredentialNotFound(
@@ -193,8 +196,9 @@ class AwsSecretsManagerSource:
                 text = None
         if "SecretString" not in answer and "SecretBinary" not in answer:
             raise TemporaryFailure(  # botocore parsed no API answer: an error page, a cut-off
-                "AWS Secrets Manager's answer held no secret (not the API's JSON); try again later",
+                "AWS Secrets Manager's answer held no secret (not the API's JSON)",
                 profile=self.name,
+                fix="try again later",
             )
         if not isinstance(text, str):
             raise HelperError(f"the secret {self.secret_id} is binary, not text", profile=self.name)

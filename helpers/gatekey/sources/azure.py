@@ -165,8 +165,9 @@ class AzureKeyVaultSource:
             )
         if status == 429 or status >= 500:
             raise TemporaryFailure(
-                f"Key Vault answered HTTP {status} ({code or 'error'}); try again later",
+                f"Key Vault answered HTTP {status} ({code or 'error'})",
                 profile=self.name,
+                fix="try again later",
             )
         raise HelperError(
             f"Key Vault answered HTTP {status} ({code}: {message})", profile=self.name

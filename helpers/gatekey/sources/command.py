@@ -22,7 +22,7 @@ from gatekey import context, logs
 from gatekey.checks import FAIL, OK, Check
 from gatekey.config import Profile
 from gatekey.context import RunContext
-from gatekey.errors import DeadlineExceeded, HelperError, SourceUnavailable
+from gatekey.errors import CommandNotFound, DeadlineExceeded, HelperError, SourceUnavailable
 from gatekey.kinds import Linker, ProbeKit
 from gatekey.token import Token, is_time
 
@@ -87,9 +87,10 @@ class CommandSource:
             child, readers = self._start()
             run.children.add(child.pid)  # the watchdog and stop signals stop its group
         except FileNotFoundError:
-            raise SourceUnavailable(
-                f"command not found: {self.argv[0]}; install it or give its absolute path",
+            raise CommandNotFound(
+                f"command not found: {self.argv[0]}",
                 profile=self.profile.name,
+                fix="install it or give its absolute path",
             ) from None
         except OSError as e:
             raise SourceUnavailable(

@@ -81,9 +81,9 @@ class KeychainSource:
         )
         if value is None:
             raise CredentialNotFound(
-                f"no credential stored in the keychain ({self.where}); "
-                f"run: gatekey store -p {self.profile.name}",
+                f"no credential stored in the keychain ({self.where})",
                 profile=self.profile.name,
+                fix=f"run: gatekey store -p {self.profile.name}",
             )
         return Token(value, expires_at=None, obtained_at=time.time(), source="keychain")
 

@@ -12,11 +12,11 @@ from gatekey import logs
 from gatekey.config import Profile
 from gatekey.context import RunContext
 from gatekey.errors import (
+    CommandNotFound,
     ConfigError,
     CredentialNotFound,
     HelperError,
     InteractionRequired,
-    SourceUnavailable,
 )
 from gatekey.kinds import Linker
 from gatekey.sources.command import CommandSource
@@ -57,13 +57,12 @@ class OnePasswordSource(CommandSource):
     def fetch(self, run: RunContext) -> Token:
         try:
             stdout, stderr, code = self._run(run)
-        except SourceUnavailable as e:
-            if "not found" in e.message:
-                e.message = (
-                    f"the 1Password CLI ({self.argv[0]}) is not installed or not on PATH; "
-                    f"install it ({INSTALL_URL}) or set op_path"
-                )
-            raise
+        except CommandNotFound as e:
+            raise CommandNotFound(
+                f"the 1Password CLI ({self.argv[0]}) is not installed or not on PATH",
+                profile=self.profile.name,
+                fix=f"install it ({INSTALL_URL}) or set op_path",
+            ) from e
         if code != 0:
             self._relay(stderr)
             raise self._error(stderr.decode("utf-8", "replace"), code)

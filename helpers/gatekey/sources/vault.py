@@ -234,15 +234,16 @@ class VaultSource:
         errors = _errors(response)
         if status == 503 and "sealed" in errors.lower():
             raise TemporaryFailure(
-                f"Vault at {self.address} is sealed; ask the Vault operators to unseal it",
+                f"Vault at {self.address} is sealed",
                 profile=self.name,
+                fix="ask the Vault operators to unseal it",
             )
         if status == 429 or status >= 500:
             raise TemporaryFailure(
                 f"Vault at {self.address} answered HTTP {status} {doing}"
-                + (f" ({errors})" if errors else "")
-                + "; try again later",
+                + (f" ({errors})" if errors else ""),
                 profile=self.name,
+                fix="try again later",
             )
         raise HelperError(
             f"Vault answered HTTP {status} {doing}" + (f": {errors}" if errors else ""),

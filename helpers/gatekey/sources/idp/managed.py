@@ -48,9 +48,9 @@ def acquire(
         return client.acquire_token_for_client(resource=resource)
     except msal.ManagedIdentityError as e:
         raise SourceUnavailable(
-            f"no managed identity is available on this machine ({type(e).__name__}); "
-            "managed-identity works on Azure-hosted machines only",
+            f"no managed identity is available on this machine ({type(e).__name__})",
             profile=profile,
+            fix="managed-identity works on Azure-hosted machines only",
         ) from None
 
 

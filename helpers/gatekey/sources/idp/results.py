@@ -72,8 +72,9 @@ def raise_for(settings: IdpSettings, result: dict[str, Any] | None, doing: str) 
     detail = f"{code}: {description[0][:200]}" if description else code
     if code in DEAD_GRANT_ERRORS or code in ("access_denied", "authorization_declined"):
         raise InteractionRequired(
-            f"the identity provider refused {doing} ({detail}); run: gatekey login -p {name}",
+            f"the identity provider refused {doing} ({detail})",
             profile=name,
+            fix=f"run: gatekey login -p {name}",
         )
     if code in ("invalid_client", "unauthorized_client", "invalid_scope", "invalid_request"):
         raise HelperError(
@@ -83,6 +84,6 @@ def raise_for(settings: IdpSettings, result: dict[str, Any] | None, doing: str) 
         )
     if code in ("temporarily_unavailable", "server_error", "slow_down"):
         raise TemporaryFailure(
-            f"the identity provider failed {doing} ({detail}); try again later", profile=name
+            f"the identity provider failed {doing} ({detail})", profile=name, fix="try again later"
         )
     raise HelperError(f"the identity provider refused {doing} ({detail})", profile=name)

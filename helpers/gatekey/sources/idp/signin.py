@@ -51,9 +51,9 @@ def browser(settings: IdpSettings, app: Any, run: RunContext) -> dict[str, Any]:
     # has already failed, and says so as the exit 4 it is, not as a watchdog's 75.
     timeout = left - 0.5
     not_finished = InteractionRequired(
-        f"the browser sign-in did not finish within {run.timeout:g} s; run: gatekey "
-        f"login -p {settings.name}",
+        f"the browser sign-in did not finish within {run.timeout:g} s",
         profile=settings.name,
+        fix=f"run: gatekey login -p {settings.name}",
     )
     if timeout < 0.1:
         raise not_finished
@@ -124,9 +124,9 @@ def device_code(settings: IdpSettings, app: Any, run: RunContext) -> dict[str, A
     # early, so that the run ends (exit 4) before the watchdog's deadline.
     flow["expires_at"] = min(float(flow["expires_at"]), time.time() + run.remaining() - 1.0)
     not_approved = InteractionRequired(
-        f"the sign-in with the device code was not completed in time; run: gatekey login "
-        f"-p {settings.name}",
+        "the sign-in with the device code was not completed in time",
         profile=settings.name,
+        fix=f"run: gatekey login -p {settings.name}",
     )
     try:
         result = app.acquire_token_by_device_flow(flow, data=settings.extra)

@@ -145,9 +145,9 @@ class IdpSource:
 
     def _sign_in_needed(self, run: RunContext) -> InteractionRequired:
         return InteractionRequired(
-            f"{self._why_sign_in()}, and no one is present to sign in ({run.name}); run: "
-            f"gatekey login -p {self.name}",
+            f"{self._why_sign_in()}, and no one is present to sign in ({run.name})",
             profile=self.name,
+            fix=f"run: gatekey login -p {self.name}",
         )
 
     def login(self, run: RunContext) -> Token:
