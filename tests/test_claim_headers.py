@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
+from gatekey.claims import jwt_claims
 from gatekey.errors import ConfigError
-from gatekey.output import MissingClaim, fill_claims, jwt_claims
+from gatekey.output import MissingClaim, fill_claims
 
 pytestmark = pytest.mark.blackbox
 

@@ -23,10 +23,10 @@ import logging
 import time
 from collections.abc import Callable
 
+from gatekey.claims import jwt_claims
 from gatekey.context import RunContext
 from gatekey.durations import format_duration
 from gatekey.errors import HelperError
-from gatekey.output import jwt_claims
 from gatekey.token import EXPIRY_MARGIN, Token, is_time
 
 log = logging.getLogger(__name__)

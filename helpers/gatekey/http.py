@@ -24,6 +24,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from gatekey.cache import FileCache
+from gatekey.claims import b64json_object, jwt_claims
 from gatekey.context import RunContext
 from gatekey.deadlines import call_within, fallback_reserve, request_budget
 from gatekey.errors import (
@@ -33,7 +34,6 @@ from gatekey.errors import (
     SourceUnavailable,
     TemporaryFailure,
 )
-from gatekey.output import jwt_claims
 from gatekey.token import is_time
 
 log = logging.getLogger(__name__)
@@ -338,7 +338,7 @@ TEXT_FIELDS = ("scope", "access_token", "refresh_token", "token_type")  # when p
 
 def _b64_object(value: Any) -> bool:
     """Base64url of a JSON object, as MSAL expects client_info (and an ID token's payload)."""
-    return isinstance(value, str) and jwt_claims(f".{value}.") is not None
+    return isinstance(value, str) and b64json_object(value) is not None
 
 
 def _seconds(value: Any) -> bool:

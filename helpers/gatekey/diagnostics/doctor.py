@@ -34,6 +34,7 @@ import click
 
 from gatekey import config, kinds, logs, output, refresh
 from gatekey.checks import FAIL, OK, SKIP, WARN, Check
+from gatekey.claims import jwt_claims
 from gatekey.context import RunContext
 from gatekey.diagnostics import advice, claude_settings
 from gatekey.diagnostics.advice import Finding
@@ -494,7 +495,7 @@ class Doctor:
             response.status_code,
             endpoint=endpoint,
             profile=prof,
-            claims=output.jwt_claims(self.token.value) if self.token else None,
+            claims=jwt_claims(self.token.value) if self.token else None,
             challenge=response.headers.get("WWW-Authenticate", ""),
             message=error_text(response),
             models=count_models(response),

@@ -10,7 +10,6 @@ stdout; the token only with ``--show-token``. Exit 1 when a check fails.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from gatekey import config, context, kinds, logs, output
+from gatekey.claims import decode
 from gatekey.diagnostics.present import BOLD, VERDICTS, paint, table, verdict, when
 from gatekey.errors import ConfigError, HelperError
 
@@ -188,27 +188,6 @@ def _stdout_to_stderr() -> Iterator[None]:
 
 
 # --- analysis (pure) -----------------------------------------------------------------------
-def _b64json(part: str) -> Any:
-    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-
-
-def decode(value: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """(kind, header, claims): a JWS ("jwt"), an encrypted JWE ("jwe"), or "opaque"."""
-    parts = value.split(".")
-    if len(parts) not in (3, 5):
-        return "opaque", {}, {}
-    try:
-        header = _b64json(parts[0])
-        if not isinstance(header, dict) or "alg" not in header:
-            return "opaque", {}, {}
-        if len(parts) == 5:
-            return "jwe", header, {}
-        claims = _b64json(parts[1])
-    except (ValueError, RecursionError):
-        return "opaque", {}, {}
-    return ("jwt", header, claims) if isinstance(claims, dict) else ("opaque", {}, {})
-
-
 def analyse(report: Report, now: float) -> None:
     report.kind, report.header, report.claims = decode(report.value)
     if report.kind == "jwt":
