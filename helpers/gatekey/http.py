@@ -179,8 +179,8 @@ class IdpSession(requests.Session):
             response = send_within(self, self.run, method, text_url, args, kwargs)
         except requests.exceptions.SSLError as e:
             raise TemporaryFailure(
-                f"TLS verification failed for {_host(text_url)} ({_reason(e)}); if a proxy "
-                "inspects TLS, set the profile's ca_bundle to its CA certificate"
+                f"TLS verification failed for {_host(text_url)} ({exception_reason(e)}); if a "
+                "proxy inspects TLS, set the profile's ca_bundle to its CA certificate"
             ) from None
         except requests.exceptions.Timeout:
             if self.run.remaining() - fallback_reserve(self.run) > 0.5:
@@ -196,7 +196,7 @@ class IdpSession(requests.Session):
             ) from None
         except requests.exceptions.ConnectionError as e:
             raise TemporaryFailure(
-                f"cannot reach {_host(text_url)} ({_reason(e)}); check the network or VPN"
+                f"cannot reach {_host(text_url)} ({exception_reason(e)}); check the network or VPN"
             ) from None
         except requests.exceptions.RequestException as e:  # redirects, broken encodings...
             raise TemporaryFailure(
@@ -401,11 +401,10 @@ def _host(url: str) -> str:
     return urlsplit(url).netloc or url
 
 
-def _reason(error: Exception) -> str:
-    # The innermost reason, without URLs (they could carry query parameters).
-    inner: BaseException = error
+def exception_reason(error: BaseException) -> str:
+    """The innermost cause, without URLs (they could carry query parameters)."""
+    inner = error
     while inner.__context__ is not None and inner.__context__ is not inner:
         inner = inner.__context__
-    text = type(inner).__name__
     reason = getattr(inner, "reason", None) or getattr(inner, "strerror", None)
-    return f"{text}: {reason}" if isinstance(reason, str) else text
+    return f"{type(inner).__name__}: {reason}" if isinstance(reason, str) else type(inner).__name__

@@ -448,7 +448,7 @@ class Doctor:
     ) -> Finding:
         import requests
 
-        from gatekey.http import IdpSession
+        from gatekey.http import IdpSession, exception_reason
 
         def call(ca_bundle: str | None) -> requests.Response:
             run = RunContext("background", interactive=False, timeout=GATEWAY_TIMEOUT)
@@ -644,6 +644,8 @@ def tls_reason(error: BaseException) -> str:
     """OpenSSL's reason inside requests' wrapping (e.g. "self-signed certificate")."""
     import ssl
 
+    from gatekey.http import exception_reason
+
     found = _find(error, ssl.SSLCertVerificationError)
     if isinstance(found, ssl.SSLCertVerificationError):
         return str(found.verify_message or found.reason or "certificate not trusted")
@@ -651,15 +653,6 @@ def tls_reason(error: BaseException) -> str:
     if isinstance(found, ssl.SSLError):
         return str(found.reason or type(found).__name__)
     return exception_reason(error)
-
-
-def exception_reason(error: BaseException) -> str:
-    """The innermost cause, without URLs (they could carry query parameters)."""
-    inner = error
-    while inner.__context__ is not None and inner.__context__ is not inner:
-        inner = inner.__context__
-    reason = getattr(inner, "reason", None) or getattr(inner, "strerror", None)
-    return f"{type(inner).__name__}: {reason}" if isinstance(reason, str) else type(inner).__name__
 
 
 def _find(error: BaseException, kind: type[BaseException]) -> BaseException | None:
