@@ -26,24 +26,21 @@ helper that overruns the 20 s clamp is caught in one second.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import sysconfig
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 import click
 
-from gatekey import config, context, logs, output
+from gatekey import config, context, logs, output, process
 from gatekey.diagnostics import present
 from gatekey.errors import HelperError
 from gatekey.token import printable
@@ -53,7 +50,7 @@ APP_DEFAULT_TIMEOUT = 60.0  # inferenceCredentialHelperTimeoutSec's default
 APP_MID_SESSION_CLAMP = 20.0
 CLAUDE_CODE_SLOW = 10.0  # Claude Code warns when its apiKeyHelper takes longer
 SCALE_ENV = "GATEKEY_CHECK_TIME_SCALE"
-MAX_CAPTURE = 1 << 20
+KILLED_GRACE = 2.0  # seconds to read what a killed helper wrote (its group is gone)
 PASS_ENV = (
     "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR",
     "DBUS_SESSION_BUS_ADDRESS", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY",
@@ -102,22 +99,6 @@ class Capture:
     start_error: str | None = None
 
 
-class _Reader(threading.Thread):
-    """Drains one pipe (so a chatty helper never blocks on a full pipe), keeping the start."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        super().__init__(daemon=True)  # abandoned if a detached grandchild holds the pipe
-        self.stream = stream
-        self.data = bytearray()
-        self.start()
-
-    def run(self) -> None:
-        fd = self.stream.fileno()
-        while chunk := os.read(fd, 65536):
-            if len(self.data) < MAX_CAPTURE:
-                self.data += chunk[: MAX_CAPTURE - len(self.data)]
-
-
 def minimal_env(ctx: str, profile: str | None, environ: dict[str, str]) -> dict[str, str]:
     """The environment of one run (see the module docstring)."""
     names = PASS_ENV + (PASS_ENV_WINDOWS if sys.platform == "win32" else ())
@@ -132,67 +113,25 @@ def minimal_env(ctx: str, profile: str | None, environ: dict[str, str]) -> dict[
     return env
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    if sys.platform == "win32":
-        subprocess.run(
-            ["taskkill", "/F", "/T", "/PID", str(proc.pid)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=False,
-        )
-    else:
-        with contextlib.suppress(OSError):  # the group may be gone already
-            os.killpg(proc.pid, signal.SIGKILL)
-    if proc.poll() is None:
-        proc.kill()
-
-
 def run_helper(path: str, env: dict[str, str], limit: float) -> Capture:
     """Run ``path`` with no arguments the way the app does; stop its process group at ``limit``."""
     started = time.monotonic()
-    extra: dict[str, Any] = {}
-    if sys.platform == "win32":
-        extra["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
-    else:
-        extra["start_new_session"] = True  # its own group, and no controlling terminal
     try:
-        proc = subprocess.Popen(
-            [path],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            cwd=os.path.abspath(os.sep),
-            **extra,
-        )
+        child = process.Child([path], env=env, cwd=os.path.abspath(os.sep))
     except OSError as e:
         return Capture(start_error=e.strerror or type(e).__name__)
-    out, err = proc.stdout, proc.stderr
-    if out is None or err is None:  # pragma: no cover - PIPE above
-        raise AssertionError("pipes expected")
-    readers = (_Reader(out), _Reader(err))
-    cap = Capture()
-    try:
-        proc.wait(timeout=limit)
-    except subprocess.TimeoutExpired:
-        cap.timed_out = True
-    if not cap.timed_out:
-        # The app reads until end of file: a child that inherited the pipes keeps it waiting.
-        for reader in readers:
-            reader.join(max(started + limit - time.monotonic(), 0))
-        cap.held_open = any(r.is_alive() for r in readers)
-    cap.seconds = min(time.monotonic() - started, limit)
-    if cap.timed_out or cap.held_open:
-        _kill_group(proc)
-    proc.wait()
-    for reader in readers:
-        reader.join(1.0)
-    cap.code = None if cap.timed_out else proc.returncode
-    cap.stdout, cap.stderr = bytes(readers[0].data), bytes(readers[1].data)
-    for stream, reader in zip((out, err), readers, strict=True):
-        if not reader.is_alive():
-            stream.close()
+    with child:
+        code = child.wait(limit)
+        cap = Capture(code=code, timed_out=code is None)
+        if not cap.timed_out:
+            # The app reads until end of file: a child that inherited the pipes keeps it waiting.
+            cap.held_open = not child.drain(max(started + limit - time.monotonic(), 0))
+        cap.seconds = min(time.monotonic() - started, limit)
+        if cap.held_open:
+            child.kill()
+        if cap.timed_out or cap.held_open:
+            child.drain(KILLED_GRACE)  # what it wrote before it was killed
+        cap.stdout, cap.stderr = child.stdout, child.stderr
     return cap
 
 

@@ -10,19 +10,16 @@ stdout; the token only with ``--show-token``. Exit 1 when a check fails.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from gatekey import config, context, kinds, logs, output
+from gatekey import config, context, kinds, logs, output, process
 from gatekey.claims import decode
 from gatekey.diagnostics.present import BOLD, VERDICTS, paint, table, verdict, when
 from gatekey.errors import ConfigError, HelperError
@@ -135,7 +132,7 @@ def _obtain(st: State, name: str | None, from_stdin: bool) -> tuple[Report, cont
         run = context.resolve(cfg)
         from gatekey.refresh import Links, get_token
 
-        with _stdout_to_stderr():  # nothing a source or library prints may enter the report
+        with process.stdout_to_stderr():  # nothing a source or library prints may enter the report
             outcome = get_token(prof, run, links=Links(cfg))
         logs.register_secret(outcome.token.value)
         report = Report(outcome.token.value, outcome.how, prof, outcome.token)
@@ -160,8 +157,8 @@ def _read_stdin() -> str:
     if sys.stdin.isatty():
         raw = click.prompt("Token", hide_input=True, err=True)
     else:
-        data = sys.stdin.buffer.read(MAX_STDIN + 1)
-        if len(data) > MAX_STDIN:
+        data = process.read_stdin(MAX_STDIN)
+        if data is None:
             raise HelperError(f"--stdin: more than {MAX_STDIN // 1024} KiB, not a token")
         raw = data.decode("utf-8", "replace")
     # A pasted "Authorization: Bearer <token>" line is taken as the token it carries.
@@ -172,19 +169,6 @@ def _read_stdin() -> str:
     if any(c.isspace() or not c.isprintable() for c in value):
         raise HelperError("--stdin: expected one token, got text with spaces or line breaks")
     return value
-
-
-@contextlib.contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 # --- analysis (pure) -----------------------------------------------------------------------
