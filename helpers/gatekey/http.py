@@ -18,7 +18,8 @@ import functools
 import json
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -349,6 +350,39 @@ def _seconds(value: Any) -> bool:
             return False
         value = int(value)
     return is_time(value)
+
+
+class JsonAnswer(NamedTuple):
+    """The answer to a GET that expects a JSON object (a discovery document, a JWKS)."""
+
+    url: str
+    status: int
+    document: dict[str, Any] | None  # the JSON object a 200 answer holds, else None
+    is_json: bool  # whether a 200 answer's body was JSON at all
+
+
+def get_json(url: str, get: Callable[[str], requests.Response]) -> JsonAnswer:
+    """GET ``url`` with ``get`` (a session's, with its TLS rules, deadline and cache) and read
+    the JSON object it answers; its exceptions pass through."""
+    response = get(url)
+    if response.status_code != 200:
+        return JsonAnswer(url, response.status_code, None, False)
+    try:
+        body = response.json()
+    except ValueError:
+        return JsonAnswer(url, 200, None, False)
+    return JsonAnswer(url, 200, body if isinstance(body, dict) else None, True)
+
+
+def discovery_url(issuer: str) -> str:
+    """Where ``issuer`` (an issuer, or Entra's authority/tenant/v2.0) serves OpenID discovery."""
+    return issuer.rstrip("/") + DISCOVERY_SUFFIXES[0]
+
+
+def fetch_discovery(issuer: str, get: Callable[[str], requests.Response]) -> JsonAnswer:
+    """``issuer``'s OpenID discovery document: the one fetch of it outside MSAL, which asks an
+    ``IdpSession`` (and so the discovery cache above) itself."""
+    return get_json(discovery_url(issuer), get)
 
 
 def discovery_problem(data: Any) -> str | None:

@@ -405,30 +405,30 @@ def _issuer_keys(
 ) -> tuple[list[dict[str, Any]], str]:
     import requests
 
-    from gatekey.http import IdpSession
+    from gatekey.http import IdpSession, JsonAnswer, fetch_discovery, get_json
 
     session = IdpSession(run, ca_bundle=ca_bundle)  # no cache: inspect keeps no state of its own
 
-    def get(url: str) -> dict[str, Any]:
+    def get(url: str) -> requests.Response:
         try:
-            response = session.get(url, headers={"Accept": "application/json"})
+            return session.get(url, headers={"Accept": "application/json"})
         except requests.RequestException as e:
             raise HelperError(f"{url}: {type(e).__name__}") from None
-        if response.status_code != 200:
-            raise HelperError(f"{url} answered HTTP {response.status_code}")
-        try:
-            data = response.json()
-        except ValueError:
-            raise HelperError(f"{url} did not answer JSON") from None
-        if not isinstance(data, dict):
-            raise HelperError(f"{url} did not answer a JSON object")
-        return data
 
-    discovery = get(iss.rstrip("/") + "/.well-known/openid-configuration")
+    def document(answer: JsonAnswer) -> dict[str, Any]:
+        if answer.status != 200:
+            raise HelperError(f"{answer.url} answered HTTP {answer.status}")
+        if not answer.is_json:
+            raise HelperError(f"{answer.url} did not answer JSON")
+        if answer.document is None:
+            raise HelperError(f"{answer.url} did not answer a JSON object")
+        return answer.document
+
+    discovery = document(fetch_discovery(iss, get))
     jwks_uri = discovery.get("jwks_uri")
     if not isinstance(jwks_uri, str):
         raise HelperError("the issuer's discovery document has no jwks_uri")
-    keys = get(jwks_uri).get("keys")
+    keys = document(get_json(jwks_uri, get)).get("keys")
     return [k for k in keys if isinstance(k, dict)] if isinstance(keys, list) else [], jwks_uri
 
 
