@@ -33,11 +33,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from gatekey import config, kinds, logs, output, refresh
-from gatekey.checks import FAIL, OK, SKIP, WARN, Check
+from gatekey.checks import FAIL, OK, SKIP, WARN, Check, worst
 from gatekey.claims import jwt_claims
 from gatekey.context import RunContext
 from gatekey.diagnostics import advice, claude_settings
-from gatekey.diagnostics.advice import Finding
 from gatekey.diagnostics.claude_settings import BASE_URL_KEY, HEADERS_KEY, SCHEME_KEY
 from gatekey.diagnostics.present import verdict, when
 from gatekey.durations import format_duration
@@ -391,7 +390,7 @@ class Doctor:
         if self.token is None:
             return Check("gateway", SKIP, f"no token to try at {url} (see the token check)")
         parts = urlsplit(url)
-        notes: list[Finding] = []
+        notes: list[Check] = []
         if parts.scheme.lower() != "https" or not parts.netloc:
             if not is_loopback_http(url):
                 return Check(
@@ -400,16 +399,19 @@ class Doctor:
                     f"{url} ({origin}) is not an https:// URL; doctor sends no token to it",
                     ["use the gateway's https:// address (Claude requires https://)"],
                 )
-            notes.append(Finding(OK, "plain HTTP to this machine; Claude itself wants https://"))
+            notes.append(
+                Check("gateway", OK, "plain HTTP to this machine; Claude itself wants https://")
+            )
         scheme = prof.values["auth_scheme"]
         app_scheme = self.claude.values.get(SCHEME_KEY, "").strip().lower()
         if app_scheme and app_scheme != scheme:
             notes.append(
-                Finding(
+                Check(
+                    "gateway",
                     WARN,
                     f"Claude sends the token as {app_scheme} ({SCHEME_KEY}), the profile says "
                     f"{scheme}; doctor used the profile's",
-                    f"make {SCHEME_KEY} and the profile's auth_scheme the same",
+                    [f"make {SCHEME_KEY} and the profile's auth_scheme the same"],
                 )
             )
         endpoint = url.rstrip("/") + "/v1/models"
@@ -423,7 +425,7 @@ class Doctor:
         return self._from(Check("gateway", OK, "", [], data), [answer, *notes])
 
     def _gateway_headers(
-        self, prof: config.Profile, token: str, notes: list[Finding]
+        self, prof: config.Profile, token: str, notes: list[Check]
     ) -> dict[str, str]:
         """What Claude sends besides the credential: inferenceCustomHeaders, then (when the
         profile prints JSON) the helper's headers, which win."""
@@ -438,14 +440,16 @@ class Doctor:
                 headers.update(parsed)
             else:
                 fix = f'write {HEADERS_KEY} as a JSON object string, e.g. {{"X-Team": "a"}}'
-                notes.append(Finding(WARN, f"{HEADERS_KEY} is not a JSON object of strings", fix))
+                notes.append(
+                    Check("gateway", WARN, f"{HEADERS_KEY} is not a JSON object of strings", [fix])
+                )
         if prof.values["output"] == "json":
             headers.update(output.fill_claims(prof.values["headers"], token))
         return headers
 
     def _call_gateway(
         self, prof: config.Profile, endpoint: str, headers: dict[str, str], data: dict[str, Any]
-    ) -> Finding:
+    ) -> Check:
         import requests
 
         from gatekey.http import IdpSession, exception_reason
@@ -475,20 +479,25 @@ class Doctor:
                     raise
                 response, untrusted = call(prof.values["ca_bundle"]), tls_reason(e)
         except requests.exceptions.SSLError as e:
-            return Finding(
-                FAIL, f"TLS with {host} failed: {tls_reason(e)}", advice.tls(tls_reason(e), host)
+            return Check(
+                "gateway",
+                FAIL,
+                f"TLS with {host} failed: {tls_reason(e)}",
+                [advice.tls(tls_reason(e), host)],
             )
         except requests.exceptions.Timeout:
-            return Finding(
+            return Check(
+                "gateway",
                 FAIL,
                 f"{host} did not answer GET /v1/models within {GATEWAY_TIMEOUT:g} s",
-                "check the URL, the network or VPN, and HTTPS_PROXY / NO_PROXY",
+                ["check the URL, the network or VPN, and HTTPS_PROXY / NO_PROXY"],
             )
         except requests.exceptions.ConnectionError as e:
-            return Finding(
+            return Check(
+                "gateway",
                 FAIL,
                 f"cannot reach {host} ({exception_reason(e)})",
-                "check the URL, DNS, the network or VPN, and HTTPS_PROXY / NO_PROXY",
+                ["check the URL, DNS, the network or VPN, and HTTPS_PROXY / NO_PROXY"],
             )
         data["status"] = response.status_code
         answer = advice.gateway(
@@ -503,21 +512,24 @@ class Doctor:
         )
         if untrusted is None:
             return answer
-        return Finding(
+        return Check(
+            "gateway",
             WARN if answer.verdict == OK else answer.verdict,
-            f"{answer.text}; but {host}'s certificate is trusted only through the profile's "
+            f"{answer.detail}; but {host}'s certificate is trusted only through the profile's "
             f"ca_bundle ({untrusted}), which Claude does not use",
-            (f"{answer.fix}; and " if answer.fix else "")
-            + f"add the CA of {host}'s certificate to this machine's trust store",
+            [
+                "".join(f"{fix}; and " for fix in answer.fixes)
+                + f"add the CA of {host}'s certificate to this machine's trust store"
+            ],
         )
 
     # --- 7. ttl ------------------------------------------------------------------------------
     def check_ttl(self) -> Check:
         prof, cfg, claude = self._profile(), self.cfg, self.claude
         assert cfg is not None  # noqa: S101 - a profile implies a config
-        findings: list[Finding] = []
+        findings: list[Check] = []
         if claude.problem:
-            findings.append(Finding(FAIL, claude.problem, claude.fix))
+            findings.append(Check("ttl", FAIL, claude.problem, [claude.fix] if claude.fix else []))
         ttl, bad_ttl = advice.seconds_setting(
             claude.values, claude_settings.TTL_KEY, claude_settings.DEFAULT_TTL, 0, 366 * 86400
         )
@@ -558,17 +570,17 @@ class Doctor:
             "mid_session_refresh": mid,
         }
         if not findings:
-            findings.append(Finding(OK, "these fit"))
+            findings.append(Check("ttl", OK, "these fit"))
         return self._from(Check("ttl", OK, detail, [], data), findings)
 
     # --- helpers -----------------------------------------------------------------------------
     @staticmethod
-    def _from(check: Check, findings: list[Finding]) -> Check:
-        """``check`` with the findings' worst verdict, their texts and fixes."""
-        check.verdict = advice.worst(findings)
-        texts = [f.text for f in findings if f.text]
+    def _from(check: Check, findings: list[Check]) -> Check:
+        """``check`` with the findings' worst verdict, their details and fixes."""
+        check.verdict = worst([f.verdict for f in findings])
+        texts = [f.detail for f in findings if f.detail]
         check.detail = ": ".join(p for p in (check.detail, "; ".join(texts)) if p)
-        check.fixes += [f.fix for f in findings if f.fix]
+        check.fixes += [fix for f in findings for fix in f.fixes if fix]
         return check
 
     def _profile(self) -> config.Profile:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from gatekey import config, context, kinds, logs, output, process
+from gatekey.checks import Check
 from gatekey.claims import decode
 from gatekey.diagnostics.present import BOLD, VERDICTS, paint, table, verdict, when
 from gatekey.errors import ConfigError, HelperError
@@ -57,13 +58,6 @@ LENGTH_CLASSES = ((16, "1-15"), (40, "16-39"), (65, "40-64"), (129, "65-128"), (
 
 class ChecksFailed(HelperError):
     """The report was printed; at least one check says a gateway would refuse the credential."""
-
-
-@dataclass
-class Check:
-    name: str
-    verdict: str  # ok | warn | fail | skip
-    detail: str
 
 
 @dataclass
@@ -328,7 +322,7 @@ def _issuer_checks(report: Report) -> list[Check]:
     cls = kinds.capable(prof.spec, kinds.CheckingTokens) if prof is not None else None
     if cls is None:
         return []
-    return [Check(c.name, c.verdict, c.detail) for c in cls.issuer_checks(prof, report.claims)]
+    return list(cls.issuer_checks(prof, report.claims))
 
 
 def length_class(value: str) -> str:
@@ -543,7 +537,10 @@ def render_json(report: Report, now: float, show_token: bool) -> str:
             "refresh_at": token.refresh_at,
             "account": token.meta.get("account"),
         },
-        "checks": [dict(vars(c), detail=logs.redact(c.detail)) for c in report.checks],
+        "checks": [
+            {"name": c.name, "verdict": c.verdict, "detail": logs.redact(c.detail)}
+            for c in report.checks
+        ],
         "verification": report.verification,
         "notes": [logs.redact(n) for n in report.notes],
         "usable": not report.failed,
