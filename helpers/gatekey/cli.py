@@ -510,13 +510,13 @@ def cli_main(family: str | None = None) -> None:
 
 
 def _register_commands() -> None:
-    """inspect, doctor, check (gatekey.diagnostics) and mdm, wrap (gatekey.fleet): their heavy
+    """inspect, doctor, check (gatekey.diagnose_cli) and mdm, wrap (gatekey.fleet): their heavy
     imports load when they run."""
-    from gatekey.diagnostics import check, doctor, inspect
+    from gatekey import diagnose_cli
     from gatekey.fleet import mdm, wrap
 
-    for module in (inspect, doctor, check, mdm, wrap):
-        gatekey.add_command(module.command)
+    for command in (*diagnose_cli.COMMANDS, mdm.command, wrap.command):
+        gatekey.add_command(command)
 
 
 _register_commands()

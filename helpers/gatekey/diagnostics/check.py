@@ -34,14 +34,10 @@ import signal
 import sys
 import sysconfig
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-import click
-
-from gatekey import config, context, logs, output, process
-from gatekey.diagnostics import present
+from gatekey import config, context, logs, process
 from gatekey.errors import HelperError
 from gatekey.token import printable
 
@@ -73,12 +69,6 @@ EMPTY = "exited 0 with empty output"
 NOT_PAYLOAD = "stdout not a single token or valid JSON"
 HEADER_TYPES = "header values must be strings"
 HELD_OPEN = "a child process kept stdout/stderr open after the helper exited"
-
-
-class _State(Protocol):
-    family: str | None
-
-    def guard(self, fn: Callable[[], None]) -> None: ...
 
 
 class CheckFailed(HelperError):
@@ -470,112 +460,3 @@ def check(
         "notes": notes,
         "runs": runs,
     }
-
-
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f} s"
-
-
-def _describe(out: dict[str, Any] | None) -> str:
-    if out is None:
-        return "-"
-    shown = f"{out['kind']} ({out['token']}, {out['token_length']} chars)"
-    return shown + (f", {out['headers']} header(s)" if out["kind"] == "json" else "")
-
-
-def render(report: dict[str, Any]) -> list[str]:
-    lines = [f"helper: {report['helper']}"] + [f"  {note}" for note in report["notes"]]
-    lines.append("environment: " + " ".join(report["environment"]))
-    lines.append("")
-    header = ("CONTEXT", "VERDICT", "EXIT", "TIME", "LIMIT", "OUTPUT", "WHAT'S WRONG")
-    rows = []
-    for r in report["runs"]:
-        wrong = r["problems"] + [f"warning: {w}" for w in r["warnings"]]
-        if r.get("note"):
-            wrong.append(r["note"])
-        if r["stderr"]:
-            wrong.append(f"stderr: {r['stderr']}")
-        exit_code = "-" if r["exit_code"] is None else str(r["exit_code"])
-        if r["within_limit"] is False and r["exit_code"] is None:
-            exit_code = "killed"
-        rows.append(
-            (
-                r["context"],
-                r["verdict"].upper(),
-                exit_code,
-                _seconds(r["seconds"]),
-                f"{r['limit']:.3g} s",
-                _describe(r["output"]),
-                "; ".join(wrong) or "-",
-            )
-        )
-    offset = max(len(x) for x in [header[0], *(row[0] for row in rows)]) + 2
-    table = present.table(rows, header)
-    lines.append(table[0])
-    for line, r in zip(table[1:], report["runs"], strict=True):
-        # Colour after aligning: escape codes would count as width in present.table.
-        lines.append(line[:offset] + present.verdict(r["verdict"]) + line[offset + 4 :])
-    failed = [r["context"] for r in report["runs"] if r["verdict"] == "fail"]
-    ran = [r for r in report["runs"] if r["verdict"] != "skip"]
-    lines.append("")
-    if failed:
-        lines.append(f"{len(failed)} of {len(ran)} contexts failed: {', '.join(failed)}")
-    else:
-        lines.append(f"all {len(ran)} contexts passed")
-    return lines
-
-
-@click.command("check")
-@click.option(
-    "-p", "--profile", metavar="NAME", help="Check this profile (run with GATEKEY_PROFILE=NAME)."
-)
-@click.option(
-    "--helper",
-    metavar="PATH",
-    help="Check another executable (any credential helper) instead of this gatekey.",
-)
-@click.option(
-    "--timeout",
-    "app_timeout",
-    type=click.FloatRange(1, 600),
-    metavar="SECONDS",
-    help="The app's inferenceCredentialHelperTimeoutSec to check against "
-    "(default: gatekey's [timeouts]; 60 with --helper). mid-session-refresh stays at most 20 s.",
-)
-@click.option(
-    "--interactive", is_flag=True, help="Also run the interactive context (may open a browser)."
-)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.pass_obj
-def command(
-    st: _State,
-    profile: str | None,
-    helper: str | None,
-    app_timeout: float | None,
-    interactive: bool,
-    as_json: bool,
-) -> None:
-    """Run the helper as Claude does, once per CLAUDE_HELPER_CONTEXT, and judge its output.
-
-    Each run: the executable with no arguments, stdin closed, a minimal environment (PATH, HOME,
-    USER, LOGNAME, LANG, TMPDIR, XDG_*, DBUS_SESSION_BUS_ADDRESS, GATEKEY_*, proxy variables),
-    killed at the context's time limit (mid-session-refresh: 20 s). It passes with exit 0 and
-    exactly one bare token line or one {"token", "headers"} JSON object on stdout, and no trace
-    of the token on stderr. Runs are real: they may refresh cached tokens. Exit 0 only if every
-    context passes; the token is never shown.
-    """
-    if profile is not None and helper is not None:
-        raise click.UsageError("give -p/--profile or --helper, not both")
-
-    def do() -> None:
-        report = check(st.family, profile, helper, app_timeout, interactive)
-        if as_json:
-            output.write_text(json.dumps(report, indent=2))
-        else:
-            for line in render(report):
-                output.write_text(line)
-        failed = [r["context"] for r in report["runs"] if r["verdict"] == "fail"]
-        if failed:
-            raise CheckFailed(f"check failed in {len(failed)} context(s): {', '.join(failed)}")
-
-    st.guard(do)

@@ -30,15 +30,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import click
-
 from gatekey import config, kinds, logs, output, refresh
 from gatekey.checks import FAIL, OK, SKIP, WARN, Check, worst
 from gatekey.claims import jwt_claims
 from gatekey.context import RunContext
 from gatekey.diagnostics import advice, claude_settings
 from gatekey.diagnostics.claude_settings import BASE_URL_KEY, HEADERS_KEY, SCHEME_KEY
-from gatekey.diagnostics.present import verdict, when
+from gatekey.diagnostics.present import when
 from gatekey.durations import format_duration
 from gatekey.errors import (
     ConfigError,
@@ -53,90 +51,12 @@ from gatekey.refresh import make_source
 if TYPE_CHECKING:
     import requests
 
-    from gatekey.cli import State
     from gatekey.token import Token
 
 log = logging.getLogger(__name__)
 
 GATEWAY_TIMEOUT = 15.0
 ANTHROPIC_VERSION = "2023-06-01"  # sent by Anthropic clients; some gateways require it
-
-
-# --- the command --------------------------------------------------------------------------------
-@click.command("doctor")
-@click.option(
-    "-p",
-    "--profile",
-    metavar="NAME",
-    help="Profile to check (default: GATEKEY_PROFILE, default_profile, or the only one).",
-)
-@click.option(
-    "--gateway-url",
-    metavar="URL",
-    help="The gateway's base URL (default: inferenceGatewayBaseUrl from Claude's managed "
-    "configuration); doctor calls GET <URL>/v1/models with the profile's token.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.pass_obj
-def command(st: State, profile: str | None, gateway_url: str | None, as_json: bool) -> None:
-    """Check the setup end to end: config, source, sign-in, clock, token, gateway, Claude's TTL.
-
-    One line per check (OK / WARN / FAIL / SKIP) and a fix for each problem. Exits 0 unless a
-    check fails (warnings do not), 1 if one does. Never prints a token or secret, and changes
-    nothing a silent `gatekey get` would not.
-
-    Claude's settings are read from its managed configuration (Linux
-    /etc/claude-desktop/managed-settings.json, the macOS managed preferences, the Windows policy
-    registry key); GATEKEY_MANAGED_ROOT=DIR reads the Linux/macOS files under DIR instead of /.
-    """
-
-    def do() -> None:
-        doctor = Doctor(profile, st.family, gateway_url)
-        checks = doctor.run()
-        _report(doctor, checks, as_json)
-        failed = [c.name for c in checks if c.verdict == FAIL]
-        if failed:
-            raise HelperError(
-                f"doctor: {len(failed)} of {len(checks)} checks failed ({', '.join(failed)}); "
-                "see the fixes above"
-            )
-
-    st.guard(do)
-
-
-def _report(doctor: Doctor, checks: list[Check], as_json: bool) -> None:
-    if as_json:
-        doc = {
-            "profile": doctor.name,
-            "source": doctor.prof.kind if doctor.prof else None,
-            "ok": not any(c.verdict == FAIL for c in checks),
-            "checks": [
-                {
-                    "check": c.name,
-                    "verdict": c.verdict,
-                    "detail": c.detail,
-                    "fixes": c.fixes,
-                    "data": c.data,
-                }
-                for c in checks
-            ],
-        }
-        output.write_text(logs.redact(json.dumps(doc, indent=2)))
-        return
-    title = "gatekey doctor"
-    if doctor.prof is not None:
-        title += f': profile "{doctor.prof.name}" ({doctor.prof.kind})'
-    lines = [title]
-    width = max(len(c.name) for c in checks)
-    for c in checks:
-        lines.append(f"{verdict(c.verdict)}  {c.name.ljust(width)}  {c.detail}")
-        lines += [f"{' ' * (width + 8)}fix: {fix}" for fix in c.fixes]
-    failed, warned = (sum(c.verdict == v for c in checks) for v in (FAIL, WARN))
-    summary = f"{failed} check(s) failed" if failed else "all checks passed"
-    if warned:
-        summary += f", {warned} warning(s) (warnings do not fail doctor)"
-    for line in [*lines, "", summary]:
-        output.write_text(logs.redact(line))
 
 
 # --- the checks ---------------------------------------------------------------------------------
