@@ -12,7 +12,7 @@ import re
 from typing import TYPE_CHECKING
 
 from gatekey import kinds
-from gatekey.checks import FAIL, OK, WARN, Check
+from gatekey.checks import FAIL, OK, WARN, Check, worst
 from gatekey.diagnostics.claude_settings import SCHEME_KEY, TIMEOUT_KEY, TTL_KEY
 from gatekey.durations import format_duration
 
@@ -22,6 +22,15 @@ if TYPE_CHECKING:
 
 TTL_MARGIN = 300  # a new token must outlive the app's TTL by this much (refresh.py's margin)
 SKEW_WARN, SKEW_FAIL = 60.0, 300.0
+
+
+def combine(check: Check, findings: list[Check]) -> Check:
+    """``check`` with the findings' worst verdict, their details after its own, and their fixes."""
+    check.verdict = worst([f.verdict for f in findings])
+    texts = [f.detail for f in findings if f.detail]
+    check.detail = ": ".join(p for p in (check.detail, "; ".join(texts)) if p)
+    check.fixes += [fix for f in findings for fix in f.fixes if fix]
+    return check
 
 
 # --- the clock -------------------------------------------------------------------------------
