@@ -17,7 +17,7 @@ import pytest
 
 from conftest import SUPPORT, Env, Result, exe
 from deadlines import ends_by
-from gatekey.diagnostics import check as chk
+from gatekey.diagnostics import check_judge as chk
 from peers import alive
 
 pytestmark = pytest.mark.blackbox
