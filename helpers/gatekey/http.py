@@ -374,15 +374,10 @@ def get_json(url: str, get: Callable[[str], requests.Response]) -> JsonAnswer:
     return JsonAnswer(url, 200, body if isinstance(body, dict) else None, True)
 
 
-def discovery_url(issuer: str) -> str:
-    """Where ``issuer`` (an issuer, or Entra's authority/tenant/v2.0) serves OpenID discovery."""
-    return issuer.rstrip("/") + DISCOVERY_SUFFIXES[0]
-
-
 def fetch_discovery(issuer: str, get: Callable[[str], requests.Response]) -> JsonAnswer:
-    """``issuer``'s OpenID discovery document: the one fetch of it outside MSAL, which asks an
-    ``IdpSession`` (and so the discovery cache above) itself."""
-    return get_json(discovery_url(issuer), get)
+    """The OpenID discovery document of ``issuer`` (or of Entra's authority/tenant/v2.0): the
+    one fetch of it outside MSAL, which asks an ``IdpSession`` (and its cache above) itself."""
+    return get_json(issuer.rstrip("/") + DISCOVERY_SUFFIXES[0], get)
 
 
 def discovery_problem(data: Any) -> str | None:
