@@ -26,8 +26,7 @@ from collections.abc import Callable
 from gatekey.context import RunContext
 from gatekey.durations import format_duration
 from gatekey.errors import ClockTrouble
-from gatekey.output import jwt_claims
-from gatekey.token import EXPIRY_MARGIN, Token, is_time
+from gatekey.token import EXPIRY_MARGIN, Token, is_time, jwt_claims
 
 log = logging.getLogger(__name__)
 

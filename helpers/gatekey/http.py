@@ -18,7 +18,8 @@ import functools
 import json
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -33,8 +34,7 @@ from gatekey.errors import (
     SourceUnavailable,
     TemporaryFailure,
 )
-from gatekey.output import jwt_claims
-from gatekey.token import is_time
+from gatekey.token import b64json_object, is_time, jwt_claims
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ class IdpSession(requests.Session):
             response = send_within(self, self.run, method, text_url, args, kwargs)
         except requests.exceptions.SSLError as e:
             raise TemporaryFailure(
-                f"TLS verification failed for {_host(text_url)} ({_reason(e)})",
+                f"TLS verification failed for {_host(text_url)} ({exception_reason(e)})",
                 fix="if a proxy inspects TLS, set the profile's ca_bundle to its CA certificate",
             ) from None
         except requests.exceptions.Timeout:
@@ -197,7 +197,8 @@ class IdpSession(requests.Session):
             ) from None
         except requests.exceptions.ConnectionError as e:
             raise TemporaryFailure(
-                f"cannot reach {_host(text_url)} ({_reason(e)})", fix="check the network or VPN"
+                f"cannot reach {_host(text_url)} ({exception_reason(e)})",
+                fix="check the network or VPN",
             ) from None
         except requests.exceptions.RequestException as e:  # redirects, broken encodings...
             raise TemporaryFailure(
@@ -347,7 +348,7 @@ TEXT_FIELDS = ("scope", "access_token", "refresh_token", "token_type")  # when p
 
 def _b64_object(value: Any) -> bool:
     """Base64url of a JSON object, as MSAL expects client_info (and an ID token's payload)."""
-    return isinstance(value, str) and jwt_claims(f".{value}.") is not None
+    return isinstance(value, str) and b64json_object(value) is not None
 
 
 def _seconds(value: Any) -> bool:
@@ -358,6 +359,34 @@ def _seconds(value: Any) -> bool:
             return False
         value = int(value)
     return is_time(value)
+
+
+class JsonAnswer(NamedTuple):
+    """The answer to a GET that expects a JSON object (a discovery document, a JWKS)."""
+
+    url: str
+    status: int
+    document: dict[str, Any] | None  # the JSON object a 200 answer holds, else None
+    is_json: bool  # whether a 200 answer's body was JSON at all
+
+
+def get_json(url: str, get: Callable[[str], requests.Response]) -> JsonAnswer:
+    """GET ``url`` with ``get`` (a session's, with its TLS rules, deadline and cache) and read
+    the JSON object it answers; its exceptions pass through."""
+    response = get(url)
+    if response.status_code != 200:
+        return JsonAnswer(url, response.status_code, None, False)
+    try:
+        body = response.json()
+    except ValueError:
+        return JsonAnswer(url, 200, None, False)
+    return JsonAnswer(url, 200, body if isinstance(body, dict) else None, True)
+
+
+def fetch_discovery(issuer: str, get: Callable[[str], requests.Response]) -> JsonAnswer:
+    """The OpenID discovery document of ``issuer`` (or of Entra's authority/tenant/v2.0): the
+    one fetch of it outside MSAL, which asks an ``IdpSession`` (and its cache above) itself."""
+    return get_json(issuer.rstrip("/") + DISCOVERY_SUFFIXES[0], get)
 
 
 def discovery_problem(data: Any) -> str | None:
@@ -410,11 +439,10 @@ def _host(url: str) -> str:
     return urlsplit(url).netloc or url
 
 
-def _reason(error: Exception) -> str:
-    # The innermost reason, without URLs (they could carry query parameters).
-    inner: BaseException = error
+def exception_reason(error: BaseException) -> str:
+    """The innermost cause, without URLs (they could carry query parameters)."""
+    inner = error
     while inner.__context__ is not None and inner.__context__ is not inner:
         inner = inner.__context__
-    text = type(inner).__name__
     reason = getattr(inner, "reason", None) or getattr(inner, "strerror", None)
-    return f"{text}: {reason}" if isinstance(reason, str) else text
+    return f"{type(inner).__name__}: {reason}" if isinstance(reason, str) else type(inner).__name__

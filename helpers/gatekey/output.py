@@ -79,6 +79,8 @@ def fill_claims(headers: dict[str, str], token: str) -> dict[str, str]:
         return headers
     import re
 
+    from gatekey.token import jwt_claims
+
     claims = jwt_claims(token)
     filled = {}
     for name, template in headers.items():
@@ -109,20 +111,6 @@ def fill_claims(headers: dict[str, str], token: str) -> dict[str, str]:
                 "out of headers"
             )
     return filled
-
-
-def jwt_claims(token: str) -> dict[str, object] | None:
-    """The payload of a JWT (not verified: the gateway does that), or None if it is not one."""
-    import base64
-
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, RecursionError):  # binascii.Error and UnicodeDecodeError are ValueErrors
-        return None
-    return payload if isinstance(payload, dict) else None
 
 
 def render(value: str, fmt: str, *, auth_scheme: str, headers: dict[str, str]) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gatekey.diagnostics import check as chk
+from gatekey.diagnostics import check_judge as chk
 
 
 @pytest.mark.parametrize(

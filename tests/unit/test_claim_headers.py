@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from gatekey.errors import ConfigError, MissingClaim
-from gatekey.output import fill_claims, jwt_claims
+from gatekey.output import fill_claims
+from gatekey.token import jwt_claims
 from header_claims import TOKEN, command_profile
 
 

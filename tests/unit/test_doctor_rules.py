@@ -17,11 +17,11 @@ def test_clock_skew_thresholds():
     assert advice.clock(1.5, "idp").verdict == "ok"
     assert advice.clock(-59, "idp").verdict == "ok"
     warn = advice.clock(-61, "idp")
-    assert (warn.verdict, "behind idp" in warn.text) == ("warn", True)
+    assert (warn.verdict, "behind idp" in warn.detail) == ("warn", True)
     fail = advice.clock(301, "idp")
-    assert (fail.verdict, "ahead of idp" in fail.text) == ("fail", True)
-    assert fail.fix
-    assert "network time" in fail.fix
+    assert (fail.verdict, "ahead of idp" in fail.detail) == ("fail", True)
+    assert fail.fixes
+    assert "network time" in fail.fixes[0]
 
 
 def test_short_lived_tokens_cannot_fit_any_ttl():
@@ -32,8 +32,8 @@ def test_short_lived_tokens_cannot_fit_any_ttl():
         interactive=None, profile="p",
     )  # fmt: skip
     assert [f.verdict for f in found] == ["fail"]
-    assert found[0].fix
-    assert "at least 3900 s" in found[0].fix
+    assert found[0].fixes
+    assert "at least 3900 s" in found[0].fixes[0]
 
 
 def test_a_macos_preferences_plist_is_read(tmp_path: Path):

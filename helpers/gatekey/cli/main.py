@@ -10,6 +10,7 @@ from gatekey import __version__, logs, output, runner
 from gatekey.cli.common import State
 from gatekey.cli.config_cmds import config_group
 from gatekey.cli.credentials import erase, get, login, logout, store
+from gatekey.cli.diagnose import COMMANDS as DIAGNOSE_COMMANDS
 from gatekey.cli.fleet_cmds import mdm, wrap
 from gatekey.cli.status import status
 from gatekey.errors import HelperError
@@ -68,14 +69,7 @@ def cli_main(family: str | None = None) -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def _register_diagnostics() -> None:
-    """inspect, doctor, check (gatekey.diagnostics): their heavy imports load when they run."""
-    from gatekey.diagnostics import check, doctor, inspect
-
-    for module in (inspect, doctor, check):
-        gatekey.add_command(module.command)
-
-
 for _command in (get, store, erase, login, logout, status, config_group, version, mdm, wrap):
     gatekey.add_command(_command)
-_register_diagnostics()
+for _command in DIAGNOSE_COMMANDS:  # they import the diagnostics when they run
+    gatekey.add_command(_command)

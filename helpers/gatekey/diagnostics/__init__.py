@@ -1,1 +1,4 @@
-"""Operator and debugging commands: inspect, doctor, check. Imported only when one runs."""
+"""What inspect, doctor and check find, as plain functions returning results (no click).
+
+gatekey.diagnose_cli holds the commands: their options, the report on stdout, the exit code.
+"""

@@ -1,17 +1,18 @@
 """What doctor's findings mean and what to do about them: pure rules, no I/O.
 
-Each rule returns ``Finding``s: a verdict (OK / WARN / FAIL), one line saying what was found,
-and the fix, with the numbers that would work. Nothing here sees a token: gateway advice gets
-the token's claims (``aud``, ``iss``, ``scp``...), which are not secret.
+Each rule returns ``Check``s named after the doctor check they serve: a verdict (OK / WARN /
+FAIL), one line saying what was found, and the fix, with the numbers that would work. Nothing
+here sees a token: gateway advice gets the token's claims (``aud``, ``iss``, ``scp``...), which
+are not secret.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
-from gatekey import checks, kinds
-from gatekey.checks import FAIL, OK, WARN
+from gatekey import kinds
+from gatekey.checks import FAIL, OK, WARN, Check, worst
 from gatekey.diagnostics.claude_settings import SCHEME_KEY, TIMEOUT_KEY, TTL_KEY
 from gatekey.durations import format_duration
 
@@ -23,22 +24,21 @@ TTL_MARGIN = 300  # a new token must outlive the app's TTL by this much (refresh
 SKEW_WARN, SKEW_FAIL = 60.0, 300.0
 
 
-class Finding(NamedTuple):
-    verdict: str
-    text: str
-    fix: str | None = None
-
-
-def worst(findings: list[Finding]) -> str:
-    return checks.worst([f.verdict for f in findings])
+def combine(check: Check, findings: list[Check]) -> Check:
+    """``check`` with the findings' worst verdict, their details after its own, and their fixes."""
+    check.verdict = worst([f.verdict for f in findings])
+    texts = [f.detail for f in findings if f.detail]
+    check.detail = ": ".join(p for p in (check.detail, "; ".join(texts)) if p)
+    check.fixes += [fix for f in findings for fix in f.fixes if fix]
+    return check
 
 
 # --- the clock -------------------------------------------------------------------------------
-def clock(skew: float, host: str) -> Finding:
+def clock(skew: float, host: str) -> Check:
     """This machine's clock against a server's ``Date`` header; ``skew`` > 0: ours is ahead."""
     size = abs(skew)
     if size <= 2:  # Date has whole seconds, and the request took a moment
-        return Finding(OK, f"in step with {host} (its Date header)")
+        return Check("clock", OK, f"in step with {host} (its Date header)")
     direction = "ahead of" if skew > 0 else "behind"
     text = f"this machine's clock is {format_duration(size, nearest=True)} {direction}"
     text += f" {host}"
@@ -47,16 +47,16 @@ def clock(skew: float, host: str) -> Finding:
         "automatically; Windows: w32tm /resync)"
     )
     if size <= SKEW_WARN:
-        return Finding(OK, text)
+        return Check("clock", OK, text)
     if size <= SKEW_FAIL:
-        return Finding(WARN, f"{text} (tokens near expiry may be refused)", fix)
-    return Finding(FAIL, f"{text} (fresh tokens can look expired or not yet valid)", fix)
+        return Check("clock", WARN, f"{text} (tokens near expiry may be refused)", [fix])
+    return Check("clock", FAIL, f"{text} (fresh tokens can look expired or not yet valid)", [fix])
 
 
 # --- Claude's TTL and timeout ----------------------------------------------------------------
 def seconds_setting(
     values: dict[str, str], key: str, default: int, low: int, high: int
-) -> tuple[int, Finding | None]:
+) -> tuple[int, Check | None]:
     """An integer setting of the app (stored as a string), or its default and why."""
     raw = values.get(key)
     if raw is None:
@@ -67,11 +67,12 @@ def seconds_setting(
         number = low - 1
     if low <= number <= high:
         return number, None
-    return default, Finding(
+    return default, Check(
+        "ttl",
         WARN,
         f"{key} = {raw!r} is not a whole number of seconds from {low} to {high}; assuming the "
         f"app's default {default}",
-        f'write {key} as a decimal string, e.g. "{default}"',
+        [f'write {key} as a decimal string, e.g. "{default}"'],
     )
 
 
@@ -85,7 +86,7 @@ def ttl(
     silent: float,
     interactive: float | None,
     profile: str,
-) -> list[Finding]:
+) -> list[Check]:
     """Claude's ``ttl`` / ``timeout`` against a new token's ``lifetime`` (None: no expiry, or
     unknown when not ``known``), the profile's ``min_ttl`` and gatekey's deadlines
     (``interactive``: the sign-in budget, None when no person signs in).
@@ -101,60 +102,72 @@ def ttl(
     from gatekey.refresh import MIN_APP_TTL
     from gatekey.token import EXPIRY_MARGIN
 
-    found: list[Finding] = []
+    found: list[Check] = []
     target = ttl  # the TTL the advice below assumes (the suggested one if this one cannot work)
     if lifetime is not None:
         longest = int(lifetime - TTL_MARGIN)
         if longest <= MIN_APP_TTL:
             return [
-                Finding(
+                Check(
+                    "ttl",
                     FAIL,
                     f"a new token lives only {int(lifetime)} s, too short for any TTL (above "
                     f"{MIN_APP_TTL} s, with {TTL_MARGIN} s of margin)",
-                    f"configure a token lifetime of at least {max(ttl, 600) + TTL_MARGIN} s at "
-                    "the source (e.g. the identity provider's access-token lifetime)",
+                    [
+                        f"configure a token lifetime of at least {max(ttl, 600) + TTL_MARGIN} s at "
+                        "the source (e.g. the identity provider's access-token lifetime)"
+                    ],
                 )
             ]
         if ttl > longest:
             target = _round_down(longest)
             found.append(
-                Finding(
+                Check(
+                    "ttl",
                     FAIL,
                     f"{TTL_KEY} {ttl} s is longer than a new token's {int(lifetime)} s minus "
                     f"{TTL_MARGIN} s of margin, so the app would use tokens after they expire",
-                    f"set {TTL_KEY} to at most {longest}"
-                    + (f" (e.g. {target})" if target != longest else ""),
+                    [
+                        f"set {TTL_KEY} to at most {longest}"
+                        + (f" (e.g. {target})" if target != longest else "")
+                    ],
                 )
             )
     if ttl <= MIN_APP_TTL:
         most = f" and at most {int(lifetime) - TTL_MARGIN}" if lifetime else ""
         found.append(
-            Finding(
+            Check(
+                "ttl",
                 WARN,
                 f"with {TTL_KEY} <= {MIN_APP_TTL} s the app does not re-run the helper before a "
                 "turn, only after the gateway has rejected a token",
-                f"set {TTL_KEY} above {MIN_APP_TTL}{most}",
+                [f"set {TTL_KEY} above {MIN_APP_TTL}{most}"],
             )
         )
     if lifetime is not None or not known:  # a credential with no expiry fits any min_ttl
         found += _min_ttl(target, target != ttl, lifetime, min_ttl, EXPIRY_MARGIN, profile)
     if timeout < silent:
         found.append(
-            Finding(
+            Check(
+                "ttl",
                 FAIL,
                 f"{TIMEOUT_KEY} {timeout} s is shorter than gatekey's silent deadline "
                 f"({silent:g} s), so the app may kill a refresh that would have succeeded",
-                f"set {TIMEOUT_KEY} to at least {int(silent) + 5}, or lower [timeouts] silent",
+                [f"set {TIMEOUT_KEY} to at least {int(silent) + 5}, or lower [timeouts] silent"],
             )
         )
     if interactive is not None and timeout < interactive:
         found.append(
-            Finding(
+            Check(
+                "ttl",
                 WARN,
                 f"a person signing in during an interactive run has {timeout} s before the app "
                 f"kills the helper (gatekey allows {interactive:g} s)",
-                f"set {TIMEOUT_KEY} to at least {int(interactive)} (e.g. "
-                f"{max(int(interactive), 180)}), or sign in beforehand: gatekey login -p {profile}",
+                [
+                    f"set {TIMEOUT_KEY} to at least {int(interactive)} (e.g. "
+                    f"{max(int(interactive), 180)}), or sign in beforehand: gatekey login -p "
+                    f"{profile}"
+                ],
             )
         )
     return found
@@ -167,7 +180,7 @@ def _min_ttl(
     min_ttl: float,
     expiry_margin: float,
     profile: str,
-) -> list[Finding]:
+) -> list[Check]:
     high = None if lifetime is None else int(lifetime - expiry_margin) - 1
     if high is None:
         span, example = f"to at least {target} s", target + TTL_MARGIN
@@ -178,20 +191,22 @@ def _min_ttl(
     which = "the TTL suggested above" if suggested else "the app's TTL"
     if min_ttl < target:
         return [
-            Finding(
+            Check(
+                "ttl",
                 FAIL,
                 f"min_ttl {int(min_ttl)} s is shorter than {which} ({target} s), so gatekey may "
                 "print a token that expires while the app still uses it",
-                fix,
+                [fix],
             )
         ]
     if high is not None and min_ttl > high:
         return [
-            Finding(
+            Check(
+                "ttl",
                 WARN,
                 f"min_ttl {int(min_ttl)} s is not shorter than a new token's lifetime, so "
                 "nearly every run fetches a new token",
-                fix,
+                [fix],
             )
         ]
     return []
@@ -214,27 +229,33 @@ def gateway(
     message: str = "",
     models: int | None = None,
     location: str | None = None,
-) -> Finding:
+) -> Check:
     """What a gateway's answer to ``GET /v1/models`` with the token means."""
     said = f" ({message})" if message else ""
     head = f"GET {endpoint} answered {status}"
     if status == 200:
         if models == 0:
-            return Finding(
-                WARN, f"{head} but lists no models", "ask the gateway's admins for access"
+            return Check(
+                "gateway",
+                WARN,
+                f"{head} but lists no models",
+                ["ask the gateway's admins for access"],
             )
         listed = "" if models is None else f" ({models} model(s))"
-        return Finding(OK, f"{head}{listed}: the gateway accepts the token")
+        return Check("gateway", OK, f"{head}{listed}: the gateway accepts the token")
     if status == 401:
         return _unauthorized(head, challenge, message, claims, profile)
     if status == 403:
         held = claims_text(claims, ("sub", "azp", "appid", "client_id", "scp", "scope", "roles"))
         who = f" ({held})" if held else " (the key's team or model permissions)"
-        return Finding(
+        return Check(
+            "gateway",
             FAIL,
             f"{head}: the gateway knows the credential but refuses it access{said}",
-            f"ask the gateway's admins to allow this identity{who}, or request the scope or role "
-            "the gateway requires (the profile's scopes)",
+            [
+                f"ask the gateway's admins to allow this identity{who}, or request the scope or "
+                "role the gateway requires (the profile's scopes)"
+            ],
         )
     if status in (404, 405):
         base = endpoint[: -len("/v1/models")]
@@ -246,25 +267,29 @@ def gateway(
                 "/v1/messages; if the gateway does not list models, list them in Claude's "
                 "configuration so the app does not call /v1/models"
             )
-        return Finding(FAIL, f"{head}: no models endpoint there{said}", fix)
+        return Check("gateway", FAIL, f"{head}: no models endpoint there{said}", [fix])
     if 300 <= status < 400:
-        return Finding(
+        return Check(
+            "gateway",
             FAIL,
             f"{head}: a redirect to {location or '(no Location)'}",
-            "set the base URL to the address the gateway redirects to",
+            ["set the base URL to the address the gateway redirects to"],
         )
     if status == 429:
-        return Finding(WARN, f"{head}: rate limited{said}", "try again later")
+        return Check("gateway", WARN, f"{head}: rate limited{said}", ["try again later"])
     if status >= 500:
-        return Finding(
-            FAIL, f"{head}: the gateway failed{said}", "the gateway or its upstream is failing"
+        return Check(
+            "gateway",
+            FAIL,
+            f"{head}: the gateway failed{said}",
+            ["the gateway or its upstream is failing"],
         )
-    return Finding(FAIL, f"{head}{said}", "check the gateway's logs for why it refused")
+    return Check("gateway", FAIL, f"{head}{said}", ["check the gateway's logs for why it refused"])
 
 
 def _unauthorized(
     head: str, challenge: str, message: str, claims: dict[str, object] | None, profile: Profile
-) -> Finding:
+) -> Check:
     """401: which part of the token the gateway rejects, from its challenge and message."""
     params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
     reason = params.get("error_description") or params.get("error") or message
@@ -278,36 +303,45 @@ def _unauthorized(
             if issuer is not None
             else "use a credential issued for this gateway"
         )
-        return Finding(
+        return Check(
+            "gateway",
             FAIL,
             f"{head}: the gateway rejects the token's audience{said}; the token has {has['aud']}",
-            f"{how}, or configure the gateway to accept that audience",
+            [f"{how}, or configure the gateway to accept that audience"],
         )
     if re.search(r"\biss|issuer", text):
-        return Finding(
+        return Check(
+            "gateway",
             FAIL,
             f"{head}: the gateway rejects the token's issuer{said}; the token has {has['iss']}",
-            "configure the gateway to trust this issuer, or sign in at the one it trusts",
+            ["configure the gateway to trust this issuer, or sign in at the one it trusts"],
         )
     if "expired" in text:
-        return Finding(
+        return Check(
+            "gateway",
             FAIL,
             f"{head}: the gateway says the token expired{said}",
-            "compare the clocks (the clock check), then: gatekey get -p "
-            f"{profile.name} --force-refresh",
+            [
+                "compare the clocks (the clock check), then: gatekey get -p "
+                f"{profile.name} --force-refresh"
+            ],
         )
     if "signature" in text:
-        return Finding(
+        return Check(
+            "gateway",
             FAIL,
             f"{head}: the gateway cannot verify the token's signature{said}",
-            f"the gateway checks another issuer's keys; the token has {has['iss']}",
+            [f"the gateway checks another issuer's keys; the token has {has['iss']}"],
         )
     other = "x-api-key" if profile.values["auth_scheme"] == "bearer" else "bearer"
-    return Finding(
+    return Check(
+        "gateway",
         FAIL,
         f"{head}: the gateway does not accept the credential{said}",
-        f'if the gateway wants it as {other}, set auth_scheme = "{other}" (and {SCHEME_KEY}); '
-        f"otherwise look at the token: gatekey inspect -p {profile.name}",
+        [
+            f'if the gateway wants it as {other}, set auth_scheme = "{other}" (and {SCHEME_KEY}); '
+            f"otherwise look at the token: gatekey inspect -p {profile.name}"
+        ],
     )
 
 

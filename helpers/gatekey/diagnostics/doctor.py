@@ -23,22 +23,17 @@ Claude's managed configuration is read by ``claude_settings`` (``GATEKEY_MANAGED
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import click
-
-from gatekey import config, kinds, logs, output, refresh
+from gatekey import config, kinds, logs, refresh
 from gatekey.checks import FAIL, OK, SKIP, WARN, Check
 from gatekey.context import RunContext
-from gatekey.diagnostics import advice, claude_settings
-from gatekey.diagnostics.advice import Finding
-from gatekey.diagnostics.claude_settings import BASE_URL_KEY, HEADERS_KEY, SCHEME_KEY
-from gatekey.diagnostics.present import verdict, when
+from gatekey.diagnostics import advice, claude_settings, gateway_probe
+from gatekey.diagnostics.present import when
 from gatekey.durations import format_duration
 from gatekey.errors import (
     ConfigError,
@@ -53,90 +48,9 @@ from gatekey.refresh import make_source
 if TYPE_CHECKING:
     import requests
 
-    from gatekey.cli import State
     from gatekey.token import Token
 
 log = logging.getLogger(__name__)
-
-GATEWAY_TIMEOUT = 15.0
-ANTHROPIC_VERSION = "2023-06-01"  # sent by Anthropic clients; some gateways require it
-
-
-# --- the command --------------------------------------------------------------------------------
-@click.command("doctor")
-@click.option(
-    "-p",
-    "--profile",
-    metavar="NAME",
-    help="Profile to check (default: GATEKEY_PROFILE, default_profile, or the only one).",
-)
-@click.option(
-    "--gateway-url",
-    metavar="URL",
-    help="The gateway's base URL (default: inferenceGatewayBaseUrl from Claude's managed "
-    "configuration); doctor calls GET <URL>/v1/models with the profile's token.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.pass_obj
-def command(st: State, profile: str | None, gateway_url: str | None, as_json: bool) -> None:
-    """Check the setup end to end: config, source, sign-in, clock, token, gateway, Claude's TTL.
-
-    One line per check (OK / WARN / FAIL / SKIP) and a fix for each problem. Exits 0 unless a
-    check fails (warnings do not), 1 if one does. Never prints a token or secret, and changes
-    nothing a silent `gatekey get` would not.
-
-    Claude's settings are read from its managed configuration (Linux
-    /etc/claude-desktop/managed-settings.json, the macOS managed preferences, the Windows policy
-    registry key); GATEKEY_MANAGED_ROOT=DIR reads the Linux/macOS files under DIR instead of /.
-    """
-
-    def do() -> None:
-        doctor = Doctor(profile, st.family, gateway_url)
-        checks = doctor.run()
-        _report(doctor, checks, as_json)
-        failed = [c.name for c in checks if c.verdict == FAIL]
-        if failed:
-            raise HelperError(
-                f"doctor: {len(failed)} of {len(checks)} checks failed ({', '.join(failed)}); "
-                "see the fixes above"
-            )
-
-    st.guard(do)
-
-
-def _report(doctor: Doctor, checks: list[Check], as_json: bool) -> None:
-    if as_json:
-        doc = {
-            "profile": doctor.name,
-            "source": doctor.prof.kind if doctor.prof else None,
-            "ok": not any(c.verdict == FAIL for c in checks),
-            "checks": [
-                {
-                    "check": c.name,
-                    "verdict": c.verdict,
-                    "detail": c.detail,
-                    "fixes": c.fixes,
-                    "data": c.data,
-                }
-                for c in checks
-            ],
-        }
-        output.write_text(logs.redact(json.dumps(doc, indent=2)))
-        return
-    title = "gatekey doctor"
-    if doctor.prof is not None:
-        title += f': profile "{doctor.prof.name}" ({doctor.prof.kind})'
-    lines = [title]
-    width = max(len(c.name) for c in checks)
-    for c in checks:
-        lines.append(f"{verdict(c.verdict)}  {c.name.ljust(width)}  {c.detail}")
-        lines += [f"{' ' * (width + 8)}fix: {fix}" for fix in c.fixes]
-    failed, warned = (sum(c.verdict == v for c in checks) for v in (FAIL, WARN))
-    summary = f"{failed} check(s) failed" if failed else "all checks passed"
-    if warned:
-        summary += f", {warned} warning(s) (warnings do not fail doctor)"
-    for line in [*lines, "", summary]:
-        output.write_text(logs.redact(line))
 
 
 # --- the checks ---------------------------------------------------------------------------------
@@ -319,7 +233,7 @@ class Doctor:
         theirs, ours, host = self.server_date
         finding = advice.clock(ours - theirs, host)
         data = {"skew_seconds": round(ours - theirs, 1), "server": host}
-        return self._from(Check("clock", OK, "", [], data), [finding])
+        return advice.combine(Check("clock", OK, "", [], data), [finding])
 
     # --- 5. token --------------------------------------------------------------------------
     def check_token(self) -> Check:
@@ -372,151 +286,15 @@ class Doctor:
 
     # --- 6. gateway -------------------------------------------------------------------------
     def check_gateway(self) -> Check:
-        from urllib.parse import urlsplit
-
-        from gatekey.http import is_loopback_http
-
-        prof = self._profile()
-        url, origin = self.gateway_url, "--gateway-url"
-        if not url:
-            url, origin = self.claude.values.get(BASE_URL_KEY), BASE_URL_KEY
-        if not url:
-            return Check(
-                "gateway",
-                SKIP,
-                f"no gateway URL: pass --gateway-url, or set {BASE_URL_KEY} in Claude's managed "
-                "configuration",
-            )
-        if self.token is None:
-            return Check("gateway", SKIP, f"no token to try at {url} (see the token check)")
-        parts = urlsplit(url)
-        notes: list[Finding] = []
-        if parts.scheme.lower() != "https" or not parts.netloc:
-            if not is_loopback_http(url):
-                return Check(
-                    "gateway",
-                    FAIL,
-                    f"{url} ({origin}) is not an https:// URL; doctor sends no token to it",
-                    ["use the gateway's https:// address (Claude requires https://)"],
-                )
-            notes.append(Finding(OK, "plain HTTP to this machine; Claude itself wants https://"))
-        scheme = prof.values["auth_scheme"]
-        app_scheme = self.claude.values.get(SCHEME_KEY, "").strip().lower()
-        if app_scheme and app_scheme != scheme:
-            notes.append(
-                Finding(
-                    WARN,
-                    f"Claude sends the token as {app_scheme} ({SCHEME_KEY}), the profile says "
-                    f"{scheme}; doctor used the profile's",
-                    f"make {SCHEME_KEY} and the profile's auth_scheme the same",
-                )
-            )
-        endpoint = url.rstrip("/") + "/v1/models"
-        headers = self._gateway_headers(prof, self.token.value, notes)
-        if scheme == "bearer":
-            headers["Authorization"] = f"Bearer {self.token.value}"
-        else:
-            headers["x-api-key"] = self.token.value
-        data = {"url": endpoint, "auth_scheme": scheme}
-        answer = self._call_gateway(prof, endpoint, headers, data)
-        return self._from(Check("gateway", OK, "", [], data), [answer, *notes])
-
-    def _gateway_headers(
-        self, prof: config.Profile, token: str, notes: list[Finding]
-    ) -> dict[str, str]:
-        """What Claude sends besides the credential: inferenceCustomHeaders, then (when the
-        profile prints JSON) the helper's headers, which win."""
-        headers = {"anthropic-version": ANTHROPIC_VERSION}
-        custom = self.claude.values.get(HEADERS_KEY)
-        if custom:
-            try:
-                parsed = json.loads(custom)
-            except ValueError:
-                parsed = None
-            if isinstance(parsed, dict) and all(isinstance(v, str) for v in parsed.values()):
-                headers.update(parsed)
-            else:
-                fix = f'write {HEADERS_KEY} as a JSON object string, e.g. {{"X-Team": "a"}}'
-                notes.append(Finding(WARN, f"{HEADERS_KEY} is not a JSON object of strings", fix))
-        if prof.values["output"] == "json":
-            headers.update(output.fill_claims(prof.values["headers"], token))
-        return headers
-
-    def _call_gateway(
-        self, prof: config.Profile, endpoint: str, headers: dict[str, str], data: dict[str, Any]
-    ) -> Finding:
-        import requests
-
-        from gatekey.http import IdpSession
-
-        def call(ca_bundle: str | None) -> requests.Response:
-            run = RunContext("background", interactive=False, timeout=GATEWAY_TIMEOUT)
-            # IdpSession's TLS set-up (the OS trust store, plus ca_bundle when given; never
-            # REQUESTS_CA_BUNDLE) without its error translation: the gateway gets its own advice.
-            # No redirects: the token must not follow one to another host.
-            with IdpSession(run, ca_bundle=ca_bundle, loopback_http=True) as session:
-                return requests.Session.request(
-                    session,
-                    "GET",
-                    endpoint,
-                    headers=headers,
-                    allow_redirects=False,
-                    timeout=(5.0, GATEWAY_TIMEOUT),
-                )
-
-        host = endpoint.split("/")[2]
-        untrusted = None
-        try:
-            try:
-                response = call(None)  # the trust Claude has: the OS trust store alone
-            except requests.exceptions.SSLError as e:
-                if not prof.values.get("ca_bundle"):
-                    raise
-                response, untrusted = call(prof.values["ca_bundle"]), tls_reason(e)
-        except requests.exceptions.SSLError as e:
-            return Finding(
-                FAIL, f"TLS with {host} failed: {tls_reason(e)}", advice.tls(tls_reason(e), host)
-            )
-        except requests.exceptions.Timeout:
-            return Finding(
-                FAIL,
-                f"{host} did not answer GET /v1/models within {GATEWAY_TIMEOUT:g} s",
-                "check the URL, the network or VPN, and HTTPS_PROXY / NO_PROXY",
-            )
-        except requests.exceptions.ConnectionError as e:
-            return Finding(
-                FAIL,
-                f"cannot reach {host} ({exception_reason(e)})",
-                "check the URL, DNS, the network or VPN, and HTTPS_PROXY / NO_PROXY",
-            )
-        data["status"] = response.status_code
-        answer = advice.gateway(
-            response.status_code,
-            endpoint=endpoint,
-            profile=prof,
-            claims=output.jwt_claims(self.token.value) if self.token else None,
-            challenge=response.headers.get("WWW-Authenticate", ""),
-            message=error_text(response),
-            models=count_models(response),
-            location=response.headers.get("Location"),
-        )
-        if untrusted is None:
-            return answer
-        return Finding(
-            WARN if answer.verdict == OK else answer.verdict,
-            f"{answer.text}; but {host}'s certificate is trusted only through the profile's "
-            f"ca_bundle ({untrusted}), which Claude does not use",
-            (f"{answer.fix}; and " if answer.fix else "")
-            + f"add the CA of {host}'s certificate to this machine's trust store",
-        )
+        return gateway_probe.check(self._profile(), self.token, self.gateway_url, self.claude)
 
     # --- 7. ttl ------------------------------------------------------------------------------
     def check_ttl(self) -> Check:
         prof, cfg, claude = self._profile(), self.cfg, self.claude
         assert cfg is not None  # noqa: S101 - a profile implies a config
-        findings: list[Finding] = []
+        findings: list[Check] = []
         if claude.problem:
-            findings.append(Finding(FAIL, claude.problem, claude.fix))
+            findings.append(Check("ttl", FAIL, claude.problem, [claude.fix] if claude.fix else []))
         ttl, bad_ttl = advice.seconds_setting(
             claude.values, claude_settings.TTL_KEY, claude_settings.DEFAULT_TTL, 0, 366 * 86400
         )
@@ -557,19 +335,10 @@ class Doctor:
             "mid_session_refresh": mid,
         }
         if not findings:
-            findings.append(Finding(OK, "these fit"))
-        return self._from(Check("ttl", OK, detail, [], data), findings)
+            findings.append(Check("ttl", OK, "these fit"))
+        return advice.combine(Check("ttl", OK, detail, [], data), findings)
 
     # --- helpers -----------------------------------------------------------------------------
-    @staticmethod
-    def _from(check: Check, findings: list[Finding]) -> Check:
-        """``check`` with the findings' worst verdict, their texts and fixes."""
-        check.verdict = advice.worst(findings)
-        texts = [f.text for f in findings if f.text]
-        check.detail = ": ".join(p for p in (check.detail, "; ".join(texts)) if p)
-        check.fixes += [f.fix for f in findings if f.fix]
-        return check
-
     def _profile(self) -> config.Profile:
         assert self.prof is not None  # noqa: S101 - _safely skips the checks that need one
         return self.prof
@@ -602,78 +371,3 @@ class Doctor:
                 f"{name} --force-refresh"
             ]
         return text, [f"for more detail: gatekey -v get -p {name}"]
-
-
-# --- reading answers (no secrets: names, statuses and messages only) ------------------------------
-def error_text(response: requests.Response) -> str:
-    """A gateway's error message (JSON ``error.message`` and the like), one short line."""
-    if response.status_code < 300:
-        return ""
-    try:
-        body: Any = response.json()
-    except ValueError:
-        text = response.text
-    else:
-        text = ""
-        if isinstance(body, dict):
-            error = body.get("error")
-            if isinstance(error, dict):
-                text = str(error.get("message") or error.get("type") or "")
-            elif isinstance(error, str):
-                text = error
-            text = text or str(body.get("message") or body.get("detail") or "")
-    lines = text.strip().splitlines()
-    return lines[0][:200] if lines else ""
-
-
-def count_models(response: requests.Response) -> int | None:
-    if response.status_code != 200:
-        return None
-    try:
-        body: Any = response.json()
-    except ValueError:
-        return None
-    models = body.get("data") if isinstance(body, dict) else None
-    return len(models) if isinstance(models, list) else None
-
-
-def tls_reason(error: BaseException) -> str:
-    """OpenSSL's reason inside requests' wrapping (e.g. "self-signed certificate")."""
-    import ssl
-
-    found = _find(error, ssl.SSLCertVerificationError)
-    if isinstance(found, ssl.SSLCertVerificationError):
-        return str(found.verify_message or found.reason or "certificate not trusted")
-    found = _find(error, ssl.SSLError)
-    if isinstance(found, ssl.SSLError):
-        return str(found.reason or type(found).__name__)
-    return exception_reason(error)
-
-
-def exception_reason(error: BaseException) -> str:
-    """The innermost cause, without URLs (they could carry query parameters)."""
-    inner = error
-    while inner.__context__ is not None and inner.__context__ is not inner:
-        inner = inner.__context__
-    reason = getattr(inner, "reason", None) or getattr(inner, "strerror", None)
-    return f"{type(inner).__name__}: {reason}" if isinstance(reason, str) else type(inner).__name__
-
-
-def _find(error: BaseException, kind: type[BaseException]) -> BaseException | None:
-    """The first ``kind`` among an exception's arguments, reasons and causes."""
-    seen: set[int] = set()
-    todo = [error]
-    while todo:
-        current = todo.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, kind):
-            return current
-        linked = (*current.args, getattr(current, "reason", None))
-        todo += [
-            x
-            for x in (*linked, current.__cause__, current.__context__)
-            if isinstance(x, BaseException)
-        ]
-    return None

@@ -11,24 +11,19 @@ import contextlib
 import json
 import logging
 import os
-import signal
-import subprocess
-import sys
-import threading
 import time
 from typing import Any
 
-from gatekey import context, logs
+from gatekey import logs
 from gatekey.checks import FAIL, OK, Check
 from gatekey.config import Profile
 from gatekey.context import RunContext
 from gatekey.errors import CommandNotFound, DeadlineExceeded, HelperError, SourceUnavailable
 from gatekey.kinds import Linker, ProbeKit
+from gatekey.process import Child
 from gatekey.token import Token, is_time
 
 log = logging.getLogger(__name__)
-MAX_OUTPUT = 1 << 20
-PIPE_GRACE = 0.2  # seconds to finish reading after the command exited
 
 
 class CommandSource:
@@ -80,12 +75,8 @@ class CommandSource:
         left = run.check(f"starting {self.argv[0]}")
         limit = self.profile.values.get("timeout")
         timeout = left if limit is None else min(left, float(limit))
-        # A stop signal arriving before the child's process group is recorded waits until it
-        # is, so that stopping the run stops the command too.
-        context.begin_child_start()
         try:
-            child, readers = self._start()
-            run.children.add(child.pid)  # the watchdog and stop signals stop its group
+            child = Child(self.argv, children=run.children)  # the watchdog stops its group
         except FileNotFoundError:
             raise CommandNotFound(
                 f"command not found: {self.argv[0]}",
@@ -96,59 +87,19 @@ class CommandSource:
             raise SourceUnavailable(
                 f"cannot run {self.argv[0]} ({e.strerror})", profile=self.profile.name
             ) from None
-        finally:
-            context.end_child_start()
-        try:
-            code = child.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _stop(child)
-            within = (
-                f"its timeout ({timeout:g} s)"
-                if timeout < left
-                else f"the {run.name} time limit ({run.timeout:g} s)"
-            )
-            raise DeadlineExceeded(
-                f"command {self.argv[0]} did not finish within {within}",
-                profile=self.profile.name,
-            ) from None
-        except BaseException:  # Ctrl-C, or an exception raised by a signal handler
-            _stop(child)
-            raise
-        finally:
-            run.children.discard(child.pid)
-            # The command has exited (or was stopped), so all it wrote is in the pipes. A
-            # background process it left behind may hold them open: do not wait for that beyond
-            # a moment (its reader then closes the pipe when that process does, or we exit).
-            _join(readers)
-        return readers[0].data(), readers[1].data(), code
-
-    def _start(self) -> tuple[subprocess.Popen[bytes], list[_Reader]]:
-        """The running command, and a reader draining each of its stdout and stderr.
-
-        The pipes are ours (``os.pipe``), not ``Popen``'s file objects: each reader owns its read
-        end and closes it at end of file, and our copy of each write end is closed whatever
-        happens here, so a command that cannot start leaves no pipe open behind it.
-        """
-        readers: list[_Reader] = []
-        try:
-            with contextlib.ExitStack() as write_ends:
-                ends = []
-                for _ in range(2):
-                    read_end, write_end = os.pipe()
-                    write_ends.callback(os.close, write_end)
-                    readers.append(_Reader(read_end))
-                    ends.append(write_end)
-                child = subprocess.Popen(
-                    self.argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=ends[0],
-                    stderr=ends[1],
-                    start_new_session=sys.platform != "win32",  # so a timeout stops its children
+        with child:
+            code = child.wait(timeout)
+            if code is None:
+                within = (
+                    f"its timeout ({timeout:g} s)"
+                    if timeout < left
+                    else f"the {run.name} time limit ({run.timeout:g} s)"
                 )
-        except BaseException:
-            _join(readers)  # at end of file now: they close their read ends
-            raise
-        return child, readers
+                raise DeadlineExceeded(
+                    f"command {self.argv[0]} did not finish within {within}",
+                    profile=self.profile.name,
+                )
+        return child.stdout, child.stderr, code
 
     def _parse(self, stdout: bytes) -> tuple[str, float | None, float | None]:
         """(token, lifetime in seconds or None, expiry time or None) from the command's output."""
@@ -229,52 +180,3 @@ def _dig(data: Any, path: str) -> Any:
             return None
         data = data[part]
     return data
-
-
-class _Reader(threading.Thread):
-    """Drains one pipe of the child in the background (so a full pipe never blocks it), then
-    closes it: it owns the file descriptor from the moment it is made."""
-
-    def __init__(self, fd: int) -> None:
-        super().__init__(daemon=True)
-        self.fd = fd
-        self.chunks: list[bytes] = []
-        self.size = 0
-        try:
-            self.start()
-        except BaseException:
-            os.close(fd)
-            raise
-
-    def run(self) -> None:
-        try:
-            while chunk := os.read(self.fd, 65536):
-                if self.size < MAX_OUTPUT:
-                    self.chunks.append(chunk)
-                    self.size += len(chunk)
-        except OSError:
-            pass  # an error reading the pipe ends it like end of file
-        finally:
-            os.close(self.fd)
-
-    def data(self) -> bytes:
-        return b"".join(self.chunks)[:MAX_OUTPUT]
-
-
-def _join(readers: list[_Reader]) -> None:
-    """Wait for the readers, PIPE_GRACE in all."""
-    until = time.monotonic() + PIPE_GRACE
-    for reader in readers:
-        reader.join(max(0.0, until - time.monotonic()))
-
-
-def _stop(child: subprocess.Popen[bytes]) -> None:
-    try:
-        if sys.platform == "win32":
-            child.kill()
-        else:
-            os.killpg(child.pid, signal.SIGKILL)
-    except OSError:
-        pass
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        child.wait(timeout=1)

@@ -15,20 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from hit_modules import HIT_MODULES
+
 GATEKEY = str(Path(sys.executable).parent / "gatekey")  # the installed executable
 CONTEXTS = ("interactive", "mid-session-refresh", "scheduled-task", "setup-test", "background")
-HIT_MODULES = {
-    "gatekey",
-    "gatekey.cache",
-    "gatekey.context",
-    "gatekey.errors",
-    "gatekey.fastpath",
-    "gatekey.installcheck",
-    "gatekey.output",
-    "gatekey.paths",
-    "gatekey.regular",
-    "gatekey.token",
-}
 IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \| ( *)(\S+)\s*$")
 HEADERS = 'headers = { X-Org-Route = "prod", x-portkey-metadata = \'{"_user":"alice"}\' }'
 

@@ -42,24 +42,22 @@ def probe(profile: Profile, kit: ProbeKit) -> Check:
             f"{values['authority_host'] or ENTRA_HOST}/{values['tenant']}/v2.0",
             "tenant",
         )
-    url = f"{base}/.well-known/openid-configuration"
+    from gatekey.http import fetch_discovery
+
     t0 = time.monotonic()
-    response = kit.get(url, ca_bundle=values.get("ca_bundle"))
+    answer = fetch_discovery(base, lambda url: kit.get(url, ca_bundle=values.get("ca_bundle")))
     took = time.monotonic() - t0
-    data = {"url": url, "status": response.status_code}
-    if response.status_code != 200:
+    url, doc = answer.url, answer.document
+    data = {"url": url, "status": answer.status}
+    if answer.status != 200:
         fix = (
             f"check the profile's {key}: the provider serves its discovery document there"
-            if response.status_code < 500
+            if answer.status < 500
             else "the identity provider is failing: try again later, or ask its operators"
         )
-        detail = f"OpenID discovery at {url} answered HTTP {response.status_code}"
+        detail = f"OpenID discovery at {url} answered HTTP {answer.status}"
         return Check("source", FAIL, detail, [fix], data)
-    try:
-        doc = response.json()
-    except ValueError:
-        doc = None
-    if not isinstance(doc, dict) or "token_endpoint" not in doc:
+    if doc is None or "token_endpoint" not in doc:
         fix = f"check the profile's {key} (a proxy or captive portal may have answered)"
         return Check("source", FAIL, f"{url} is not OpenID discovery", [fix], data)
     if values["flow"] == "device-code" and "device_authorization_endpoint" not in doc:

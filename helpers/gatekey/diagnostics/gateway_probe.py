@@ -1,0 +1,256 @@
+"""Doctor's gateway check: the token where Claude will send it, and what the answer means.
+
+``GET {gateway}/v1/models`` with the token in the profile's auth scheme and the headers Claude
+adds (inferenceCustomHeaders, then the helper's own when the profile prints JSON). The trust is
+Claude's: the OS trust store alone, so a gateway trusted only through the profile's ca_bundle is
+a warning. No redirect is followed (the token must not go to another host), and only names,
+statuses and messages are read from the answer, never echoed whole.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from gatekey import output
+from gatekey.checks import FAIL, OK, SKIP, WARN, Check
+from gatekey.context import RunContext
+from gatekey.diagnostics import advice
+from gatekey.diagnostics.claude_settings import BASE_URL_KEY, HEADERS_KEY, SCHEME_KEY
+from gatekey.token import jwt_claims
+
+if TYPE_CHECKING:
+    import requests
+
+    from gatekey.config import Profile
+    from gatekey.diagnostics.claude_settings import ClaudeSettings
+    from gatekey.token import Token
+
+GATEWAY_TIMEOUT = 15.0
+ANTHROPIC_VERSION = "2023-06-01"  # sent by Anthropic clients; some gateways require it
+
+
+def check(
+    prof: Profile, token: Token | None, gateway_url: str | None, claude: ClaudeSettings
+) -> Check:
+    """Doctor's "gateway" check: ``GET {gateway}/v1/models`` with ``token``, as Claude sends it
+    (``gateway_url``, else Claude's inferenceGatewayBaseUrl), and what the answer means."""
+    from urllib.parse import urlsplit
+
+    from gatekey.http import is_loopback_http
+
+    url, origin = gateway_url, "--gateway-url"
+    if not url:
+        url, origin = claude.values.get(BASE_URL_KEY), BASE_URL_KEY
+    if not url:
+        return Check(
+            "gateway",
+            SKIP,
+            f"no gateway URL: pass --gateway-url, or set {BASE_URL_KEY} in Claude's managed "
+            "configuration",
+        )
+    if token is None:
+        return Check("gateway", SKIP, f"no token to try at {url} (see the token check)")
+    parts = urlsplit(url)
+    notes: list[Check] = []
+    if parts.scheme.lower() != "https" or not parts.netloc:
+        if not is_loopback_http(url):
+            return Check(
+                "gateway",
+                FAIL,
+                f"{url} ({origin}) is not an https:// URL; doctor sends no token to it",
+                ["use the gateway's https:// address (Claude requires https://)"],
+            )
+        notes.append(
+            Check("gateway", OK, "plain HTTP to this machine; Claude itself wants https://")
+        )
+    scheme = prof.values["auth_scheme"]
+    app_scheme = claude.values.get(SCHEME_KEY, "").strip().lower()
+    if app_scheme and app_scheme != scheme:
+        notes.append(
+            Check(
+                "gateway",
+                WARN,
+                f"Claude sends the token as {app_scheme} ({SCHEME_KEY}), the profile says "
+                f"{scheme}; doctor used the profile's",
+                [f"make {SCHEME_KEY} and the profile's auth_scheme the same"],
+            )
+        )
+    endpoint = url.rstrip("/") + "/v1/models"
+    headers = _headers(prof, token.value, claude, notes)
+    if scheme == "bearer":
+        headers["Authorization"] = f"Bearer {token.value}"
+    else:
+        headers["x-api-key"] = token.value
+    data = {"url": endpoint, "auth_scheme": scheme}
+    answer = _call(prof, endpoint, headers, token.value, data)
+    return advice.combine(Check("gateway", OK, "", [], data), [answer, *notes])
+
+
+def _headers(
+    prof: Profile, token: str, claude: ClaudeSettings, notes: list[Check]
+) -> dict[str, str]:
+    """What Claude sends besides the credential: inferenceCustomHeaders, then (when the
+    profile prints JSON) the helper's headers, which win."""
+    headers = {"anthropic-version": ANTHROPIC_VERSION}
+    custom = claude.values.get(HEADERS_KEY)
+    if custom:
+        try:
+            parsed = json.loads(custom)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict) and all(isinstance(v, str) for v in parsed.values()):
+            headers.update(parsed)
+        else:
+            fix = f'write {HEADERS_KEY} as a JSON object string, e.g. {{"X-Team": "a"}}'
+            notes.append(
+                Check("gateway", WARN, f"{HEADERS_KEY} is not a JSON object of strings", [fix])
+            )
+    if prof.values["output"] == "json":
+        headers.update(output.fill_claims(prof.values["headers"], token))
+    return headers
+
+
+def _call(
+    prof: Profile, endpoint: str, headers: dict[str, str], token: str, data: dict[str, Any]
+) -> Check:
+    import requests
+
+    from gatekey.http import IdpSession, exception_reason
+
+    def call(ca_bundle: str | None) -> requests.Response:
+        run = RunContext("background", interactive=False, timeout=GATEWAY_TIMEOUT)
+        # IdpSession's TLS set-up (the OS trust store, plus ca_bundle when given; never
+        # REQUESTS_CA_BUNDLE) without its error translation: the gateway gets its own advice.
+        # No redirects: the token must not follow one to another host.
+        with IdpSession(run, ca_bundle=ca_bundle, loopback_http=True) as session:
+            return requests.Session.request(
+                session,
+                "GET",
+                endpoint,
+                headers=headers,
+                allow_redirects=False,
+                timeout=(5.0, GATEWAY_TIMEOUT),
+            )
+
+    host = endpoint.split("/")[2]
+    untrusted = None
+    try:
+        try:
+            response = call(None)  # the trust Claude has: the OS trust store alone
+        except requests.exceptions.SSLError as e:
+            if not prof.values.get("ca_bundle"):
+                raise
+            response, untrusted = call(prof.values["ca_bundle"]), tls_reason(e)
+    except requests.exceptions.SSLError as e:
+        return Check(
+            "gateway",
+            FAIL,
+            f"TLS with {host} failed: {tls_reason(e)}",
+            [advice.tls(tls_reason(e), host)],
+        )
+    except requests.exceptions.Timeout:
+        return Check(
+            "gateway",
+            FAIL,
+            f"{host} did not answer GET /v1/models within {GATEWAY_TIMEOUT:g} s",
+            ["check the URL, the network or VPN, and HTTPS_PROXY / NO_PROXY"],
+        )
+    except requests.exceptions.ConnectionError as e:
+        return Check(
+            "gateway",
+            FAIL,
+            f"cannot reach {host} ({exception_reason(e)})",
+            ["check the URL, DNS, the network or VPN, and HTTPS_PROXY / NO_PROXY"],
+        )
+    data["status"] = response.status_code
+    answer = advice.gateway(
+        response.status_code,
+        endpoint=endpoint,
+        profile=prof,
+        claims=jwt_claims(token),
+        challenge=response.headers.get("WWW-Authenticate", ""),
+        message=error_text(response),
+        models=count_models(response),
+        location=response.headers.get("Location"),
+    )
+    if untrusted is None:
+        return answer
+    return Check(
+        "gateway",
+        WARN if answer.verdict == OK else answer.verdict,
+        f"{answer.detail}; but {host}'s certificate is trusted only through the profile's "
+        f"ca_bundle ({untrusted}), which Claude does not use",
+        [
+            "".join(f"{fix}; and " for fix in answer.fixes)
+            + f"add the CA of {host}'s certificate to this machine's trust store"
+        ],
+    )
+
+
+# --- reading answers (no secrets: names, statuses and messages only) ------------------------------
+def error_text(response: requests.Response) -> str:
+    """A gateway's error message (JSON ``error.message`` and the like), one short line."""
+    if response.status_code < 300:
+        return ""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        text = response.text
+    else:
+        text = ""
+        if isinstance(body, dict):
+            error = body.get("error")
+            if isinstance(error, dict):
+                text = str(error.get("message") or error.get("type") or "")
+            elif isinstance(error, str):
+                text = error
+            text = text or str(body.get("message") or body.get("detail") or "")
+    lines = text.strip().splitlines()
+    return lines[0][:200] if lines else ""
+
+
+def count_models(response: requests.Response) -> int | None:
+    if response.status_code != 200:
+        return None
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return None
+    models = body.get("data") if isinstance(body, dict) else None
+    return len(models) if isinstance(models, list) else None
+
+
+def tls_reason(error: BaseException) -> str:
+    """OpenSSL's reason inside requests' wrapping (e.g. "self-signed certificate")."""
+    import ssl
+
+    from gatekey.http import exception_reason
+
+    found = _find(error, ssl.SSLCertVerificationError)
+    if isinstance(found, ssl.SSLCertVerificationError):
+        return str(found.verify_message or found.reason or "certificate not trusted")
+    found = _find(error, ssl.SSLError)
+    if isinstance(found, ssl.SSLError):
+        return str(found.reason or type(found).__name__)
+    return exception_reason(error)
+
+
+def _find(error: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The first ``kind`` among an exception's arguments, reasons and causes."""
+    seen: set[int] = set()
+    todo = [error]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, kind):
+            return current
+        linked = (*current.args, getattr(current, "reason", None))
+        todo += [
+            x
+            for x in (*linked, current.__cause__, current.__context__)
+            if isinstance(x, BaseException)
+        ]
+    return None
