@@ -8,18 +8,15 @@ The standard-library-only rule itself is test_blackbox.py's; this pins the gatek
 
 from __future__ import annotations
 
-import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from hit_modules import HIT_MODULES
+from hit_modules import HIT_MODULES, imported
 
 GATEKEY = str(Path(sys.executable).parent / "gatekey")  # the installed executable
 CONTEXTS = ("interactive", "mid-session-refresh", "scheduled-task", "setup-test", "background")
-IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \| ( *)(\S+)\s*$")
 HEADERS = 'headers = { X-Org-Route = "prod", x-portkey-metadata = \'{"_user":"alice"}\' }'
 
 
@@ -27,23 +24,7 @@ def imported_modules(gk, context: str | None, *argv: str) -> tuple[set[str], byt
     env = dict(gk.vars)
     if context is not None:
         env["CLAUDE_HELPER_CONTEXT"] = context
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", *argv],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        env=env,
-        cwd=gk.root,
-        timeout=30,
-    )
-    assert proc.returncode == 0, proc.stderr.decode()
-    names = set()
-    for line in proc.stderr.decode().splitlines():
-        if line.startswith("import time: self"):
-            continue
-        match = IMPORT_LINE.match(line)
-        assert match, f"unexpected stderr line: {line!r}"
-        names.add(match.group(2))
-    return names, proc.stdout
+    return imported(list(argv), env, gk.root)
 
 
 def imported_gatekey_modules(gk, context: str | None) -> tuple[set[str], bytes]:

@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import base64
 import json
-import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from hit_modules import HIT_MODULES
+from hit_modules import HIT_MODULES, imported
 
 pytestmark = pytest.mark.blackbox
 
-IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \| ( *)(\S+)\s*$")
 FORBIDDEN = ("typing", "click", "requests", "msal", "keyring", "tomllib")
 
 
@@ -31,27 +28,6 @@ def jwt(claims: dict[str, object]) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
     return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
-
-
-def imported(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[set[str], bytes]:
-    """The modules a run imports (its ``-X importtime`` lines), and what it printed."""
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", *argv],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        env=env,
-        cwd=cwd,
-        timeout=30,
-    )
-    assert proc.returncode == 0, proc.stderr.decode()
-    names = set()
-    for line in proc.stderr.decode().splitlines():
-        if line.startswith("import time: self"):
-            continue
-        match = IMPORT_LINE.match(line)
-        assert match, f"unexpected stderr line: {line!r}"
-        names.add(match.group(2))
-    return names, proc.stdout
 
 
 def test_a_hit_that_inserts_a_claim_imports_only_the_standard_library(gk):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import pytest
 
 from blackbox_env import CONTEXTS, SILENT_CONTEXTS, SUPPORT, Env, Result, exe
 from deadlines import EARLY_S, HANG_S, deadline_of, ends_by
+from hit_modules import imported
 from peers import alive
 
 pytestmark = pytest.mark.blackbox
@@ -720,29 +720,12 @@ def test_source_echoing_a_token_prefix_gets_it_masked(gk):
 
 
 # --- the cache hit imports only the standard library ---------------------------------------------
-IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \| ( *)(\S+)\s*$")
 FORBIDDEN = ("click", "keyring", "secretstorage", "jeepney", "msal", "requests", "tomllib", "tomli")
 FULL_PATH_MODULES = ("gatekey.runner", "gatekey.config", "gatekey.cli", "gatekey.refresh")
 
 
 def imported_modules(argv: list[str], gk: Env) -> tuple[set[str], bytes]:
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", *argv],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        env=gk.vars,
-        cwd=gk.root,
-        timeout=30,
-    )
-    assert proc.returncode == 0, proc.stderr.decode()
-    names = set()
-    for line in proc.stderr.decode().splitlines():
-        if line.startswith("import time: self"):
-            continue
-        match = IMPORT_LINE.match(line)
-        assert match, f"unexpected stderr line: {line!r}"
-        names.add(match.group(2))
-    return names, proc.stdout
+    return imported(argv, gk.vars, gk.root)
 
 
 @pytest.mark.parametrize("ctx", ALL_CONTEXTS, ids=ctx_id)
