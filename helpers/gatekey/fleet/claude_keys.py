@@ -132,14 +132,17 @@ def _servers(value: str, windows: bool) -> str:
         helper = server.get("headersHelper")
         if helper is not None:
             if not isinstance(helper, str):
-                raise SetError("headersHelper must be a string (an absolute path)")
-            _path(helper, windows)
+                raise SetError("headersHelper: expected a string (an absolute path)")
+            try:
+                _path(helper, windows)
+            except SetError as e:
+                raise SetError(f"headersHelper: {e}") from None
         for field in ("headersHelperTtlSec", "headersHelperRefreshBufferSec"):
             seconds = server.get(field)
             if seconds is not None and (
                 isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0
             ):
-                raise SetError(f"{field} must be a whole number of seconds")
+                raise SetError(f"{field}: expected a whole number of seconds")
     return _dump(parsed)
 
 
