@@ -41,8 +41,6 @@ TARGET_PLATFORM = {
     "reg": "win32",
     "linux-json": "linux",
 }
-
-
 PROFILE_ENV = "GATEKEY_PROFILE"
 
 
@@ -57,8 +55,7 @@ def gatekey_config(
 ) -> None:
     """gatekey's own system config (TOML) with the selected profile and the ones it uses (or
     every profile), on stdout or into ``out``."""
-    with _fleet_only(config_file):
-        cfg, name, _prof, source = _selected(family, profile, config_file)
+    cfg, name, _prof, source = _selected(family, profile, config_file)
     names = cfg.profile_names if all_profiles else system_config.linked(cfg, [name])
     data = system_config.render(cfg, names, name).encode("utf-8")
     _emit(data, out, note)
@@ -89,31 +86,6 @@ def claude_config(
     """Claude's managed configuration in ``fmt`` (managed.FORMATS), on stdout or into ``out``;
     the values not given come from the profile (see the module docstring). ``extra``: further
     documented keys, already checked (claude_keys.parse)."""
-    with _fleet_only(config_file):
-        _claude_config(
-            family, profile, fmt=fmt, gateway_url=gateway_url, helper=helper, ttl=ttl,
-            timeout=timeout, auth_scheme=auth_scheme, headers=headers, identifier=identifier,
-            config_file=config_file, extra=extra, out=out, note=note,
-        )  # fmt: skip
-
-
-def _claude_config(
-    family: str | None,
-    profile: str | None,
-    *,
-    fmt: str,
-    gateway_url: str | None,
-    helper: str | None,
-    ttl: int | None,
-    timeout: int | None,
-    auth_scheme: str | None,
-    headers: tuple[str, ...],
-    identifier: str,
-    config_file: str | None,
-    extra: dict[str, str],
-    out: str | None,
-    note: Note,
-) -> None:
     cfg, name, prof, source = _selected(family, profile, config_file)
     if not gateway_url:
         raise UsageProblem("--gateway-url", "is required, e.g. https://llm-gw.example.com")
@@ -193,7 +165,7 @@ def _claude_config(
         note("to generate from the fleet's gatekey config alone, give --config FILE")
     if not exists and not windows:
         note(f"{helper} does not exist on this machine; make sure it does on the endpoints")
-    chosen = _no_argument_profile(cfg, family)
+    chosen = _no_argument_profile(cfg, family, config_file)
     if default_helper and profile and chosen != name:
         note(
             f'a no-argument run of {helper} selects profile "{chosen}", '
@@ -222,11 +194,13 @@ def _selected(
     """The config, the profile's name and validated values, and a phrase saying where they came
     from (which files, and why this profile) for the admin to read."""
     cfg = config.load(os.path.abspath(config_file) if config_file else None)
-    name = config.select_profile(cfg, profile, family)
+    with _fleet_only(config_file):
+        name = config.select_profile(cfg, profile, family)
+        by_env = bool(os.environ.get(PROFILE_ENV, "").strip())
     prof = cfg.profile(name)  # validates it: exit 78 naming the key
     if profile:
         why = "-p"
-    elif os.environ.get(PROFILE_ENV, "").strip():
+    elif by_env:
         why = PROFILE_ENV
     elif cfg.default_profile[0] == name:
         why = "default_profile"
@@ -252,11 +226,14 @@ def _timeout_origin(cfg: config.Config, sign_in: bool) -> str:
     )
 
 
-def _no_argument_profile(cfg: config.Config, family: str | None) -> str | None:
-    try:
-        return config.select_profile(cfg, None, family)
-    except ConfigError:
-        return None
+def _no_argument_profile(
+    cfg: config.Config, family: str | None, config_file: str | None
+) -> str | None:
+    with _fleet_only(config_file):
+        try:
+            return config.select_profile(cfg, None, family)
+        except ConfigError:
+            return None
 
 
 def _signs_in(cfg: config.Config, prof: config.Profile) -> bool:
