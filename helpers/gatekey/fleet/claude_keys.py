@@ -1,9 +1,10 @@
 """Claude's documented managed keys that `gatekey mdm --set KEY=VALUE` may add, with their types.
 
-The keys and types are those of reference/contract.md. Every value is written as a string (the
-app reads strings from every MDM channel, integers and booleans included), so each is checked
-here against its type and turned into the one string every format carries: ``true``/``false``,
-a decimal integer, or compact JSON text for lists and objects.
+The keys are those reference/contract.md documents (``inferenceModels``: model IDs, or objects
+with a ``name``, as the app's configuration lists them). Every value is written as a string (the
+app reads strings from every MDM channel, booleans and lists included), so each is checked here
+against its type and turned into the one string every format carries: ``true``/``false``, text,
+or compact JSON for lists and objects.
 
 The keys mdm itself writes are not settable here: each has its option (``--ttl``...), or is
 fixed by what mdm generates (a gateway with a helper), so one value never has two sources.

@@ -16,6 +16,8 @@ Defaults come from the profile (``-p``, else the usual selection):
 - the timeout: ``[timeouts] interactive`` (120 s) when a person may sign in during a run (an
   entra / oidc profile with a browser or device-code flow, or a vault / Key Vault logging in
   through one), else ``[timeouts] silent`` + 15 s.
+
+Claude's other documented keys come from ``--set KEY=VALUE`` (checked in fleet/claude_keys.py).
 """
 
 from __future__ import annotations
