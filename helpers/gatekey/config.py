@@ -189,11 +189,15 @@ def locate() -> list[tuple[str, bool]]:
         raise ConfigError(f"cannot locate the config file: {e}") from None
 
 
-def load() -> Config:
-    """Read and merge every config file; ConfigError names the file and key of any mistake."""
+def load(only: str | None = None) -> Config:
+    """Read and merge every config file; ConfigError names the file and key of any mistake.
+
+    ``only``: that one file instead, required and not held to the managed file's rules (the
+    fleet's config an admin generates for with `gatekey mdm --config`)."""
     layers: list[tuple[str, dict[str, Any]]] = []
-    for index, (path, required) in enumerate(locate()):
-        data = _read(path, required, managed=index == 0)
+    files = locate() if only is None else [(only, True)]
+    for index, (path, required) in enumerate(files):
+        data = _read(path, required, managed=index == 0 and only is None)
         if data is not None:
             _check_shape(path, data)
             layers.append((path, data))

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from functools import partial
 
 import click
 
 from gatekey.cli.common import State, guarded, note, pass_state
-from gatekey.fleet import managed
+from gatekey.fleet import claude_keys, managed
 from gatekey.fleet import mdm as generate
 from gatekey.fleet.wrap import write_wrapper
 
 
-@click.command("mdm")
+@click.command("mdm", epilog="Keys for --set: " + claude_keys.describe() + ".")
 @click.option(
     "--format",
     "fmt",
@@ -28,6 +29,14 @@ from gatekey.fleet.wrap import write_wrapper
 )
 @click.option(
     "--all-profiles", is_flag=True, help="With --gatekey-config: every profile, not just one."
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False),
+    metavar="FILE",
+    help="The fleet's gatekey config to generate for, alone (default: this machine's config; "
+    "stderr says which files and profile the values came from).",
 )
 @click.option("-p", "--profile", metavar="NAME", help="The profile the defaults come from.")
 @click.option("--gateway-url", metavar="URL", help="The gateway's https:// base URL (required).")
@@ -52,6 +61,13 @@ from gatekey.fleet.wrap import write_wrapper
     help="A static, non-secret header (inferenceCustomHeaders); repeatable.",
 )
 @click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Another documented Claude key (listed below), checked against its type; repeatable.",
+)
+@click.option(
     "--identifier",
     default=managed.DEFAULT_IDENTIFIER,
     show_default=True,
@@ -59,7 +75,11 @@ from gatekey.fleet.wrap import write_wrapper
     help="mobileconfig PayloadIdentifier (keep it stable so a new profile replaces the old).",
 )
 @click.option(
-    "-o", "--output", "out", type=click.Path(dir_okay=False), help="Write to FILE (mode 644)."
+    "-o",
+    "--output",
+    "out",
+    type=click.Path(dir_okay=False),
+    help="Write to FILE (mode 644); needed for reg on a terminal.",
 )
 @pass_state
 def mdm(
@@ -67,6 +87,7 @@ def mdm(
     fmt: str | None,
     gatekey_config: bool,
     all_profiles: bool,
+    config_file: str | None,
     profile: str | None,
     gateway_url: str | None,
     helper: str | None,
@@ -74,6 +95,7 @@ def mdm(
     timeout: int | None,
     auth_scheme: str | None,
     headers: tuple[str, ...],
+    sets: tuple[str, ...],
     identifier: str,
     out: str | None,
 ) -> None:
@@ -81,6 +103,21 @@ def mdm(
     as inferenceCredentialHelper; or, with --gatekey-config, gatekey's own system config."""
     if gatekey_config == bool(fmt):
         raise click.UsageError("give --format FORMAT or --gatekey-config (one of them)")
+    if gatekey_config and sets:
+        raise click.UsageError(
+            "--set adds Claude keys, so it goes with --format, not --gatekey-config"
+        )
+    try:
+        extra = claude_keys.parse(sets, windows=fmt in managed.WINDOWS_FORMATS)
+    except claude_keys.SetError as e:
+        raise click.BadParameter(str(e), param_hint="'--set'") from None
+    if fmt in managed.BINARY_FORMATS and out is None and sys.stdout.isatty():
+        # As gzip and curl do: bytes a terminal cannot show are not written to one.
+        raise click.UsageError(
+            f"--format {fmt} is UTF-16 (as regedit writes it), which a terminal shows as "
+            f"garbage; nothing was written. Give -o FILE (e.g. -o claude.{fmt}), or redirect "
+            f"stdout to a file: > claude.{fmt}"
+        )
     # Guarded here rather than by @guarded: the usage error above must reach click (exit 2),
     # not runner.guard (which would call it an internal error). No --format: --gatekey-config.
     if fmt is None:
@@ -90,6 +127,7 @@ def mdm(
                 st.family,
                 profile,
                 all_profiles=all_profiles,
+                config_file=config_file,
                 out=out,
                 note=note,
             )
@@ -108,6 +146,8 @@ def mdm(
                 auth_scheme=auth_scheme,
                 headers=headers,
                 identifier=identifier,
+                config_file=config_file,
+                extra=extra,
                 out=out,
                 note=note,
             )

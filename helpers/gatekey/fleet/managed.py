@@ -36,6 +36,8 @@ PROVIDER_KEY = "inferenceProvider"
 KIND_KEY = "inferenceCredentialKind"
 FORMATS = ("mobileconfig", "plist", "reg", "linux-json")
 WINDOWS_FORMATS = ("reg",)
+# Not text a terminal can show: regedit's UTF-16 (NUL bytes, a BOM). Written to a file or a pipe.
+BINARY_FORMATS = ("reg",)
 MIN_APP_TTL = 120  # the app does not re-run the helper for a TTL of 120 s or less
 MAX_APP_TIMEOUT = 600  # inferenceCredentialHelperTimeoutSec's documented range is 1-600
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP field name (RFC 9110 token)
@@ -70,6 +72,23 @@ def check_gateway_url(url: str) -> str:
     if parts.query or parts.fragment:
         raise UsageProblem(option, "must be a base URL without ?query or #fragment")
     return url.rstrip("/")
+
+
+def gateway_url_warning(url: str) -> str | None:
+    """Why a valid base URL (from check_gateway_url) is likely wrong: the app appends
+    ``/v1/messages`` and ``/v1/models`` itself, so a base ending in ``/v1`` makes it, and doctor,
+    call ``/v1/v1/...`` (a 404 that then looks like a credential or audience problem)."""
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/")
+    for suffix in ("/v1/messages", "/v1/models", "/v1"):
+        if path.lower().endswith(suffix):
+            good = parts._replace(path=path[: -len(suffix)]).geturl()
+            return (
+                f"--gateway-url ends in {suffix}, but the app adds /v1/messages and /v1/models "
+                f"itself: it would call {url}/v1/messages (and doctor {url}/v1/models). "
+                f"Unless the gateway really serves that path, give --gateway-url {good}"
+            )
+    return None
 
 
 def check_helper_path(path: str, *, windows: bool, exists: bool) -> str:

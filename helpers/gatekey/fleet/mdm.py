@@ -1,6 +1,11 @@
 """`gatekey mdm`: Claude's managed configuration for a gateway with this helper, or gatekey's own
 system config, generated from a profile so that no admin writes these formats by hand.
 
+The config: with ``--config FILE``, that file alone (the fleet's config, which this machine's
+system config, the admin's own config and ``GATEKEY_PROFILE`` then do not touch); without it,
+this machine's config as any gatekey command reads it. Either way stderr names the files, the
+profile and why it was chosen, and where each default number came from.
+
 Defaults come from the profile (``-p``, else the usual selection):
 - the helper: this installed executable (``gatekey``, or ``gatekey-<family>`` when run as that);
 - the auth scheme: the profile's ``auth_scheme``;
@@ -11,18 +16,23 @@ Defaults come from the profile (``-p``, else the usual selection):
 - the timeout: ``[timeouts] interactive`` (120 s) when a person may sign in during a run (an
   entra / oidc profile with a browser or device-code flow, or a vault / Key Vault logging in
   through one), else ``[timeouts] silent`` + 15 s.
+
+Claude's other documented keys come from ``--set KEY=VALUE`` (checked in fleet/claude_keys.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
+from collections.abc import Iterator
 
 from gatekey import config, kinds, output
 from gatekey.errors import ConfigError, UsageProblem
 from gatekey.fleet import managed, system_config
 from gatekey.fleet.files import Note, write_file
+from gatekey.schema import BUILTIN_ORIGIN
 
 TTL_MARGIN = 300  # seconds between min_ttl and the TTL the app is given
 TIMEOUT_MARGIN = 15  # seconds above gatekey's silent deadline: start-up, a slow disk
@@ -33,17 +43,25 @@ TARGET_PLATFORM = {
     "reg": "win32",
     "linux-json": "linux",
 }
+PROFILE_ENV = "GATEKEY_PROFILE"
 
 
 def gatekey_config(
-    family: str | None, profile: str | None, *, all_profiles: bool, out: str | None, note: Note
+    family: str | None,
+    profile: str | None,
+    *,
+    all_profiles: bool,
+    config_file: str | None,
+    out: str | None,
+    note: Note,
 ) -> None:
     """gatekey's own system config (TOML) with the selected profile and the ones it uses (or
     every profile), on stdout or into ``out``."""
-    cfg, name, _prof = _selected(family, profile)
+    cfg, name, _prof, source = _selected(family, profile, config_file)
     names = cfg.profile_names if all_profiles else system_config.linked(cfg, [name])
     data = system_config.render(cfg, names, name).encode("utf-8")
     _emit(data, out, note)
+    note(f"generated from {source}")
     note(
         "install it root/Administrators-owned, not user-writable, at "
         + "; ".join(f"{k}: {v}" for k, v in system_config.MANAGED_PATHS.items())
@@ -62,15 +80,19 @@ def claude_config(
     auth_scheme: str | None,
     headers: tuple[str, ...],
     identifier: str,
+    config_file: str | None,
+    extra: dict[str, str],
     out: str | None,
     note: Note,
 ) -> None:
     """Claude's managed configuration in ``fmt`` (managed.FORMATS), on stdout or into ``out``;
-    the values not given come from the profile (see the module docstring)."""
-    cfg, name, prof = _selected(family, profile)
+    the values not given come from the profile (see the module docstring). ``extra``: further
+    documented keys, already checked (claude_keys.parse)."""
+    cfg, name, prof, source = _selected(family, profile, config_file)
     if not gateway_url:
         raise UsageProblem("--gateway-url", "is required, e.g. https://llm-gw.example.com")
     url = managed.check_gateway_url(gateway_url)
+    derived: list[str] = []  # where each default came from, for the admin (stderr)
     default_helper = helper is None
     windows = fmt in managed.WINDOWS_FORMATS
     if helper is None:
@@ -88,6 +110,10 @@ def claude_config(
     min_ttl = float(prof.values["min_ttl"])
     if ttl is None:
         ttl = int(min_ttl) - TTL_MARGIN
+        derived.append(
+            f"TTL {ttl} = min_ttl {min_ttl:g} s ({_origin(prof.origins['min_ttl'])}) "
+            f"- {TTL_MARGIN} s"
+        )
         if ttl <= managed.MIN_APP_TTL:
             raise ConfigError(
                 f"min_ttl {min_ttl:g} s leaves no workable TTL (min_ttl - {TTL_MARGIN} s must be "
@@ -103,6 +129,10 @@ def claude_config(
     if timeout is None:
         wanted = cfg.timeout("interactive") if sign_in else silent + TIMEOUT_MARGIN
         timeout = min(managed.MAX_APP_TIMEOUT, math.ceil(max(wanted, silent)))
+        how = _timeout_origin(cfg, sign_in)
+        if timeout != math.ceil(wanted):  # kept within the app's range and above silent
+            how += f", made {timeout}"
+        derived.append(f"timeout {timeout} = {how}")
     else:
         timeout = managed.check_timeout(timeout, silent)
         if sign_in and timeout < cfg.timeout("interactive"):
@@ -111,18 +141,33 @@ def claude_config(
                 f"({cfg.timeout('interactive'):g} s): a sign-in during an app run may be cut "
                 f"short; have people sign in beforehand (gatekey login -p {name})"
             )
+    if auth_scheme is None:
+        auth_scheme = prof.values["auth_scheme"]
+        derived.append(
+            f"auth scheme {auth_scheme} = auth_scheme ({_origin(prof.origins['auth_scheme'])})"
+        )
     values = managed.settings(
         gateway_url=url,
         helper=helper,
-        auth_scheme=auth_scheme or prof.values["auth_scheme"],
+        auth_scheme=auth_scheme,
         ttl=ttl,
         timeout=timeout,
         headers=managed.check_headers(headers),
     )
+    values.update(extra)  # never a key settings() wrote: claude_keys refuses those
     _emit(managed.render(fmt, values, identifier=identifier), out, note)
+    warning = managed.gateway_url_warning(url)
+    if warning:
+        note(f"warning: {warning}")
+    if derived:
+        note(f"from {source}: " + "; ".join(derived))
+    else:
+        note(f"checked against {source}")
+    if not config_file:
+        note("to generate from the fleet's gatekey config alone, give --config FILE")
     if not exists and not windows:
         note(f"{helper} does not exist on this machine; make sure it does on the endpoints")
-    chosen = _no_argument_profile(cfg, family)
+    chosen = _no_argument_profile(cfg, family, config_file)
     if default_helper and profile and chosen != name:
         note(
             f'a no-argument run of {helper} selects profile "{chosen}", '
@@ -132,17 +177,65 @@ def claude_config(
     note(managed.install_note(fmt, out))
 
 
-def _selected(family: str | None, profile: str | None) -> tuple[config.Config, str, config.Profile]:
-    cfg = config.load()
-    name = config.select_profile(cfg, profile, family)
-    return cfg, name, cfg.profile(name)  # validates it: exit 78 naming the key
-
-
-def _no_argument_profile(cfg: config.Config, family: str | None) -> str | None:
+@contextlib.contextmanager
+def _fleet_only(config_file: str | None) -> Iterator[None]:
+    """With --config, the result depends on that file and the command line alone: the admin's
+    GATEKEY_PROFILE (a choice for this machine, not the fleet) is set aside meanwhile, so the
+    profile is -p, else the file's default_profile, else its only profile, as on an endpoint."""
+    saved = os.environ.pop(PROFILE_ENV, None) if config_file else None
     try:
-        return config.select_profile(cfg, None, family)
-    except ConfigError:
-        return None
+        yield
+    finally:
+        if saved is not None:
+            os.environ[PROFILE_ENV] = saved
+
+
+def _selected(
+    family: str | None, profile: str | None, config_file: str | None
+) -> tuple[config.Config, str, config.Profile, str]:
+    """The config, the profile's name and validated values, and a phrase saying where they came
+    from (which files, and why this profile) for the admin to read."""
+    cfg = config.load(os.path.abspath(config_file) if config_file else None)
+    with _fleet_only(config_file):
+        name = config.select_profile(cfg, profile, family)
+        by_env = bool(os.environ.get(PROFILE_ENV, "").strip())
+    prof = cfg.profile(name)  # validates it: exit 78 naming the key
+    if profile:
+        why = "-p"
+    elif by_env:
+        why = PROFILE_ENV
+    elif cfg.default_profile[0] == name:
+        why = "default_profile"
+    else:
+        why = "the only profile"
+    files = cfg.describe_files()
+    where = f"--config {files}" if config_file else f"this machine's config {files}"
+    return cfg, name, prof, f'profile "{name}" ({why}) of {where}'
+
+
+def _origin(origin: str) -> str:
+    return origin if origin == BUILTIN_ORIGIN else f"set in {origin}"
+
+
+def _timeout_origin(cfg: config.Config, sign_in: bool) -> str:
+    silent, where = cfg.timeout_with_origin("silent")
+    if not sign_in:
+        return f"[timeouts] silent {silent:g} s ({_origin(where)}) + {TIMEOUT_MARGIN} s"
+    interactive, where = cfg.timeout_with_origin("interactive")
+    return (
+        f"[timeouts] interactive {interactive:g} s ({_origin(where)}), as a person may sign in "
+        "during a run"
+    )
+
+
+def _no_argument_profile(
+    cfg: config.Config, family: str | None, config_file: str | None
+) -> str | None:
+    with _fleet_only(config_file):
+        try:
+            return config.select_profile(cfg, None, family)
+        except ConfigError:
+            return None
 
 
 def _signs_in(cfg: config.Config, prof: config.Profile) -> bool:
