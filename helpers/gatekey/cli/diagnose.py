@@ -41,11 +41,11 @@ def inspect_command(
     """Decode and check a profile's credential (or a token on stdin); never shows the token."""
 
     def do() -> None:
-        from gatekey.diagnostics import report
-        from gatekey.diagnostics.inspect import inspect, token_from_text
+        from gatekey.diagnostics import pasted, report
+        from gatekey.diagnostics.inspect import inspect
 
-        value = token_from_text(_read_token()) if from_stdin else None
-        found = inspect(st.family, profile, value, verify=verify)
+        given = pasted.read(_read_token()) if from_stdin else None
+        found = inspect(st.family, profile, given, verify=verify)
         text = report.inspect_json(found, show_token) if as_json else report.inspect_text(found)
         output.write_text(text)
         if show_token and not as_json:
