@@ -58,6 +58,8 @@ def read(raw: str) -> Pasted:
         raise HelperError("--stdin: stdin was empty")
     if text[0] in '{["':
         pasted = _from_json(text)
+    elif len(text) > 2 and text[0] == text[-1] == "'" and "'" not in text[1:-1]:
+        pasted = Pasted(text[1:-1], notes=["read without the quotes around it"])  # from a shell
     elif text.startswith("export "):
         pasted = _from_env(text)
     elif match := _HEADER_LINE.fullmatch(text):
@@ -67,11 +69,15 @@ def read(raw: str) -> Pasted:
     logs.register_secret(pasted.value)
     if not pasted.value:
         raise HelperError("--stdin: the token in it is empty")
-    if any(c.isspace() or not c.isprintable() for c in pasted.value):
+    if any(c.isspace() for c in pasted.value):
         raise HelperError(
             "--stdin: expected one token, got text with spaces or line breaks (give the token "
             "alone, an Authorization header line, or gatekey's own JSON or env output)"
         )
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in pasted.value):
+        raise HelperError("--stdin: the token holds control characters, so it is not one")
+    # Other characters no header can carry (a byte-order mark, a zero-width space, U+FFFD for
+    # bytes that were not UTF-8) are left to inspect's format check, which names them.
     return pasted
 
 

@@ -316,3 +316,27 @@ def test_what_is_not_a_token_is_refused_in_one_line(gk: Env, given: bytes, messa
     assert message in r.err, r.err
     assert "sk-live" not in r.err
     assert "12345678901234" not in r.err
+
+
+def test_a_quoted_token_is_read_without_its_quotes(gk: Env):
+    """Copied from a shell command or a JSON file: the quotes are not part of the token."""
+    token = long_jwt()
+    for given in (f"'{token}'", json.dumps(token)):
+        r = gk.run("inspect", "--stdin", stdin=given.encode())
+        assert r.code == 0, r.out + r.err
+        assert re.search(r"^  sub +alice$", r.out, re.M), r.out
+        assert check_line(r, "format").startswith("OK")
+        assert_no_token(r, token)
+
+
+def test_a_value_no_http_header_can_carry_fails(gk: Env):
+    """A file saved by a Windows editor starts with a byte-order mark: the app could not send
+    that value, and gatekey itself would never print it."""
+    value = "sk-live-7f3a9c2e51b84d06a1e9b2c4d8f0"
+    r = gk.run("inspect", "--stdin", stdin="\ufeff".encode() + value.encode())
+    assert r.code == 1, r.out + r.err
+    line = check_line(r, "format")
+    assert line.startswith("FAIL"), line
+    assert "not usable in an HTTP header: it starts with a byte-order mark (BOM)" in line
+    assert r.err == "gatekey: the credential fails 1 check(s): format\n"
+    assert_no_token(r, value)
