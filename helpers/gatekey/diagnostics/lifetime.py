@@ -78,9 +78,10 @@ def check(
             "fetches a new one on a coming run"
         )
     if left < ttl.seconds:
+        gap = format_duration(max(1.0, ttl.seconds - left), nearest=True)
         detail = (
             f"{span} left, but {uses}: requests fail mid-session once it expires, "
-            f"{format_duration(ttl.seconds - left)} before the app asks for a new one{refresh}"
+            f"{gap} before the app asks for a new one{refresh}"
         )
         return Check(
             "lifetime", FAIL, detail, _fixes(ttl, min_ttl, lifetime, origin, profile), data
