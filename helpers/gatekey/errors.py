@@ -30,7 +30,8 @@ HelperError naming the file, or a warning.
     ├── TooLarge                   a file larger than its reader allows
     └── CacheUnusable              the cache directory cannot be used: run without the cache
     ValueError (built-in)
-    └── Unresolvable               a file location that cannot be worked out (no home, relative)
+    ├── Unresolvable               a file location that cannot be worked out (no home, relative)
+    └── SetError                   an mdm --set the app could not use (a usage error)
 
 Messages are written for the person reading the app's log at 9 a.m. They never contain a secret:
 callers pass names, paths and counts, never values.
@@ -196,3 +197,7 @@ class CacheUnusable(OSError):
 class Unresolvable(ValueError):
     """A file location that cannot be worked out (no home directory, a relative path): never
     taken relative to the working directory, which the app leaves unspecified."""
+
+
+class SetError(ValueError):
+    """A ``mdm --set`` the app could not use; the message names the key (a usage error)."""

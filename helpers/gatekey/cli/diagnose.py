@@ -25,7 +25,12 @@ MAX_STDIN = 64 * 1024  # inspect --stdin: far more than any token
 # --- gatekey inspect ----------------------------------------------------------------------------
 @click.command("inspect")
 @click.option("-p", "--profile", metavar="NAME", help="Profile whose credential to inspect.")
-@click.option("--stdin", "from_stdin", is_flag=True, help="Inspect a token read from stdin.")
+@click.option(
+    "--stdin",
+    "from_stdin",
+    is_flag=True,
+    help="Inspect a token read from stdin (or gatekey's own JSON, env or header output).",
+)
 @click.option("--verify", is_flag=True, help="Check the signature against the issuer's JWKS.")
 @click.option("--show-token", is_flag=True, help="Also print the token itself.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -38,14 +43,19 @@ def inspect_command(
     show_token: bool,
     as_json: bool,
 ) -> None:
-    """Decode and check a profile's credential (or a token on stdin); never shows the token."""
+    """Decode and check a profile's credential (or a token on stdin); never shows the token.
+
+    Checks what a gateway checks (expiry, audience, issuer, signature with --verify), whether
+    the token is whole, and whether it outlives Claude's TTL (its managed settings, else 3600 s):
+    the app uses a token that long without reading its expiry. Exits 1 if a check fails.
+    """
 
     def do() -> None:
-        from gatekey.diagnostics import report
-        from gatekey.diagnostics.inspect import inspect, token_from_text
+        from gatekey.diagnostics import pasted, report
+        from gatekey.diagnostics.inspect import inspect
 
-        value = token_from_text(_read_token()) if from_stdin else None
-        found = inspect(st.family, profile, value, verify=verify)
+        given = pasted.read(_read_token()) if from_stdin else None
+        found = inspect(st.family, profile, given, verify=verify)
         text = report.inspect_json(found, show_token) if as_json else report.inspect_text(found)
         output.write_text(text)
         if show_token and not as_json:

@@ -8,6 +8,7 @@ from functools import partial
 import click
 
 from gatekey.cli.common import State, guarded, note, pass_state
+from gatekey.errors import SetError
 from gatekey.fleet import claude_keys, managed
 from gatekey.fleet import mdm as generate
 from gatekey.fleet.wrap import write_wrapper
@@ -109,7 +110,7 @@ def mdm(
         )
     try:
         extra = claude_keys.parse(sets, windows=fmt in managed.WINDOWS_FORMATS)
-    except claude_keys.SetError as e:
+    except SetError as e:
         raise click.BadParameter(str(e), param_hint="'--set'") from None
     if fmt in managed.BINARY_FORMATS and out is None and sys.stdout.isatty():
         # As gzip and curl do: bytes a terminal cannot show are not written to one.

@@ -30,8 +30,8 @@ def verify(
     ca_bundle: str | None,
     run: RunContext,
 ) -> tuple[Check, dict[str, Any]]:
-    """The "signature" check of a decoded token (``kind`` "jwt", "jwe" or "opaque"), and what
-    was found on the way (alg, kid, the JWKS URI, whether the kid is there, valid, detail)."""
+    """The "signature" check of a decoded token (``kind``: see inspect.Report), and what was
+    found on the way (alg, kid, the JWKS URI, whether the kid is there, valid, detail)."""
     alg, kid = header.get("alg"), header.get("kid")
     info: dict[str, Any] = {"alg": alg, "kid": kid, "jwks_uri": None, "kid_found": None}
 
@@ -39,6 +39,8 @@ def verify(
         info.update(valid=verdict_word == "ok", detail=detail)
         return Check("signature", verdict_word, detail), info
 
+    if kind == "malformed":
+        return result("skip", "not checked: the token does not decode (see format)")
     if kind != "jwt":
         what = "an encrypted (JWE)" if kind == "jwe" else "an opaque"
         return result("skip", f"{what} token has no signature gatekey can check")

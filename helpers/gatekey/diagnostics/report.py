@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from gatekey import logs
 from gatekey.checks import FAIL, WARN, Check
 from gatekey.diagnostics.present import BOLD, VERDICTS, paint, table, verdict, when
-from gatekey.diagnostics.token_checks import epoch, expected_audience
+from gatekey.diagnostics.token_checks import TRUNCATED, epoch, expected_audience
 
 if TYPE_CHECKING:
     from gatekey.config import Profile
@@ -107,9 +107,10 @@ def _aligned(rows: list[tuple[str, str]], bold: frozenset[str] = frozenset()) ->
 def _origin(report: Report) -> str:
     prof = report.profile
     if prof is None:
-        return "Token from stdin"
+        return f"Token from stdin{_read_as(report)}"
     if report.origin == "stdin":
-        return f'Token from stdin, compared with profile "{prof.name}" (source {prof.kind})'
+        compared = f'compared with profile "{prof.name}" (source {prof.kind})'
+        return f"Token from stdin{_read_as(report)}, {compared}"
     how = {
         "cache": "from gatekey's cache",
         "fetched": "fetched from the source just now (and cached, as get does)",
@@ -119,14 +120,21 @@ def _origin(report: Report) -> str:
     return f'Credential of profile "{prof.name}" (source {prof.kind}): {how}'
 
 
+def _read_as(report: Report) -> str:
+    described = report.given.described if report.given is not None else ""
+    return f" ({described})" if described else ""
+
+
 def inspect_text(report: Report) -> str:
     now = report.now
     lines = [_origin(report)]
     lines += [f"  note: {_clean(logs.redact(n))}" for n in report.notes]
     if report.kind == "opaque":
         lines.append(f"Opaque token ({length_class(report.value)}): not a JWT, no claims to read")
-    else:
-        label = "JWT" if report.kind == "jwt" else "Encrypted JWT (JWE)"
+    elif report.kind == "malformed":
+        lines.append(f"{TRUNCATED[0].upper()}{TRUNCATED[1:]} ({length_class(report.value)})")
+    if report.header:
+        label = {"jwt": "JWT", "jwe": "Encrypted JWT (JWE)"}.get(report.kind, "JWT")
         lines += ["", f"{label} header"]
         lines += _aligned([(k, _claim_text(k, v, now)) for k, v in report.header.items()])
     if report.claims:
@@ -144,19 +152,35 @@ def inspect_text(report: Report) -> str:
         if token.meta.get("account"):
             rows.append(("account", str(token.meta["account"])))
         lines += ["", "What gatekey knows", *_aligned(rows)]
+    if report.header_names is not None:
+        names = [(name, "") for name in report.header_names] or [("(none)", "")]
+        lines += ["", "Headers it would send (names only: values are never shown)"]
+        lines += _aligned(names)
     checks = table([(c.name, _clean(logs.redact(c.detail))) for c in report.checks], ("", ""))[1:]
+    width = max(len(c.name) for c in report.checks)
     lines += ["", "Checks"]
-    lines += [
-        f"  {verdict(c.verdict)}  {line}" for c, line in zip(report.checks, checks, strict=True)
-    ]
+    for c, line in zip(report.checks, checks, strict=True):
+        lines.append(f"  {verdict(c.verdict)}  {line}")
+        lines += [f"{' ' * (width + 10)}fix: {_clean(logs.redact(fix))}" for fix in c.fixes]
     failed = report.failed
     lines.append("")
     if failed:
-        refused = f"a gateway would refuse it ({', '.join(failed)})"
-        lines.append(f"Verdict: {paint('FAIL', VERDICTS['fail'])}, {refused}")
+        lines.append(f"Verdict: {paint('FAIL', VERDICTS['fail'])}, {_why_failed(failed)}")
     else:
         lines.append(f"Verdict: {paint('OK', VERDICTS['ok'])}, looks usable (no check failed)")
     return "\n".join(lines)
+
+
+def _why_failed(failed: list[str]) -> str:
+    """What the failed checks mean for the person: most are a gateway's refusal; a short
+    lifetime and bad headers fail in the app instead."""
+    refused = [name for name in failed if name not in ("lifetime", "headers")]
+    why = [f"a gateway would refuse it ({', '.join(refused)})"] if refused else []
+    if "lifetime" in failed:
+        why.append("it expires while Claude still uses it (lifetime)")
+    if "headers" in failed:
+        why.append("the headers with it cannot be sent (headers)")
+    return "; ".join(why)
 
 
 def inspect_json(report: Report, show_token: bool) -> str:
@@ -167,7 +191,9 @@ def inspect_json(report: Report, show_token: bool) -> str:
         "source": report.profile.kind if report.profile and report.origin != "stdin" else "stdin",
         "obtained_from": report.origin,
         "kind": report.kind,
-        "length_class": length_class(report.value) if report.kind == "opaque" else None,
+        "length_class": length_class(report.value)
+        if report.kind in ("opaque", "malformed")
+        else None,
         "header": report.header,
         "claims": report.claims,
         "times": {
@@ -187,12 +213,24 @@ def inspect_json(report: Report, show_token: bool) -> str:
             "account": token.meta.get("account"),
         },
         "checks": [
-            {"name": c.name, "verdict": c.verdict, "detail": logs.redact(c.detail)}
+            {
+                "name": c.name,
+                "verdict": c.verdict,
+                "detail": logs.redact(c.detail),
+                "fixes": [logs.redact(f) for f in c.fixes],
+            }
             for c in report.checks
         ],
         "verification": report.verification,
         "notes": [logs.redact(n) for n in report.notes],
         "usable": not report.failed,
+        # Added in issue 14: why a JWT-like value does not decode (kind "malformed"), how stdin
+        # was read, the names of the headers a JSON or env payload sends, the time left
+        # against Claude's TTL and the profile's min_ttl.
+        "malformed": report.malformed,
+        "stdin_format": report.given.form if report.given is not None else None,
+        "headers_sent": report.header_names,
+        "lifetime": report.lifetime,
     }
     if show_token:
         data["token"] = report.value

@@ -188,3 +188,115 @@ def issuer_checks(claims: dict[str, Any], prof: Profile | None) -> list[Check]:
     if cls is None:
         return []
     return list(cls.issuer_checks(prof, claims))
+
+
+# --- the shape of a JWT: whole, or cut short -----------------------------------------------------
+# People copy tokens out of logs, terminals and browser panels that cut long lines; a cut JWT
+# is not an opaque token. Only the shape is judged here (the parts, their encoding, the length
+# a signature of that algorithm has), never the value.
+B64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+TRUNCATED = "starts like a JWT but does not decode: truncated?"
+COPY_WHOLE = (
+    "copy the whole token (a JWT is three base64url parts joined by dots: "
+    "header.claims.signature), or let gatekey read it: gatekey inspect -p <profile>"
+)
+# Signature sizes in bytes that each algorithm always has (RFC 7518 section 3, RFC 8037).
+SIGNATURE_BYTES = {
+    "HS256": (32,),
+    "HS384": (48,),
+    "HS512": (64,),
+    "ES256": (64,),
+    "ES256K": (64,),
+    "ES384": (96,),
+    "ES512": (132,),
+    "EdDSA": (64, 114),  # Ed25519, Ed448
+    "Ed25519": (64,),
+    "Ed448": (114,),
+}
+RSA_MIN_BYTES = 256  # RFC 7518 3.3: RSA keys of 2048 bits or more; a signature is key-sized
+
+
+def _leading_json(segment: str) -> str:
+    """What the base64url characters at the start of ``segment`` decode to, as far as they go."""
+    import base64
+
+    end = 0
+    while end < len(segment) and segment[end] in B64URL:
+        end += 1
+    usable = segment[: end - end % 4] if end % 4 == 1 else segment[:end]
+    data = base64.urlsafe_b64decode(usable + "=" * (-len(usable) % 4))
+    return data.decode("utf-8", "ignore")
+
+
+def broken_jwt(value: str) -> tuple[str, dict[str, Any]] | None:
+    """Why ``value``, which token.decode found no JWT, starts like one (or like a JWE) and does
+    not decode, with its header if that much decodes; None if it does not start like one."""
+    from gatekey.token import b64json_object
+
+    shortened = value.endswith(("...", "\u2026"))
+    parts = value.rstrip(".\u2026").split(".") if shortened else value.split(".")
+    if not _leading_json(parts[0]).lstrip().startswith('{"'):
+        return None
+    header = b64json_object(parts[0]) if B64URL.issuperset(parts[0]) else None
+    if header is not None and "alg" not in header and len(parts) == 1 and not shortened:
+        return None  # base64url JSON of another kind: an opaque token that happens to be JSON
+    found, n = header or {}, len(parts)
+    if shortened:
+        why = "it ends in an ellipsis: a copy from a display that shortened it"
+    elif header is None:
+        why = "it stops inside the header" if n == 1 else "its header does not decode"
+    elif "alg" not in header:
+        why = "its header has no alg"
+    elif "enc" in header:
+        why = f"an encrypted JWT (JWE) has 5 parts separated by dots; this one has {n}"
+    elif n == 1:
+        why = "it is a JWT header alone: the claims and the signature are missing"
+    elif n == 2:
+        why = "it stops after the header, in the claims: the signature is missing"
+    elif n == 3:
+        why = "its claims (the second part) do not decode as base64url JSON"
+    else:
+        why = f"a signed JWT has 3 parts separated by dots (an encrypted one 5); this has {n}"
+    return why, found
+
+
+def malformed_checks(why: str) -> list[Check]:
+    """A value that starts like a JWT and does not decode: its claims cannot be read."""
+    return [
+        Check("format", "fail", f"{TRUNCATED} {why}", [COPY_WHOLE]),
+        Check("expiry", "skip", "unknown: its claims cannot be read"),
+        Check("audience", "skip", "unknown: its claims cannot be read"),
+    ]
+
+
+def jws_format(header: dict[str, Any], value: str) -> list[Check]:
+    """Whether a decoded JWT's signature part has the size its algorithm gives every signature:
+    a cut inside the signature leaves header and claims readable (--verify would also fail)."""
+    import base64
+
+    alg, signature = str(header.get("alg")), value.rsplit(".", 1)[1]
+    if alg.lower() == "none":
+        return []  # the algorithm check fails it already
+    if not signature:
+        why = "the signature is missing: nothing follows the last dot"
+    elif not B64URL.issuperset(signature) or len(signature) % 4 == 1:
+        why = "its signature is not valid base64url"
+    else:
+        size = len(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)))
+        sizes = SIGNATURE_BYTES.get(alg)
+        rsa = alg[:2] in ("RS", "PS")
+        if sizes is not None and size not in sizes:
+            expected = " or ".join(str(s) for s in sizes)
+            why = f"a {alg} signature is {expected} bytes; this one is {size}"
+        elif rsa and size < RSA_MIN_BYTES:
+            why = (
+                f"a {alg} signature is as long as the RSA key, {RSA_MIN_BYTES} bytes or more "
+                f"(2048 bits); this one is {size}"
+            )
+        else:
+            unusual = rsa and size % 128 != 0  # keys are 2048, 3072 or 4096 bits
+            detail = f"header, claims and a {size}-byte {alg} signature"
+            if unusual:
+                return [Check("format", "warn", f"{detail}: an unusual size for RSA; cut short?")]
+            return [Check("format", "ok", f"complete: {detail}")]
+    return [Check("format", "fail", f"truncated? {why}", [COPY_WHOLE])]

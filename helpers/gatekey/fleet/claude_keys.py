@@ -18,12 +18,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gatekey.errors import SetError
 from gatekey.output import header_name_problem, header_value_problem
-
-
-class SetError(ValueError):
-    """A ``--set`` the app could not use; the message names the key (a usage error)."""
-
 
 Check = Callable[[str, bool], str]  # (value as typed, Windows target) -> the string to write
 

@@ -31,6 +31,17 @@ ESC = b"\x1b["
 OPAQUE = "opaque-gw-key-7f3a9c2e51b84d06a1e9b2c4d8f0"  # 42 characters
 
 
+@pytest.fixture(autouse=True)
+def claude_ttl(gk: Env) -> None:
+    """Claude's managed settings for every test here (never this machine's own /etc): a TTL of
+    1800 s, which the provider's 1 h tokens outlive, as doctor advises for such tokens (inspect
+    judges the time left against it; tests/blackbox/commands/test_inspect_lifetime.py)."""
+    path = gk.root / "managed-root/etc/claude-desktop/managed-settings.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"inferenceCredentialHelperTtlSec": "1800"}))
+    gk.vars["GATEKEY_MANAGED_ROOT"] = str(gk.root / "managed-root")
+
+
 # --- tokens and profiles ----------------------------------------------------------------------
 def b64(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
@@ -42,9 +53,10 @@ def unb64(part: str) -> dict[str, Any]:
 
 
 def crafted(**claims: Any) -> str:
-    """A JWT-shaped token with a made-up signature (nothing here checks it without --verify)."""
+    """A JWT-shaped token with a made-up signature (nothing here checks it without --verify),
+    of the size an RS256 signature has (a 2048-bit key's): inspect fails a shorter one."""
     header = {"alg": "RS256", "kid": "made-up", "typ": "JWT"}
-    signature = base64.urlsafe_b64encode(os.urandom(64)).rstrip(b"=").decode()
+    signature = base64.urlsafe_b64encode(os.urandom(256)).rstrip(b"=").decode()
     return f"{b64(header)}.{b64(claims)}.{signature}"
 
 
@@ -264,7 +276,7 @@ def jwe() -> str:
     ("token", "check", "verdict", "detail", "code"),
     [
         # Entra v2 tokens name the application by id, the scopes by its App ID URI
-        (lambda now: crafted(aud=ENTRA_APP, exp=now + 600), "audience", "OK", "as expected", 0),
+        (lambda now: crafted(aud=ENTRA_APP, exp=now + 3600), "audience", "OK", "as expected", 0),
         (lambda now: crafted(aud="api://other", exp=now + 600), "audience", "FAIL", "not the", 1),
         (
             lambda now: crafted(aud=ENTRA_APP, tid="99999999-0000-0000-0000-000000000000"),
