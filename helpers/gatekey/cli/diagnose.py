@@ -79,7 +79,8 @@ def _read_token() -> str:
     "-p",
     "--profile",
     metavar="NAME",
-    help="Profile to check (default: GATEKEY_PROFILE, default_profile, or the only one).",
+    help="Profile to check (default: the one Claude's helper pins, GATEKEY_PROFILE, "
+    "default_profile, or the only one).",
 )
 @click.option(
     "--gateway-url",
@@ -147,8 +148,9 @@ def doctor_command(st: State, profile: str | None, gateway_url: str | None, as_j
     "app_timeout",
     type=click.FloatRange(1, 600),
     metavar="SECONDS",
-    help="The app's inferenceCredentialHelperTimeoutSec to check against "
-    "(default: gatekey's [timeouts]; 60 with --helper). mid-session-refresh stays at most 20 s.",
+    help="The app's inferenceCredentialHelperTimeoutSec to check against (default: gatekey's "
+    "[timeouts] for gatekey; 60 with --helper; Claude's setting for another program it names). "
+    "mid-session-refresh stays at most 20 s.",
 )
 @click.option(
     "--interactive", is_flag=True, help="Also run the interactive context (may open a browser)."
