@@ -10,9 +10,9 @@
 
 ``GATEKEY_MANAGED_ROOT=DIR`` reads the Linux/macOS files under DIR instead of ``/`` (tests, or
 a copy of another machine's files); ownership is then not checked (permission bits still are).
-It has no effect on the Windows registry. Every value is kept as the string the app stores, but
-a credential's (``inferenceGatewayApiKey``): of the keys that give the app a credential, only the
-names present are kept (``ClaudeSettings.credentials``).
+It has no effect on the Windows registry. Every value read is kept as the string the app stores;
+a credential (``inferenceGatewayApiKey``) is never read into them: of the keys that give the app
+a credential, only which ones are set is kept (``ClaudeSettings.credentials``).
 """
 
 from __future__ import annotations

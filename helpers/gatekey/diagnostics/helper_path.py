@@ -49,7 +49,7 @@ class HelperFile:
     regular: bool = False
     executable: bool = False
     arguments: bool = False  # the value is an existing file followed by arguments
-    kind: str = "missing"  # gatekey / wrapper / other / missing
+    kind: str = "missing"  # gatekey / wrapper / other (also a directory...) / missing
     family: str | None = None  # gatekey-<family> (of the gatekey a wrapper runs)
     pinned: str | None = None  # the profile a wrapper pins
     runs: str | None = None  # the gatekey a wrapper runs
@@ -70,6 +70,7 @@ def read_helper(value: str) -> HelperFile:
     if path is None:
         return found
     found.path, found.exists, found.arguments = path, True, path != value
+    found.kind = "other"
     try:
         st = os.stat(path)
     except OSError:
@@ -82,7 +83,6 @@ def read_helper(value: str) -> HelperFile:
     else:
         found.executable = os.access(path, os.X_OK)
     head = _head(path)
-    found.kind = "other"
     name = GATEKEY_NAME.fullmatch(os.path.basename(os.path.realpath(path)))
     entry = ENTRY_POINT.search(head)
     if WRAP_MARKER.encode() in head:
