@@ -26,10 +26,20 @@ def problem(argv0: str | None = None) -> str | None:
             st = os.stat(directory)
         except OSError:
             continue
-        if st.st_mode & 0o002:
-            return f"{directory} is writable by every user"
-        if st.st_mode & 0o020 and not _owners_own_group(st.st_uid, st.st_gid):
-            return f"{directory} is writable by group {_group_name(st.st_gid)}"
+        who = who_can_write(st)
+        if who is not None:
+            return f"{directory} is writable by {who}"
+    return None
+
+
+def who_can_write(st: os.stat_result) -> str | None:
+    """Who besides its owner may change a file or directory with this status, or None: every
+    user, or a group other than the owner's own. The one rule for this check and for the paths
+    gatekey is told to trust (diagnostics/helper_path.py)."""
+    if st.st_mode & 0o002:
+        return "every user"
+    if st.st_mode & 0o020 and not _owners_own_group(st.st_uid, st.st_gid):
+        return f"group {_group_name(st.st_gid)}"
     return None
 
 

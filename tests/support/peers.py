@@ -58,6 +58,8 @@ def isolated_env(root: Path) -> dict[str, str]:
         XDG_RUNTIME_DIR=str(root / "run"),
         GATEKEY_CACHE_DIR=str(root / "cache"),
         GATEKEY_MANAGED_CONFIG=str(root / "managed.toml"),  # absent: no managed settings
+        # absent too: Claude's managed settings (doctor, check) never come from this machine's /etc
+        GATEKEY_MANAGED_ROOT=str(root / "claude-managed"),
     )
     return env
 

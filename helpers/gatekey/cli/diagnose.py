@@ -89,7 +89,8 @@ def _read_token() -> str:
     "-p",
     "--profile",
     metavar="NAME",
-    help="Profile to check (default: GATEKEY_PROFILE, default_profile, or the only one).",
+    help="Profile to check (default: the one Claude's helper pins, GATEKEY_PROFILE, "
+    "default_profile, or the only one).",
 )
 @click.option(
     "--gateway-url",
@@ -100,7 +101,8 @@ def _read_token() -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def doctor_command(st: State, profile: str | None, gateway_url: str | None, as_json: bool) -> None:
-    """Check the setup end to end: config, source, sign-in, clock, token, gateway, Claude's TTL.
+    """Check the setup end to end: config, what Claude runs, source, sign-in, clock, token,
+    gateway, Claude's TTL.
 
     One line per check (OK / WARN / FAIL / SKIP) and a fix for each problem. Exits 0 unless a
     check fails (warnings do not), 1 if one does. Never prints a token or secret, and changes
@@ -109,6 +111,8 @@ def doctor_command(st: State, profile: str | None, gateway_url: str | None, as_j
     Claude's settings are read from its managed configuration (Linux
     /etc/claude-desktop/managed-settings.json, the macOS managed preferences, the Windows policy
     registry key); GATEKEY_MANAGED_ROOT=DIR reads the Linux/macOS files under DIR instead of /.
+    The inferenceCredentialHelper they name is checked as Claude will run it; when it is a
+    `gatekey wrap` wrapper, the profile it pins is the one checked (unless -p).
     """
 
     def do() -> None:
@@ -141,15 +145,22 @@ def doctor_command(st: State, profile: str | None, gateway_url: str | None, as_j
 @click.option(
     "--helper",
     metavar="PATH",
-    help="Check another executable (any credential helper) instead of this gatekey.",
+    help="Check this executable (any credential helper). Default: the inferenceCredentialHelper "
+    "in Claude's managed settings, else this gatekey.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Run the helper even if users other than you and root could replace it (warns).",
 )
 @click.option(
     "--timeout",
     "app_timeout",
     type=click.FloatRange(1, 600),
     metavar="SECONDS",
-    help="The app's inferenceCredentialHelperTimeoutSec to check against "
-    "(default: gatekey's [timeouts]; 60 with --helper). mid-session-refresh stays at most 20 s.",
+    help="The app's inferenceCredentialHelperTimeoutSec to check against (default: gatekey's "
+    "[timeouts] for gatekey; 60 with --helper; Claude's setting for another program it names). "
+    "mid-session-refresh stays at most 20 s.",
 )
 @click.option(
     "--interactive", is_flag=True, help="Also run the interactive context (may open a browser)."
@@ -162,13 +173,16 @@ def check_command(
     helper: str | None,
     app_timeout: float | None,
     interactive: bool,
+    force: bool,
     as_json: bool,
 ) -> None:
     """Run the helper as Claude does, once per CLAUDE_HELPER_CONTEXT, and judge its output.
 
-    Each run: the executable with no arguments, stdin closed, a minimal environment (PATH, HOME,
-    USER, LOGNAME, LANG, TMPDIR, XDG_*, DBUS_SESSION_BUS_ADDRESS, GATEKEY_*, proxy variables),
-    killed at the context's time limit (mid-session-refresh: 20 s). It passes with exit 0 and
+    The helper: --helper, else what Claude's managed settings name (without -p), else this
+    gatekey. Each run: the executable with no arguments, stdin closed, a minimal environment
+    (PATH, HOME, USER, LOGNAME, LANG, TMPDIR, XDG_*, DBUS_SESSION_BUS_ADDRESS, GATEKEY_*, proxy
+    variables, and the desktop's DISPLAY, WAYLAND_DISPLAY, XAUTHORITY, BROWSER...), killed at
+    the context's time limit (mid-session-refresh: 20 s). It passes with exit 0 and
     exactly one bare token line or one {"token", "headers"} JSON object on stdout, and no trace
     of the token on stderr. Runs are real: they may refresh cached tokens. Exit 0 only if every
     context passes; the token is never shown.
@@ -177,10 +191,11 @@ def check_command(
         raise click.UsageError("give -p/--profile or --helper, not both")
 
     def do() -> None:
+        from gatekey.cli.common import note
         from gatekey.diagnostics import report
         from gatekey.diagnostics.check import check
 
-        found = check(st.family, profile, helper, app_timeout, interactive)
+        found = check(st.family, profile, helper, app_timeout, interactive, force=force, note=note)
         if as_json:
             output.write_text(json.dumps(found, indent=2))
         else:

@@ -14,6 +14,17 @@ from gatekey.fleet import mdm as generate
 from gatekey.fleet.wrap import write_wrapper
 
 
+def _trusted_helper(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """mdm --helper: refuse a path that users other than you and root could replace (exit 78),
+    as gatekey refuses to run from such an installation; --force (eager, so known here) warns
+    and goes on. A Windows path names nothing on this machine and is left to the endpoints."""
+    if value is not None:
+        from gatekey.diagnostics.helper_path import refuse_replaceable
+
+        refuse_replaceable(value, "--helper", force=bool(ctx.params.get("force")), note=note)
+    return value
+
+
 @click.command("mdm", epilog="Keys for --set: " + claude_keys.describe() + ".")
 @click.option(
     "--format",
@@ -44,8 +55,16 @@ from gatekey.fleet.wrap import write_wrapper
 @click.option(
     "--helper",
     metavar="PATH",
+    callback=_trusted_helper,
     help="Absolute path of the helper on the endpoints (default: this gatekey executable). "
-    "No arguments: for another profile, give a wrapper from `gatekey wrap`.",
+    "No arguments: for another profile, give a wrapper from `gatekey wrap`. Refused if users "
+    "other than you and root could replace it here.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    is_eager=True,  # known when --helper's check runs
+    help="Use a --helper path that others could replace (warns what it risks).",
 )
 @click.option("--ttl", type=int, metavar="SEC", help="inferenceCredentialHelperTtlSec.")
 @click.option("--timeout", type=int, metavar="SEC", help="inferenceCredentialHelperTimeoutSec.")
@@ -92,6 +111,7 @@ def mdm(
     profile: str | None,
     gateway_url: str | None,
     helper: str | None,
+    force: bool,
     ttl: int | None,
     timeout: int | None,
     auth_scheme: str | None,
@@ -176,7 +196,12 @@ def mdm(
     type=click.Choice(("sh", "cmd")),
     help="sh (POSIX) or cmd (Windows); default: cmd for a .cmd/.bat name or on Windows.",
 )
-@click.option("--force", is_flag=True, help="Replace an existing file with different content.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an existing file with different content; write it (or run a --gatekey) where "
+    "users other than you and root could replace it, with a warning.",
+)
 @pass_state
 @guarded
 def wrap(

@@ -1,10 +1,20 @@
 """`gatekey check`: run a credential helper exactly as the app does, once per context, and judge it.
 
+Which helper: ``--helper PATH``; else, without ``-p``, the ``inferenceCredentialHelper`` Claude's
+managed settings name (claude_settings; what Claude will run); else this gatekey executable
+(with ``-p``: pinned to that profile through GATEKEY_PROFILE). A helper path that someone other
+than you and root could replace is refused (exit 78) unless ``--force`` (helper_path.py): check
+would run it with your environment.
+
 Each run is what Claude Desktop / Cowork does (reference/contract.md): the executable by absolute
 path, no arguments, stdin at end of file (/dev/null), the filesystem root as working directory,
 its own process group (killed whole at the time limit), and a minimal environment:
 
 - PATH, HOME, USER, LOGNAME, LANG, LC_ALL, LC_CTYPE, TMPDIR, DBUS_SESSION_BUS_ADDRESS;
+- what the desktop session gives an app, so that a sign-in can open a browser as it would for
+  a person at Claude: DISPLAY, WAYLAND_DISPLAY, XAUTHORITY, BROWSER, DESKTOP_SESSION and the
+  desktops' own session variables (GNOME_DESKTOP_SESSION_ID, KDE_FULL_SESSION,
+  KDE_SESSION_VERSION); the same in every context, as the app's own environment is;
 - every XDG_* and GATEKEY_* variable (GATEKEY_PROFILE set to -p's profile);
 - the proxy variables HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY (either case);
 - on Windows also SYSTEMROOT, SYSTEMDRIVE, WINDIR, COMSPEC, PATHEXT, TEMP, TMP, USERPROFILE,
@@ -14,11 +24,13 @@ its own process group (killed whole at the time limit), and a minimal environmen
 Anything else in the shell (VAULT_ADDR, AWS_PROFILE, ...) is deliberately missing: the app is
 started from the desktop, not from the admin's shell.
 
-Time limits: mid-session-refresh 20 s (the app's clamp); otherwise gatekey's configured
-``[timeouts]`` (interactive; silent for the other contexts and "unset", which without a terminal
-is silent), or, for a foreign ``--helper``, the app's default inferenceCredentialHelperTimeoutSec
-of 60 s. ``--timeout`` checks against another app timeout. The interactive context is skipped
-unless ``--interactive`` is given: a sign-in may open a browser.
+Time limits: mid-session-refresh 20 s (the app's clamp); otherwise, for gatekey (or a wrapper of
+it), gatekey's configured ``[timeouts]`` (interactive; silent for the other contexts and "unset",
+which without a terminal is silent); for a ``--helper``, the app's default
+inferenceCredentialHelperTimeoutSec of 60 s; for another program Claude's settings name, their
+inferenceCredentialHelperTimeoutSec (else 60 s). ``--timeout`` checks against another app
+timeout. The interactive context is skipped unless ``--interactive`` is given: a sign-in may open
+a browser.
 
 For tests only (not in --help): GATEKEY_CHECK_TIME_SCALE=0.05 multiplies every limit, so a
 helper that overruns the 20 s clamp is caught in one second.
@@ -33,12 +45,15 @@ import os
 import shutil
 import sys
 import sysconfig
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from gatekey import config, context
+from gatekey.diagnostics import advice, claude_settings, helper_path
 from gatekey.diagnostics.check_harness import SCALE_ENV, minimal_env, run_helper
 from gatekey.diagnostics.check_judge import judge, stderr_tail
-from gatekey.errors import HelperError
+from gatekey.errors import ConfigError, HelperError
 
 CONTEXTS = (context.INTERACTIVE, context.MID_SESSION, *context.SILENT_CONTEXTS, "unset")
 APP_DEFAULT_TIMEOUT = 60.0  # inferenceCredentialHelperTimeoutSec's default
@@ -87,29 +102,39 @@ def _time_scale() -> float:
     return scale
 
 
+def _quiet(_text: str) -> None:
+    pass
+
+
+@dataclass
+class Target:
+    """The executable check runs, and what judges it."""
+
+    path: str
+    cfg: config.Config | None = None  # gatekey's config: its [timeouts] are the limits
+    profile: str | None = None  # the profile the runs use, for the report
+    app_timeout: float | None = None
+
+
 def check(
     family: str | None,
     profile: str | None,
     helper: str | None,
     app_timeout: float | None,
     interactive: bool,
+    *,
+    force: bool = False,
+    note: Callable[[str], None] = _quiet,
 ) -> dict[str, Any]:
-    """Run every context and return the report (no secret in it)."""
-    notes = []
-    selected = None
-    cfg = None
-    if helper is None:
-        cfg = config.load()
-        selected = config.select_profile(cfg, profile, family)
-        prof = cfg.profile(selected)  # an unknown or broken profile stops here, exit 78
-        notes.append(f"profile {selected} (source {prof.kind})")
-        path = default_helper(family)
+    """Run every context and return the report (no secret in it). ``force``: run a helper that
+    others could replace, after ``note`` warns of it."""
+    notes: list[str] = []
+    if helper is not None:
+        target = _given(helper, "--helper", notes, force, note)
+        target.profile, target.app_timeout = profile, app_timeout
     else:
-        path = os.path.abspath(helper)
-        if path != helper:
-            notes.append(f"the app needs an absolute path: checking {path}")
-        if " " in helper and not os.path.exists(path):
-            notes.append("the app takes the whole value as one file name: no arguments")
+        target = _default(family, profile, app_timeout, notes, force, note)
+    path, cfg, app_timeout = target.path, target.cfg, target.app_timeout
     scale = _time_scale()
     if scale != 1:
         notes.append(f"limits scaled by {scale:g} ({SCALE_ENV}; for tests)")
@@ -151,10 +176,78 @@ def check(
     env_names = sorted(minimal_env("setup-test", profile, environ))
     return {
         "helper": path,
-        "profile": selected if helper is None else profile,
+        "profile": target.profile,
         "passed": all(r["verdict"] != "fail" for r in runs),
         "time_scale": scale,
         "environment": env_names,
         "notes": notes,
         "runs": runs,
     }
+
+
+def _given(
+    helper: str, option: str, notes: list[str], force: bool, note: Callable[[str], None]
+) -> Target:
+    """A helper named by ``option`` (--helper, or Claude's setting)."""
+    path = os.path.abspath(helper)
+    if path != helper:
+        notes.append(f"the app needs an absolute path: checking {path}")
+    if " " in helper and not os.path.exists(path):
+        notes.append("the app takes the whole value as one file name: no arguments")
+    helper_path.refuse_replaceable(path, option, force=force, note=note)
+    return Target(path)
+
+
+def _default(
+    family: str | None,
+    profile: str | None,
+    app_timeout: float | None,
+    notes: list[str],
+    force: bool,
+    note: Callable[[str], None],
+) -> Target:
+    """Without --helper: what Claude's managed settings name (unless -p), else this gatekey."""
+    claude = claude_settings.read()
+    value = claude.values.get(claude_settings.HELPER_KEY)
+    if value is not None and claude.problem:
+        notes.append(f"{claude.problem}: checking this gatekey, not the helper it names")
+        value = None
+    if value is not None and profile is not None:
+        key = claude_settings.HELPER_KEY
+        notes.append(f"Claude runs {value} ({key}); without -p, check runs that")
+        value = None
+    if value is None:
+        cfg = config.load()
+        selected = config.select_profile(cfg, profile, family)
+        prof = cfg.profile(selected)  # an unknown or broken profile stops here, exit 78
+        notes.append(f"profile {selected} (source {prof.kind})")
+        return Target(default_helper(family), cfg, selected, app_timeout)
+    option = f"{claude_settings.HELPER_KEY} in {claude.where}"
+    notes.append(f"the helper Claude runs: {option}")
+    target = _given(value, option, notes, force, note)
+    found = helper_path.read_helper(target.path)
+    target.app_timeout = app_timeout
+    if found.is_gatekey:
+        target.cfg, target.profile = _gatekey_config(found, notes)
+    elif app_timeout is None:  # another program: judged by the timeout Claude gives it
+        target.app_timeout = advice.seconds_setting(
+            claude.values, claude_settings.TIMEOUT_KEY, claude_settings.DEFAULT_TIMEOUT, 1, 600
+        )[0]
+    return target
+
+
+def _gatekey_config(
+    found: helper_path.HelperFile, notes: list[str]
+) -> tuple[config.Config | None, str | None]:
+    """gatekey's config and the profile the configured gatekey (or wrapper) runs; (None, None)
+    when the config refuses (every run will show why)."""
+    try:
+        cfg = config.load()
+        selected = config.select_profile(cfg, found.pinned, found.family)
+        cfg.profile(selected)
+    except ConfigError as e:
+        notes.append(f"gatekey's config: {e}")
+        return None, None
+    how = "pinned by the wrapper" if found.pinned else "a run with no arguments selects it"
+    notes.append(f"profile {selected} ({how})")
+    return cfg, selected

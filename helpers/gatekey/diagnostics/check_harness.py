@@ -21,6 +21,13 @@ PASS_ENV = (
     "DBUS_SESSION_BUS_ADDRESS", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY",
     "https_proxy", "http_proxy", "all_proxy", "no_proxy",
 )  # fmt: skip
+# What the desktop session gives every app it starts, Claude included: without them a sign-in in
+# the interactive context cannot open a browser (webbrowser and xdg-open look for a display, a
+# $BROWSER, the desktop in use), and `check --interactive` would fail where `gatekey login` works.
+PASS_ENV_DESKTOP = (
+    "DISPLAY", "WAYLAND_DISPLAY", "XAUTHORITY", "BROWSER", "DESKTOP_SESSION",
+    "GNOME_DESKTOP_SESSION_ID", "KDE_FULL_SESSION", "KDE_SESSION_VERSION",
+)  # fmt: skip
 PASS_ENV_WINDOWS = (
     "SYSTEMROOT", "SYSTEMDRIVE", "WINDIR", "COMSPEC", "PATHEXT", "TEMP", "TMP", "USERPROFILE",
     "USERNAME", "HOMEDRIVE", "HOMEPATH", "APPDATA", "LOCALAPPDATA", "PROGRAMDATA",
@@ -43,7 +50,7 @@ class Capture:
 
 def minimal_env(ctx: str, profile: str | None, environ: dict[str, str]) -> dict[str, str]:
     """The environment of one run (see check.py's docstring)."""
-    names = PASS_ENV + (PASS_ENV_WINDOWS if sys.platform == "win32" else ())
+    names = PASS_ENV + PASS_ENV_DESKTOP + (PASS_ENV_WINDOWS if sys.platform == "win32" else ())
     env = {k: v for k, v in environ.items() if k in names or k.startswith(PASS_PREFIXES)}
     env.pop(SCALE_ENV, None)
     if profile is not None:

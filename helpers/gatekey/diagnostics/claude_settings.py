@@ -10,7 +10,9 @@
 
 ``GATEKEY_MANAGED_ROOT=DIR`` reads the Linux/macOS files under DIR instead of ``/`` (tests, or
 a copy of another machine's files); ownership is then not checked (permission bits still are).
-It has no effect on the Windows registry. Every value is kept as the string the app stores.
+It has no effect on the Windows registry. Every value read is kept as the string the app stores;
+a credential (``inferenceGatewayApiKey``) is never read into them: of the keys that give the app
+a credential, only which ones are set is kept (``ClaudeSettings.credentials``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,17 @@ BASE_URL_KEY = "inferenceGatewayBaseUrl"
 SCHEME_KEY = "inferenceGatewayAuthScheme"
 HEADERS_KEY = "inferenceCustomHeaders"
 HELPER_KEY = "inferenceCredentialHelper"
-KEYS = (TTL_KEY, TIMEOUT_KEY, BASE_URL_KEY, SCHEME_KEY, HEADERS_KEY, HELPER_KEY)
+PROVIDER_KEY = "inferenceProvider"  # "gateway": the app uses the gateway keys (and the helper)
+KIND_KEY = "inferenceCredentialKind"  # "helper-script": the helper is the credential
+API_KEY_KEY = "inferenceGatewayApiKey"  # a static key: a secret, never read into values
+OIDC_KEY = "inferenceGatewayOidc"  # the app's own single sign-on
+KEYS = (
+    TTL_KEY, TIMEOUT_KEY, BASE_URL_KEY, SCHEME_KEY, HEADERS_KEY, HELPER_KEY, PROVIDER_KEY, KIND_KEY,
+)  # fmt: skip
+# Each gives the app a credential. With inferenceCredentialKind unset and more than one of them
+# present, which the app uses (and falls back to) is its own precedence, not the admin's choice.
+CREDENTIAL_KEYS = (HELPER_KEY, API_KEY_KEY, OIDC_KEY)
+HELPER_KIND = "helper-script"
 # The app's documented defaults.
 DEFAULT_TTL = 3600
 DEFAULT_TIMEOUT = 60
@@ -47,6 +59,7 @@ class ClaudeSettings(NamedTuple):
     looked: list[str]  # where they were looked for
     problem: str | None = None  # found, but the app will not use it (or it cannot be read)
     fix: str | None = None
+    credentials: tuple[str, ...] = ()  # the CREDENTIAL_KEYS present (names only, never values)
 
 
 def read() -> ClaudeSettings:
@@ -110,9 +123,15 @@ def read_file(
             '"1800"}',
         )
     values = {k: as_text(data[k]) for k in KEYS if k in data}
+    credentials = _credentials(data)
     if problem:
-        return ClaudeSettings(values, path, looked, *problem)
-    return ClaudeSettings(values, path, looked)
+        return ClaudeSettings(values, path, looked, *problem, credentials=credentials)
+    return ClaudeSettings(values, path, looked, credentials=credentials)
+
+
+def _credentials(data: dict[str, Any]) -> tuple[str, ...]:
+    """The credential keys set to something (the app ignores an empty value)."""
+    return tuple(k for k in CREDENTIAL_KEYS if k in data and as_text(data[k]).strip())
 
 
 def _rejected(path: str, check_owner: bool) -> tuple[str, str] | None:
@@ -169,7 +188,8 @@ def _windows() -> ClaudeSettings:
                 found[name] = value
                 index += 1
         if found:  # any value under HKLM makes the app ignore HKCU entirely
-            return ClaudeSettings({k: as_text(found[k]) for k in KEYS if k in found}, where, looked)
+            values = {k: as_text(found[k]) for k in KEYS if k in found}
+            return ClaudeSettings(values, where, looked, credentials=_credentials(found))
     return ClaudeSettings({}, None, looked)
 
 

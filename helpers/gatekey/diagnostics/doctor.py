@@ -1,6 +1,11 @@
 """`gatekey doctor`: a checklist of what a working setup needs, one verdict and fix per line.
 
   config   config files found and valid, and which file the profile came from
+  claude   Claude's managed settings: used by the app, inferenceProvider = gateway, and
+           inferenceCredentialKind selecting the helper (claude_checks.py)
+  helper   the inferenceCredentialHelper they name: there, absolute, no arguments, executable,
+           replaceable by nobody but you and root, and which profile it gives Claude (a
+           ``gatekey wrap`` wrapper's pinned profile is the one doctor checks, unless -p)
   source   the profile's source reachable: OpenID discovery, Vault health, the keychain backend
            (and whether it is a secure one), the executable of a command / 1Password profile
   sign-in  a saved sign-in, for identity providers a person signs in to
@@ -32,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from gatekey import config, kinds, logs, refresh
 from gatekey.checks import FAIL, OK, SKIP, WARN, Check
 from gatekey.context import RunContext
-from gatekey.diagnostics import advice, claude_settings, gateway_probe
+from gatekey.diagnostics import advice, claude_checks, claude_settings, gateway_probe
 from gatekey.diagnostics.present import when
 from gatekey.durations import format_duration
 from gatekey.errors import (
@@ -58,6 +63,13 @@ class Doctor:
     """Runs the checks in order; each may use what the earlier ones found."""
 
     def __init__(self, explicit: str | None, family: str | None, gateway_url: str | None) -> None:
+        self.claude = claude_settings.read()
+        # What Claude runs decides which profile to check, unless -p says otherwise: a wrapper's
+        # pinned profile, or the default of the gatekey-<family> it names.
+        self.helper = claude_checks.configured_helper(self.claude)
+        if explicit is None and self.helper is not None and self.helper.is_gatekey:
+            explicit = self.helper.pinned
+            family = family or self.helper.family
         self.explicit, self.family, self.gateway_url = explicit, family, gateway_url
         self.cfg: config.Config | None = None
         self.name: str | None = None
@@ -67,11 +79,15 @@ class Doctor:
         self.not_signed_in = False
         self.unavailable = False  # the source check found the source cannot run here
         self.token: Token | None = None
-        self.claude = claude_settings.read()
 
     def run(self) -> list[Check]:
         steps: list[tuple[str, Callable[[], Check]]] = [
             ("config", self.check_config),
+            ("claude", lambda: claude_checks.claude_check(self.claude)),
+            (
+                "helper",
+                lambda: claude_checks.helper_check(self.claude, self.helper, self.cfg, self.name),
+            ),
             ("source", self.check_source),
             ("sign-in", self.check_sign_in),
             ("clock", self.check_clock),
@@ -83,7 +99,7 @@ class Doctor:
 
     def _safely(self, name: str, step: Callable[[], Check]) -> Check:
         """A failing check reports its error as its verdict; the others still run."""
-        if name != "config" and self.prof is None:
+        if name not in ("config", "claude", "helper") and self.prof is None:
             return Check(name, SKIP, "no usable profile (see the config check)")
         if name == "token" and self.unavailable:
             return Check(name, SKIP, "the source cannot run here (see the source check)")

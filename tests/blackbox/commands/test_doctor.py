@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from blackbox_env import Env, Result
+from blackbox_env import Env, Result, exe
 from faulty_idp import FaultyIdp
 from gateway_stub import GatewayStub
 from idp_helpers import (
@@ -41,7 +41,7 @@ from oidc_peer import API_AUDIENCE, PUBLIC_CLIENT, OidcProvider, make_tls
 pytestmark = pytest.mark.blackbox
 
 SECRET = "conf-secret"
-CHECKS = ("config", "source", "sign-in", "clock", "token", "gateway", "ttl")
+CHECKS = ("config", "claude", "helper", "source", "sign-in", "clock", "token", "gateway", "ttl")
 LINE = re.compile(r"^(OK|WARN|FAIL|SKIP)\s+(\S+)\s+(.*)$")
 TTL_KEY = "inferenceCredentialHelperTtlSec"
 TIMEOUT_KEY = "inferenceCredentialHelperTimeoutSec"
@@ -72,7 +72,14 @@ def trust(gk: Env, ca: str) -> None:
 
 
 def claude_settings(gk: Env, mode: int = 0o644, **values: str) -> Path:
-    """Write Claude's managed-settings.json under the test's managed root."""
+    """Write Claude's managed-settings.json under the test's managed root: a gateway whose
+    credential helper is the installed gatekey, with the test's values."""
+    values = {
+        "inferenceProvider": "gateway",
+        "inferenceCredentialKind": "helper-script",
+        "inferenceCredentialHelper": exe(),
+        **values,
+    }
     path = Path(gk.vars["GATEKEY_MANAGED_ROOT"]) / "etc/claude-desktop/managed-settings.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     for d in (path.parent, path.parent.parent):
@@ -177,6 +184,8 @@ def test_a_healthy_setup_passes_every_check(
     assert r.err == "", r.err
     assert verdicts(r) == {
         "config": "OK",
+        "claude": "OK",
+        "helper": "OK",
         "source": "OK",
         "sign-in": "SKIP",  # client credentials: no person signs in
         "clock": "OK",
