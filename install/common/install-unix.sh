@@ -19,7 +19,11 @@ Install gatekey into an isolated virtual environment (re-run to upgrade in place
 
   --wheel FILE        install this gatekey wheel (dependencies from --wheelhouse, else the index)
   --wheelhouse DIR    install offline from this folder of wheels (pip --no-index --find-links)
-  --index-url URL     the package index to use (default: pip's configuration, else PyPI)
+  --index-url URL     the package index to use (default: pip's configuration, else PyPI); alone,
+                      gatekey itself comes from it too: an index of yours that hosts gatekey
+                      With none of these three, gatekey is built from the checkout this
+                      installer sits in (its dependencies from the index). gatekey is not on
+                      PyPI yet: a "gatekey" there is not this project's, so it is never asked for.
   --config FILE       install FILE as the system config after 'gatekey config validate' passes
                       (replaces the installed one; without --config an installed config is kept)
   --python PY         the interpreter for the virtual environment (default: the newest real
@@ -232,6 +236,14 @@ if [ -n "$CONFIG" ]; then
   if [ ! -f "$CONFIG" ] || [ ! -r "$CONFIG" ]; then die "cannot read the config file: $CONFIG"; fi
   CONFIG=$(absolute "$CONFIG")
 fi
+# Where gatekey comes from when neither a wheel nor a wheelhouse is given: an index the admin
+# named, else the gatekey checkout around this script (install/common/..), never PyPI's "gatekey".
+CHECKOUT=""
+if [ -z "$WHEEL$WHEELHOUSE$INDEX_URL" ]; then
+  CHECKOUT=$(cd "$(dirname "$0")/../.." && pwd)
+  grep -q '^name = "gatekey"$' "$CHECKOUT/pyproject.toml" 2>/dev/null ||
+    die "say where gatekey comes from: --wheel FILE or --wheelhouse DIR (install/build-wheelhouse.sh makes one), or --index-url URL of an index that hosts your gatekey build (gatekey is not on PyPI yet; a \"gatekey\" there is not this project's)"
+fi
 if [ -d "$PREFIX" ] && [ ! -f "$PREFIX/pyvenv.cfg" ]; then
   # Refuse to turn an unrelated directory into a venv (and later remove it on --uninstall).
   for entry in "$PREFIX"/* "$PREFIX"/.[!.]*; do
@@ -312,8 +324,21 @@ if [ -n "$WHEEL" ]; then
   "$VENV_PY" -m pip install "$@" --upgrade "$WHEEL"
   # The same version number can be a different build: the wheel given is what gets installed.
   "$VENV_PY" -m pip install "$@" --no-deps --force-reinstall "$WHEEL"
+elif [ -n "$CHECKOUT" ]; then
+  say "installing gatekey from the checkout $CHECKOUT (its dependencies from the package index)"
+  # From a copy: setuptools builds in the source's build/ and never removes a file from it (a
+  # renamed module would still be installed), and root would leave that folder in the checkout.
+  source=$(mktemp -d)
+  (cd "$CHECKOUT" && tar -cf - --exclude=./.git --exclude=./.venv --exclude=./build \
+    --exclude=./dist --exclude=node_modules .) | (cd "$source" && tar -xf -)
+  # (pip reinstalls a local folder even when that version is installed: no --force-reinstall)
+  if ! "$VENV_PY" -m pip install "$@" --upgrade "$source"; then
+    rm -rf "$source"
+    die "pip could not install gatekey from $CHECKOUT"
+  fi
+  rm -rf "$source"
 else
-  say "installing gatekey${WHEELHOUSE:+ from $WHEELHOUSE}"
+  say "installing gatekey${WHEELHOUSE:+ from $WHEELHOUSE}${INDEX_URL:+ from $INDEX_URL}"
   "$VENV_PY" -m pip install "$@" --upgrade gatekey
 fi
 "$PREFIX/bin/gatekey" version >/dev/null 2>&1 || die "the installed $PREFIX/bin/gatekey does not run"
