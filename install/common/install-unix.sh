@@ -19,11 +19,8 @@ Install gatekey into an isolated virtual environment (re-run to upgrade in place
 
   --wheel FILE        install this gatekey wheel (dependencies from --wheelhouse, else the index)
   --wheelhouse DIR    install offline from this folder of wheels (pip --no-index --find-links)
-  --index-url URL     the package index to use (default: pip's configuration, else PyPI); alone,
-                      gatekey itself comes from it too: an index of yours that hosts gatekey
-                      With none of these three, gatekey is built from the checkout this
-                      installer sits in (its dependencies from the index). gatekey is not on
-                      PyPI yet: a "gatekey" there is not this project's, so it is never asked for.
+  --index-url URL     the package index to use (default: pip's configuration, else PyPI); given
+                      alone, gatekey itself comes from it too (an index of yours that hosts it)
   --config FILE       install FILE as the system config after 'gatekey config validate' passes
                       (replaces the installed one; without --config an installed config is kept)
   --python PY         the interpreter for the virtual environment (default: the newest real
@@ -34,6 +31,10 @@ Install gatekey into an isolated virtual environment (re-run to upgrade in place
   --uninstall         remove the virtual environment and the links this installer made
   --purge             with --uninstall: also remove the system config file
   -h, --help          this text
+
+With none of --wheel, --wheelhouse and --index-url, gatekey is built from the checkout this
+installer is in, its dependencies coming from the package index. gatekey is not published on
+PyPI yet, and a "gatekey" found there is not this project's: the installer never asks for it.
 EOF
 }
 
@@ -186,6 +187,8 @@ uninstall() {
   done
   if [ -d "$PREFIX" ]; then
     # The prefix holds the virtual environment; on macOS it is also the config's directory.
+    had_venv=0
+    [ ! -f "$PREFIX/pyvenv.cfg" ] || had_venv=1
     for entry in "$PREFIX"/* "$PREFIX"/.[!.]* "$PREFIX"/..?*; do
       [ -e "$entry" ] || [ -L "$entry" ] || continue
       if [ "$entry" = "$config_dir/config.toml" ] && [ "$PURGE" = 0 ]; then
@@ -194,7 +197,7 @@ uninstall() {
       rm -rf "$entry"
     done
     rmdir "$PREFIX" 2>/dev/null || true
-    say "removed the virtual environment $PREFIX"
+    [ "$had_venv" = 0 ] || say "removed the virtual environment $PREFIX"
   fi
   if [ -f "$config_dir/config.toml" ]; then
     if [ "$PURGE" = 1 ]; then
