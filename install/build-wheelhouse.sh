@@ -7,6 +7,10 @@
 #   install/build-wheelhouse.sh --platform manylinux2014_x86_64 --python-version 3.11 \
 #       --from dist/gatekey-0.1.0-py3-none-any.whl --out wh-linux
 #
+# gatekey itself comes from the checkout this script sits in (built into a wheel), unless --from
+# names something else. gatekey is not published on PyPI yet: a package called "gatekey" there is
+# not this project's, so the script never asks the index for it unless --from says so.
+#
 # pip evaluates dependencies' environment markers (sys_platform, python_version) against the
 # machine running pip, not the target. So this script adds the per-OS dependencies by name
 # (pywin32-ctypes and colorama on Windows, secretstorage on Linux), and should be run
@@ -24,7 +28,8 @@ Usage: build-wheelhouse.sh --platform TAG --python-version X.Y --out DIR [option
   --python-version X.Y  the endpoints' Python (the interpreter install.sh / install.ps1 will use)
   --out DIR             the wheelhouse folder (created; existing wheels are kept)
   --from SPEC           gatekey to package: a wheel, an sdist, a source folder, or a requirement
-                        such as gatekey==0.1.0 (default: gatekey, from the package index)
+                        such as gatekey==0.1.0 from your own index (default: the checkout this
+                        script sits in, built into a wheel; gatekey is not on PyPI yet)
   --extra NAME          a gatekey extra to include (aws, broker); repeatable
   --pip-python PY       the interpreter that runs pip (default: python3)
 USAGE
@@ -38,7 +43,7 @@ die() {
 PLATFORMS=""
 PYVER=""
 OUT=""
-FROM=gatekey
+FROM=""
 EXTRAS=""
 PIP_PY=python3
 while [ $# -gt 0 ]; do
@@ -63,6 +68,14 @@ if [ "$host" != "$PYVER" ]; then
   printf 'build-wheelhouse.sh: warning: pip runs on Python %s, the target is %s; dependencies ' "$host" "$PYVER" >&2
   printf 'that depend on the Python version may be missing (use --pip-python python%s)\n' "$PYVER" >&2
 fi
+if [ -z "$FROM" ]; then
+  # The checkout around this script (install/..), when it is gatekey's.
+  checkout=$(cd "$(dirname "$0")/.." && pwd)
+  grep -q '^name = "gatekey"$' "$checkout/pyproject.toml" 2>/dev/null ||
+    die "$checkout is not a gatekey checkout; pass --from (a gatekey wheel, sdist or source folder)"
+  FROM=$checkout
+  printf 'build-wheelhouse.sh: gatekey from the checkout %s\n' "$checkout" >&2
+fi
 mkdir -p "$OUT"
 
 # A local sdist or source folder becomes a wheel first: --only-binary=:all: downloads wheels only.
@@ -71,7 +84,17 @@ case "$FROM" in
   *.tar.gz | *.zip | */* | .)
     [ -e "$FROM" ] || die "no such file or folder: $FROM"
     built=$(mktemp -d)
-    "$PIP_PY" -m pip wheel --quiet --disable-pip-version-check --no-deps -w "$built" "$FROM"
+    source=$FROM
+    if [ -d "$FROM" ]; then
+      # Build from a copy: setuptools builds in the source folder's build/ and never removes a
+      # file from it, so a module deleted or renamed since an earlier build would still ship
+      # (and two builds of one folder at once would share it).
+      source="$built/src"
+      mkdir "$source"
+      (cd "$FROM" && tar -cf - --exclude=./.git --exclude=./.venv --exclude=./build \
+        --exclude=./dist --exclude=node_modules .) | (cd "$source" && tar -xf -)
+    fi
+    "$PIP_PY" -m pip wheel --quiet --disable-pip-version-check --no-deps -w "$built" "$source"
     for wheel in "$built"/gatekey-*.whl; do
       [ -f "$wheel" ] || die "pip built no gatekey wheel from $FROM"
       cp "$wheel" "$OUT/"

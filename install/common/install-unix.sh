@@ -19,7 +19,8 @@ Install gatekey into an isolated virtual environment (re-run to upgrade in place
 
   --wheel FILE        install this gatekey wheel (dependencies from --wheelhouse, else the index)
   --wheelhouse DIR    install offline from this folder of wheels (pip --no-index --find-links)
-  --index-url URL     the package index to use (default: pip's configuration, else PyPI)
+  --index-url URL     the package index to use (default: pip's configuration, else PyPI); given
+                      alone, gatekey itself comes from it too (an index of yours that hosts it)
   --config FILE       install FILE as the system config after 'gatekey config validate' passes
                       (replaces the installed one; without --config an installed config is kept)
   --python PY         the interpreter for the virtual environment (default: the newest real
@@ -30,6 +31,10 @@ Install gatekey into an isolated virtual environment (re-run to upgrade in place
   --uninstall         remove the virtual environment and the links this installer made
   --purge             with --uninstall: also remove the system config file
   -h, --help          this text
+
+With none of --wheel, --wheelhouse and --index-url, gatekey is built from the checkout this
+installer is in, its dependencies coming from the package index. gatekey is not published on
+PyPI yet, and a "gatekey" found there is not this project's: the installer never asks for it.
 EOF
 }
 
@@ -182,6 +187,8 @@ uninstall() {
   done
   if [ -d "$PREFIX" ]; then
     # The prefix holds the virtual environment; on macOS it is also the config's directory.
+    had_venv=0
+    [ ! -f "$PREFIX/pyvenv.cfg" ] || had_venv=1
     for entry in "$PREFIX"/* "$PREFIX"/.[!.]* "$PREFIX"/..?*; do
       [ -e "$entry" ] || [ -L "$entry" ] || continue
       if [ "$entry" = "$config_dir/config.toml" ] && [ "$PURGE" = 0 ]; then
@@ -190,7 +197,7 @@ uninstall() {
       rm -rf "$entry"
     done
     rmdir "$PREFIX" 2>/dev/null || true
-    say "removed the virtual environment $PREFIX"
+    [ "$had_venv" = 0 ] || say "removed the virtual environment $PREFIX"
   fi
   if [ -f "$config_dir/config.toml" ]; then
     if [ "$PURGE" = 1 ]; then
@@ -231,6 +238,14 @@ fi
 if [ -n "$CONFIG" ]; then
   if [ ! -f "$CONFIG" ] || [ ! -r "$CONFIG" ]; then die "cannot read the config file: $CONFIG"; fi
   CONFIG=$(absolute "$CONFIG")
+fi
+# Where gatekey comes from when neither a wheel nor a wheelhouse is given: an index the admin
+# named, else the gatekey checkout around this script (install/common/..), never PyPI's "gatekey".
+CHECKOUT=""
+if [ -z "$WHEEL$WHEELHOUSE$INDEX_URL" ]; then
+  CHECKOUT=$(cd "$(dirname "$0")/../.." && pwd)
+  grep -q '^name = "gatekey"$' "$CHECKOUT/pyproject.toml" 2>/dev/null ||
+    die "say where gatekey comes from: --wheel FILE or --wheelhouse DIR (install/build-wheelhouse.sh makes one), or --index-url URL of an index that hosts your gatekey build (gatekey is not on PyPI yet; a \"gatekey\" there is not this project's)"
 fi
 if [ -d "$PREFIX" ] && [ ! -f "$PREFIX/pyvenv.cfg" ]; then
   # Refuse to turn an unrelated directory into a venv (and later remove it on --uninstall).
@@ -312,8 +327,21 @@ if [ -n "$WHEEL" ]; then
   "$VENV_PY" -m pip install "$@" --upgrade "$WHEEL"
   # The same version number can be a different build: the wheel given is what gets installed.
   "$VENV_PY" -m pip install "$@" --no-deps --force-reinstall "$WHEEL"
+elif [ -n "$CHECKOUT" ]; then
+  say "installing gatekey from the checkout $CHECKOUT (its dependencies from the package index)"
+  # From a copy: setuptools builds in the source's build/ and never removes a file from it (a
+  # renamed module would still be installed), and root would leave that folder in the checkout.
+  source=$(mktemp -d)
+  (cd "$CHECKOUT" && tar -cf - --exclude=./.git --exclude=./.venv --exclude=./build \
+    --exclude=./dist --exclude=node_modules .) | (cd "$source" && tar -xf -)
+  # (pip reinstalls a local folder even when that version is installed: no --force-reinstall)
+  if ! "$VENV_PY" -m pip install "$@" --upgrade "$source"; then
+    rm -rf "$source"
+    die "pip could not install gatekey from $CHECKOUT"
+  fi
+  rm -rf "$source"
 else
-  say "installing gatekey${WHEELHOUSE:+ from $WHEELHOUSE}"
+  say "installing gatekey${WHEELHOUSE:+ from $WHEELHOUSE}${INDEX_URL:+ from $INDEX_URL}"
   "$VENV_PY" -m pip install "$@" --upgrade gatekey
 fi
 "$PREFIX/bin/gatekey" version >/dev/null 2>&1 || die "the installed $PREFIX/bin/gatekey does not run"

@@ -1,8 +1,11 @@
 #!/bin/sh
 # Build a macOS installer package (.pkg) for Jamf, Kandji, Intune or any MDM: it carries a
 # wheelhouse (install/build-wheelhouse.sh) and, optionally, gatekey's system config; its
-# postinstall runs install/macos/install.sh, which creates or upgrades the virtual environment in
-# "/Library/Application Support/gatekey" offline and links /usr/local/bin/gatekey.
+# postinstall runs install/macos/jamf-gatekey.sh (the one-file installer), which creates or
+# upgrades the virtual environment in "/Library/Application Support/gatekey" offline, links
+# /usr/local/bin/gatekey, and leaves the uninstaller beside it:
+#   sudo sh "/Library/Application Support/gatekey/uninstall-gatekey.sh" [--purge]
+# which removes what the package installed and forgets its receipt (pkgutil --forget).
 #
 #   install/build-wheelhouse.sh --platform macosx_11_0_arm64 --platform macosx_11_0_x86_64 \
 #       --python-version 3.12 --pip-python python3.12 --out build/wh-mac
@@ -12,6 +15,7 @@
 #
 # The endpoints need that Python (python.org's universal2 installer, deployed first by the MDM);
 # the package holds no interpreter. Run on macOS (pkgbuild, productsign come with Xcode's tools).
+# --stage DIR only writes the package's scripts folder (any OS): what the postinstall will run.
 #
 # Code signing, and why Keychain prompts depend on it: a Keychain item's access list names the
 # programs allowed to read it without asking, by their code signature. gatekey's secrets are read
@@ -38,6 +42,7 @@ VERSION=""
 SIGN=""
 OUT=gatekey.pkg
 IDENTIFIER=com.example.gatekey
+STAGE=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --wheelhouse) [ $# -ge 2 ] || die "$1 needs a value"; WHEELHOUSE=$2; shift 2 ;;
@@ -47,41 +52,55 @@ while [ $# -gt 0 ]; do
     --identifier) [ $# -ge 2 ] || die "$1 needs a value"; IDENTIFIER=$2; shift 2 ;;
     --sign) [ $# -ge 2 ] || die "$1 needs a value"; SIGN=$2; shift 2 ;;
     --out) [ $# -ge 2 ] || die "$1 needs a value"; OUT=$2; shift 2 ;;
-    -h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --stage) [ $# -ge 2 ] || die "$1 needs a value"; STAGE=$2; shift 2 ;;
+    -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) die "unknown option: $1 (see --help)" ;;
   esac
 done
 [ -d "$WHEELHOUSE" ] || die "--wheelhouse DIR is required (install/build-wheelhouse.sh makes one)"
 [ -n "$VERSION" ] || die "--version is required (the package version MDMs compare)"
 [ -z "$CONFIG" ] || [ -f "$CONFIG" ] || die "no such config file: $CONFIG"
-command -v pkgbuild >/dev/null 2>&1 || die "pkgbuild not found: build the package on macOS"
+case "$IDENTIFIER" in *[!A-Za-z0-9.-]* | "") die "--identifier wants letters, digits, dots and dashes: $IDENTIFIER" ;; esac
+ls "$WHEELHOUSE"/gatekey-*.whl >/dev/null 2>&1 || die "$WHEELHOUSE holds no gatekey wheel"
+if [ -z "$STAGE" ]; then
+  command -v pkgbuild >/dev/null 2>&1 || die "pkgbuild not found: build the package on macOS"
+fi
 
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+scripts=${STAGE:-$work/scripts}
+if [ -n "$STAGE" ] && [ -e "$STAGE" ] && [ -n "$(ls -A "$STAGE")" ]; then
+  die "--stage $STAGE exists and is not empty"
+fi
 
 # The payload is empty: everything lives in the scripts folder, and the postinstall installs it
 # (a venv cannot be built on one machine and copied, its paths and interpreter are the target's).
-mkdir -p "$work/root" "$work/scripts/wheelhouse"
-cp "$here/install.sh" "$here/../common/install-unix.sh" "$work/scripts/"
-cp "$WHEELHOUSE"/*.whl "$work/scripts/wheelhouse/"
-[ -z "$CONFIG" ] || cp "$CONFIG" "$work/scripts/config.toml"
-
-[ -z "$PYTHON" ] || printf '%s\n' "$PYTHON" >"$work/scripts/python.txt"
-# The postinstall runs as root from the package's scripts folder; its output goes to
-# /var/log/install.log.
-cat >"$work/scripts/postinstall" <<'POSTINSTALL'
+mkdir -p "$work/root" "$scripts/wheelhouse"
+cp "$here/jamf-gatekey.sh" "$scripts/"
+cp "$WHEELHOUSE"/*.whl "$scripts/wheelhouse/"
+[ -z "$CONFIG" ] || cp "$CONFIG" "$scripts/config.toml"
+[ -z "$PYTHON" ] || printf '%s\n' "$PYTHON" >"$scripts/python.txt"
+printf '%s\n' "$IDENTIFIER" >"$scripts/identifier.txt"
+# The postinstall runs as root from the package's scripts folder, with the target volume as $3;
+# its output goes to /var/log/install.log. It records the package's identifier in the
+# installation, so the uninstaller left there can forget the receipt.
+cat >"$scripts/postinstall" <<'POSTINSTALL'
 #!/bin/sh
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-set -- --wheelhouse "$here/wheelhouse"
+set -- install --root "${3:-/}" --pkg-id "$(cat "$here/identifier.txt")" --wheelhouse "$here/wheelhouse"
 [ ! -f "$here/python.txt" ] || set -- "$@" --python "$(cat "$here/python.txt")"
 [ ! -f "$here/config.toml" ] || set -- "$@" --config "$here/config.toml"
-exec sh "$here/install.sh" "$@"
+exec sh "$here/jamf-gatekey.sh" "$@"
 POSTINSTALL
-chmod 0755 "$work/scripts/postinstall" "$work/scripts/install.sh" "$work/scripts/install-unix.sh"
+chmod 0755 "$scripts/postinstall" "$scripts/jamf-gatekey.sh"
+if [ -n "$STAGE" ]; then
+  printf 'build-pkg.sh: staged the package scripts in %s (postinstall: sh postinstall PKG / VOLUME)\n' "$STAGE" >&2
+  exit 0
+fi
 
-pkgbuild --root "$work/root" --scripts "$work/scripts" --identifier "$IDENTIFIER" \
+pkgbuild --root "$work/root" --scripts "$scripts" --identifier "$IDENTIFIER" \
   --version "$VERSION" --install-location / "$work/unsigned.pkg"
 if [ -n "$SIGN" ]; then
   productsign --sign "$SIGN" "$work/unsigned.pkg" "$OUT"

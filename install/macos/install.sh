@@ -6,6 +6,6 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 common="$here/../common/install-unix.sh"
-[ -f "$common" ] || common="$here/install-unix.sh" # the .pkg's flattened scripts folder
+[ -f "$common" ] || common="$here/install-unix.sh" # a flattened copy, the two files side by side
 GATEKEY_INSTALL_PROG=${GATEKEY_INSTALL_PROG:-install/macos/install.sh} \
   exec sh "$common" --platform macos "$@"

@@ -99,6 +99,10 @@ if ($Uninstall) {
 if ($Purge) { Fail '-Purge goes with -Uninstall' }
 
 # --- checks before anything changes -------------------------------------------------------------
+# gatekey is not on PyPI yet: a "gatekey" there is not this project's, so it is never asked for.
+if (-not $Wheel -and -not $Wheelhouse -and -not $IndexUrl) {
+  Fail 'say where gatekey comes from: -Wheel FILE or -Wheelhouse DIR (install/build-wheelhouse.sh makes one), or -IndexUrl URL of an index that hosts your gatekey build (gatekey is not on PyPI yet)'
+}
 if ($Wheel) {
   if (-not (Test-Path -LiteralPath $Wheel -PathType Leaf)) { Fail "no such wheel file: $Wheel" }
   if ($Wheel -notlike '*.whl') { Fail "-Wheel needs a .whl file: $Wheel" }

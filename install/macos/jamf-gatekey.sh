@@ -1,0 +1,609 @@
+#!/bin/sh
+# gatekey for Jamf Pro, in one file: install, upgrade and uninstall. Paste it into Jamf as it is
+# (Settings > Computer Management > Scripts): gatekey's installer (install/common/install-unix.sh)
+# is carried inside it, at the end (install/macos/sync-jamf-script.sh refreshes that copy).
+#
+# Jamf parameters (Jamf itself passes 1 to 3: the target volume, the computer, the user):
+#   4  action: install (the default), uninstall, or purge (uninstall and remove the config)
+#   5  where gatekey comes from: a wheelhouse folder on the Mac (install/build-wheelhouse.sh; a
+#      Jamf package can put it there), or the https:// URL of your package index that hosts
+#      gatekey (gatekey is not on PyPI yet: a "gatekey" there is not this project's)
+#   6  the Python for gatekey's virtual environment (default: the newest python3.x on PATH;
+#      python.org's framework build is the one to use, see install/README.md)
+#   7  a gatekey config file on the Mac, installed as the system config once it validates
+#   8  the .pkg identifier to forget on uninstall (pkgutil --forget), if gatekey came as a .pkg
+#
+# From a shell, as root:
+#   sh jamf-gatekey.sh install --wheelhouse DIR [--config FILE] [--python PY] [installer options]
+#   sh jamf-gatekey.sh uninstall [--purge]
+#   sh jamf-gatekey.sh --help        (this text, and the installer's options)
+#
+# Every install copies this file into the installation, as
+# "/Library/Application Support/gatekey/uninstall-gatekey.sh". That copy, run with no action,
+# uninstalls the installation it sits in, and forgets the .pkg receipt if a .pkg installed it:
+#   sudo sh "/Library/Application Support/gatekey/uninstall-gatekey.sh" [--purge]
+#
+# --root DIR installs into another volume (what a .pkg's postinstall receives as $3): the
+# prefix, links and config go under DIR instead of /.
+set -eu
+
+PROG=jamf-gatekey.sh
+MAC_PREFIX="/Library/Application Support/gatekey"
+UNINSTALLER=uninstall-gatekey.sh
+PKG_ID_FILE=.gatekey-pkg-id
+
+say() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+die() {
+  say "error: $*"
+  exit 1
+}
+
+usage() {
+  # This file's opening comment, then the installer's options.
+  awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$SELF"
+  printf '\nThe installer options (install/common/install-unix.sh):\n\n'
+  sh "$INSTALLER" --platform macos --help 2>&1 | sed -n '/^  --wheel /,/^  -h, --help/p'
+}
+
+main() {
+  here=$(cd "$(dirname "$0")" && pwd)
+  SELF="$here/$(basename "$0")"
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  INSTALLER="$work/install-unix.sh"
+  write_installer "$INSTALLER"
+
+  ROOT=/
+  ACTION=""
+  PKG_ID=""
+  PREFIX=""
+  if [ $# -ge 3 ] && [ "${1#/}" != "$1" ]; then
+    # Jamf: $1 is the target volume (a path), then the computer and the user, then ours.
+    ROOT=$1
+    ACTION=$(printf '%s' "${4:-install}" | tr '[:upper:]' '[:lower:]')
+    source=${5:-}
+    python=${6:-}
+    config=${7:-}
+    PKG_ID=${8:-}
+    set --
+    if [ "$ACTION" = install ]; then
+      case "$source" in
+        "") ;;
+        https://*) set -- --index-url "$source" ;;
+        *) set -- --wheelhouse "$source" ;;
+      esac
+      [ -z "$python" ] || set -- "$@" --python "$python"
+      [ -z "$config" ] || set -- "$@" --config "$config"
+    fi
+  else
+    case "${1:-}" in
+      install | uninstall | purge) ACTION=$1; shift ;;
+    esac
+    # Take our own options out; the rest goes to the installer as it is.
+    count=$#
+    while [ "$count" -gt 0 ]; do
+      arg=$1
+      shift
+      count=$((count - 1))
+      case "$arg" in
+        --root | --pkg-id | --prefix)
+          [ "$count" -gt 0 ] || die "$arg needs a value"
+          value=$1
+          shift
+          count=$((count - 1))
+          case "$arg" in
+            --root) ROOT=$value ;;
+            --pkg-id) PKG_ID=$value ;;
+            --prefix) PREFIX=$value; set -- "$@" --prefix "$value" ;;
+          esac
+          ;;
+        --purge) [ "$ACTION" = install ] && die "--purge goes with uninstall"; ACTION=purge ;;
+        -h | --help) usage; exit 0 ;;
+        *) set -- "$@" "$arg" ;;
+      esac
+    done
+  fi
+
+  # The copy inside an installation acts on that installation, and by default uninstalls it.
+  inside=""
+  [ ! -f "$here/.gatekey-install" ] || inside=$here
+  if [ -z "$ACTION" ]; then
+    if [ -n "$inside" ]; then ACTION=uninstall; else ACTION=install; fi
+  fi
+  case "$ACTION" in
+    install | uninstall | purge) ;;
+    *) die "unknown action: $ACTION (install, uninstall or purge)" ;;
+  esac
+
+  # Locations: another volume's, the installation this copy sits in, or macOS's own defaults.
+  # Ours come first, so that a --prefix, --bin-dir or --config-dir given after them wins.
+  if [ "$ROOT" != / ]; then
+    [ -d "$ROOT" ] || die "no such volume or folder: $ROOT"
+    root=$(cd "$ROOT" && pwd)
+    set -- --prefix "$root$MAC_PREFIX" --bin-dir "$root/usr/local/bin" \
+      --config-dir "$root$MAC_PREFIX" "$@"
+    PREFIX=${PREFIX:-$root$MAC_PREFIX}
+  elif [ -n "$inside" ] && [ -z "$PREFIX" ]; then
+    set -- --prefix "$inside" "$@"
+    PREFIX=$inside
+    # An installation on another volume: that volume's receipt database (pkgutil --volume).
+    case "$inside" in
+      ?*"$MAC_PREFIX") ROOT=${inside%"$MAC_PREFIX"} ;;
+    esac
+  fi
+  PREFIX=${PREFIX:-$MAC_PREFIX}
+
+  case "$ACTION" in
+    install) do_install "$@" ;;
+    uninstall) do_uninstall "$@" ;;
+    purge) do_uninstall "$@" --purge ;;
+  esac
+}
+
+do_install() {
+  GATEKEY_INSTALL_PROG=$PROG sh "$INSTALLER" --platform macos "$@"
+  # Leave the uninstaller in the installation, root's like everything the installer wrote.
+  if [ -f "$SELF" ] && [ "$SELF" != "$PREFIX/$UNINSTALLER" ]; then
+    cp "$SELF" "$PREFIX/$UNINSTALLER.new"
+    chmod 0755 "$PREFIX/$UNINSTALLER.new"
+    [ "$(id -u)" -ne 0 ] || chown 0:0 "$PREFIX/$UNINSTALLER.new"
+    mv -f "$PREFIX/$UNINSTALLER.new" "$PREFIX/$UNINSTALLER"
+  fi
+  if [ -n "$PKG_ID" ]; then
+    printf '%s\n' "$PKG_ID" >"$PREFIX/$PKG_ID_FILE"
+    chmod 0644 "$PREFIX/$PKG_ID_FILE"
+  fi
+  say "uninstall with: sudo sh \"$PREFIX/$UNINSTALLER\" [--purge]"
+}
+
+do_uninstall() {
+  # The receipt to forget is recorded in the installation, which the uninstall removes.
+  if [ -z "$PKG_ID" ] && [ -f "$PREFIX/$PKG_ID_FILE" ]; then
+    PKG_ID=$(sed -n 1p "$PREFIX/$PKG_ID_FILE")
+  fi
+  GATEKEY_INSTALL_PROG=$PROG sh "$INSTALLER" --platform macos --uninstall "$@"
+  [ -n "$PKG_ID" ] || return 0
+  if ! command -v pkgutil >/dev/null 2>&1; then
+    say "warning: pkgutil not found: the receipt of $PKG_ID was not forgotten"
+  elif pkgutil --volume "$ROOT" --forget "$PKG_ID" >/dev/null 2>&1; then
+    say "forgot the package receipt $PKG_ID"
+  else
+    say "no package receipt $PKG_ID to forget"
+  fi
+}
+
+# The installer, exactly install/common/install-unix.sh (sync-jamf-script.sh copies it here).
+write_installer() {
+  cat >"$1" <<'GATEKEY_INSTALL_UNIX_SH'
+#!/bin/sh
+# gatekey's installer for Linux and macOS (install/linux/install.sh and install/macos/install.sh
+# run this with the platform's defaults). It puts gatekey in its own virtual environment in an
+# admin-owned place, links the executables into a stable bin directory, installs the system
+# config, and can remove all of it again. Run it as root; see install/README.md.
+#
+# Usage: install-unix.sh --platform linux|macos [options]   (see usage() below)
+set -eu
+
+PROG=${GATEKEY_INSTALL_PROG:-install.sh}
+EXES="gatekey gatekey-keychain gatekey-idp gatekey-vault"
+MANIFEST_NAME=.gatekey-install
+
+usage() {
+  cat <<EOF
+Usage: $PROG [options]
+
+Install gatekey into an isolated virtual environment (re-run to upgrade in place).
+
+  --wheel FILE        install this gatekey wheel (dependencies from --wheelhouse, else the index)
+  --wheelhouse DIR    install offline from this folder of wheels (pip --no-index --find-links)
+  --index-url URL     the package index to use (default: pip's configuration, else PyPI); given
+                      alone, gatekey itself comes from it too (an index of yours that hosts it)
+  --config FILE       install FILE as the system config after 'gatekey config validate' passes
+                      (replaces the installed one; without --config an installed config is kept)
+  --python PY         the interpreter for the virtual environment (default: the newest real
+                      python3.10+ on PATH; pyenv/asdf shims are resolved to the real binary)
+  --prefix DIR        the virtual environment (default: $DEFAULT_PREFIX)
+  --bin-dir DIR       where the executables are linked (default: $DEFAULT_BIN_DIR)
+  --config-dir DIR    where config.toml goes (default: $DEFAULT_CONFIG_DIR)
+  --uninstall         remove the virtual environment and the links this installer made
+  --purge             with --uninstall: also remove the system config file
+  -h, --help          this text
+
+With none of --wheel, --wheelhouse and --index-url, gatekey is built from the checkout this
+installer is in, its dependencies coming from the package index. gatekey is not published on
+PyPI yet, and a "gatekey" found there is not this project's: the installer never asks for it.
+EOF
+}
+
+say() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+die() {
+  say "error: $*"
+  exit 1
+}
+
+PLATFORM=""
+WHEEL=""
+WHEELHOUSE=""
+INDEX_URL=""
+CONFIG=""
+PYTHON=""
+PREFIX=""
+BIN_DIR=""
+CONFIG_DIR=""
+UNINSTALL=0
+PURGE=0
+
+need_value() { [ "$2" -ge 2 ] || die "$1 needs a value"; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --platform) need_value "$1" $#; PLATFORM=$2; shift 2 ;;
+    --wheel) need_value "$1" $#; WHEEL=$2; shift 2 ;;
+    --wheelhouse) need_value "$1" $#; WHEELHOUSE=$2; shift 2 ;;
+    --index-url) need_value "$1" $#; INDEX_URL=$2; shift 2 ;;
+    --config) need_value "$1" $#; CONFIG=$2; shift 2 ;;
+    --python) need_value "$1" $#; PYTHON=$2; shift 2 ;;
+    --prefix) need_value "$1" $#; PREFIX=$2; shift 2 ;;
+    --bin-dir) need_value "$1" $#; BIN_DIR=$2; shift 2 ;;
+    --config-dir) need_value "$1" $#; CONFIG_DIR=$2; shift 2 ;;
+    --uninstall) UNINSTALL=1; shift ;;
+    --purge) PURGE=1; shift ;;
+    -h | --help) HELP=1; shift ;;
+    *) die "unknown option: $1 (see --help)" ;;
+  esac
+done
+
+case "$PLATFORM" in
+  linux)
+    DEFAULT_PREFIX=/opt/gatekey
+    DEFAULT_CONFIG_DIR=/etc/gatekey
+    ;;
+  macos)
+    DEFAULT_PREFIX="/Library/Application Support/gatekey"
+    DEFAULT_CONFIG_DIR="/Library/Application Support/gatekey"
+    ;;
+  *) die "--platform must be linux or macos (run install/linux/install.sh or install/macos/install.sh)" ;;
+esac
+DEFAULT_BIN_DIR=/usr/local/bin
+if [ "${HELP:-0}" = 1 ]; then
+  usage
+  exit 0
+fi
+# The file gatekey itself reads as the managed config (helpers/gatekey/paths.py).
+SYSTEM_CONFIG="$DEFAULT_CONFIG_DIR/config.toml"
+
+# Absolute paths without requiring realpath(1) (absent on older macOS).
+absolute() {
+  case "$1" in
+    /*) printf '%s\n' "$1" ;;
+    *) printf '%s/%s\n' "$(pwd)" "$1" ;;
+  esac
+}
+strip_slash() {
+  p=$1
+  while [ "${#p}" -gt 1 ] && [ "${p%/}" != "$p" ]; do p=${p%/}; done
+  printf '%s\n' "$p"
+}
+
+PREFIX=$(strip_slash "$(absolute "${PREFIX:-$DEFAULT_PREFIX}")")
+BIN_DIR=$(strip_slash "$(absolute "${BIN_DIR:-$DEFAULT_BIN_DIR}")")
+CONFIG_DIR=$(strip_slash "$(absolute "${CONFIG_DIR:-$DEFAULT_CONFIG_DIR}")")
+MANIFEST="$PREFIX/$MANIFEST_NAME"
+CONFIG_DEST="$CONFIG_DIR/config.toml"
+
+[ "$PURGE" = 0 ] || [ "$UNINSTALL" = 1 ] || die "--purge goes with --uninstall"
+if [ "$UNINSTALL" = 1 ]; then
+  [ -z "$WHEEL$WHEELHOUSE$CONFIG$INDEX_URL" ] || die "--uninstall takes no --wheel, --wheelhouse, --index-url or --config"
+fi
+
+# Ownership. The helper is trusted with credentials, so it and its config must not be writable by
+# users (otherwise any user process could swap the executable or point it elsewhere). As root
+# everything this script writes is made root-owned and not group/other-writable. Without root,
+# installing to the real system locations is refused; a private location (tests, a trial run) is
+# allowed with a warning, because ownership cannot be enforced there.
+if [ "$(id -u)" -eq 0 ]; then
+  IS_ROOT=1
+else
+  IS_ROOT=0
+  if [ "$PREFIX" = "$DEFAULT_PREFIX" ] || [ "$BIN_DIR" = "$DEFAULT_BIN_DIR" ] || [ "$CONFIG_DIR" = "$DEFAULT_CONFIG_DIR" ]; then
+    die "run as root (sudo) to change the system locations ($DEFAULT_PREFIX, $DEFAULT_BIN_DIR, $DEFAULT_CONFIG_DIR)"
+  fi
+  say "warning: not running as root; files stay owned by $(id -un) (fine for a trial, not for a fleet)"
+fi
+umask 022
+
+# Make PATH (a file or directory) root-owned and not writable by group or others.
+lock_down() {
+  if [ "$IS_ROOT" = 1 ]; then
+    chown -R 0:0 "$1"
+  fi
+  chmod -R go-w "$1"
+}
+
+# Directories this run created (so --uninstall can remove them when empty), one per line; an
+# upgrade keeps what an earlier run recorded.
+CREATED=""
+make_dir() { # DIR: mkdir -p, remembering each directory that did not exist
+  d=$1
+  missing=""
+  while [ ! -d "$d" ]; do
+    missing="$d
+$missing"
+    d=$(dirname "$d")
+  done
+  mkdir -p "$1"
+  CREATED="$CREATED$missing"
+}
+
+# --- uninstall --------------------------------------------------------------------------------
+manifest_value() { # KEY: a value recorded by the install, else empty
+  [ -f "$MANIFEST" ] || return 0
+  sed -n "s/^$1=//p" "$MANIFEST" | tail -n 1
+}
+manifest_created() { # the directories recorded as created by an install
+  [ -f "$MANIFEST" ] || return 0
+  sed -n "s/^created_dir=//p" "$MANIFEST"
+}
+
+uninstall() {
+  if [ ! -f "$MANIFEST" ] && [ ! -f "$PREFIX/pyvenv.cfg" ]; then
+    say "nothing installed at $PREFIX"
+  fi
+  created=$(manifest_created)
+  recorded_bin=$(manifest_value bin_dir)
+  recorded_config=$(manifest_value config_dir)
+  bin_dir=${recorded_bin:-$BIN_DIR}
+  config_dir=${recorded_config:-$CONFIG_DIR}
+  for exe in $EXES; do
+    link="$bin_dir/$exe"
+    # Only links into this prefix: never a file someone else put there.
+    if [ -L "$link" ] && [ "$(readlink "$link")" = "$PREFIX/bin/$exe" ]; then
+      rm -f "$link"
+      say "removed $link"
+    fi
+  done
+  if [ -d "$PREFIX" ]; then
+    # The prefix holds the virtual environment; on macOS it is also the config's directory.
+    had_venv=0
+    [ ! -f "$PREFIX/pyvenv.cfg" ] || had_venv=1
+    for entry in "$PREFIX"/* "$PREFIX"/.[!.]* "$PREFIX"/..?*; do
+      [ -e "$entry" ] || [ -L "$entry" ] || continue
+      if [ "$entry" = "$config_dir/config.toml" ] && [ "$PURGE" = 0 ]; then
+        continue
+      fi
+      rm -rf "$entry"
+    done
+    rmdir "$PREFIX" 2>/dev/null || true
+    [ "$had_venv" = 0 ] || say "removed the virtual environment $PREFIX"
+  fi
+  if [ -f "$config_dir/config.toml" ]; then
+    if [ "$PURGE" = 1 ]; then
+      rm -f "$config_dir/config.toml"
+      say "removed $config_dir/config.toml"
+    else
+      say "kept $config_dir/config.toml (--purge removes it)"
+    fi
+  fi
+  # A config kept by an earlier --uninstall outlived the record of what was created: its own
+  # directory goes when empty, its parents (e.g. /etc) were never ours to create.
+  if [ "$PURGE" = 1 ] && [ -d "$config_dir" ]; then
+    rmdir "$config_dir" 2>/dev/null || say "kept $config_dir: it holds other files"
+  fi
+  # Directories the install created, deepest first, when nothing else is in them.
+  printf '%s\n' "$created" | awk '{ print length($0) "\t" $0 }' | sort -rn | cut -f2- |
+    while IFS= read -r dir; do
+      if [ -n "$dir" ] && [ -d "$dir" ]; then rmdir "$dir" 2>/dev/null || true; fi
+    done
+  rmdir "$PREFIX" 2>/dev/null || true
+}
+
+if [ "$UNINSTALL" = 1 ]; then
+  uninstall
+  exit 0
+fi
+
+# --- checks before anything changes -------------------------------------------------------------
+if [ -n "$WHEEL" ]; then
+  [ -f "$WHEEL" ] || die "no such wheel file: $WHEEL"
+  case "$WHEEL" in *.whl) ;; *) die "--wheel needs a .whl file: $WHEEL" ;; esac
+  WHEEL=$(absolute "$WHEEL")
+fi
+if [ -n "$WHEELHOUSE" ]; then
+  [ -d "$WHEELHOUSE" ] || die "no such wheelhouse directory: $WHEELHOUSE"
+  WHEELHOUSE=$(absolute "$WHEELHOUSE")
+fi
+if [ -n "$CONFIG" ]; then
+  if [ ! -f "$CONFIG" ] || [ ! -r "$CONFIG" ]; then die "cannot read the config file: $CONFIG"; fi
+  CONFIG=$(absolute "$CONFIG")
+fi
+# Where gatekey comes from when neither a wheel nor a wheelhouse is given: an index the admin
+# named, else the gatekey checkout around this script (install/common/..), never PyPI's "gatekey".
+CHECKOUT=""
+if [ -z "$WHEEL$WHEELHOUSE$INDEX_URL" ]; then
+  CHECKOUT=$(cd "$(dirname "$0")/../.." && pwd)
+  grep -q '^name = "gatekey"$' "$CHECKOUT/pyproject.toml" 2>/dev/null ||
+    die "say where gatekey comes from: --wheel FILE or --wheelhouse DIR (install/build-wheelhouse.sh makes one), or --index-url URL of an index that hosts your gatekey build (gatekey is not on PyPI yet; a \"gatekey\" there is not this project's)"
+fi
+if [ -d "$PREFIX" ] && [ ! -f "$PREFIX/pyvenv.cfg" ]; then
+  # Refuse to turn an unrelated directory into a venv (and later remove it on --uninstall).
+  for entry in "$PREFIX"/* "$PREFIX"/.[!.]*; do
+    [ -e "$entry" ] || continue
+    [ "$entry" = "$CONFIG_DEST" ] && continue
+    die "$PREFIX exists and is not a gatekey virtual environment; choose another --prefix"
+  done
+fi
+
+# The interpreter: a real one, never a pyenv/asdf shim (the console scripts' shebang must start
+# Python directly; a shim adds ~110 ms to every run and depends on the user's shell setup).
+resolve_python() { # CANDIDATE: prints the real executable of a usable Python 3.10+, or fails
+  "$1" -c 'import os, sys; assert sys.version_info >= (3, 10); print(os.path.realpath(sys.executable))' 2>/dev/null
+}
+if [ -n "$PYTHON" ]; then
+  PY=$(resolve_python "$PYTHON") || die "$PYTHON is not a working Python 3.10 or newer"
+else
+  PY=""
+  for candidate in python3.13 python3.12 python3.11 python3.10 python3; do
+    command -v "$candidate" >/dev/null 2>&1 || continue
+    PY=$(resolve_python "$candidate") && break
+    PY=""
+  done
+  [ -n "$PY" ] || die "gatekey needs Python 3.10 or newer; install it or pass --python"
+fi
+case "$PY" in
+  */shims/*) die "$PY is a version-manager shim; pass the real interpreter with --python" ;;
+esac
+"$PY" -c 'import venv, ensurepip' 2>/dev/null ||
+  die "$PY cannot create virtual environments (on Debian/Ubuntu: apt-get install python3-venv)"
+# Every user runs the helper, so every user must reach the interpreter, and none may be able to
+# replace it (e.g. a pyenv build under root's or one user's home).
+if ! unsafe=$("$PY" -c '
+import os, stat, sys
+path = sys.argv[1]
+while True:
+    st = os.stat(path)
+    if st.st_uid != 0 or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX:
+        sys.exit(path + " is writable by a user other than root")
+    if not st.st_mode & stat.S_IXOTH:
+        sys.exit(path + " is not accessible to other users")
+    if path == "/":
+        break
+    path = os.path.dirname(path)
+' "$PY" 2>&1); then
+  if [ "$IS_ROOT" = 1 ] && [ "$PREFIX" = "$DEFAULT_PREFIX" ]; then
+    die "$PY cannot serve every user: $unsafe; pass a system interpreter with --python"
+  fi
+  say "warning: $PY cannot serve every user: $unsafe"
+fi
+PY_VERSION=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+
+# --- the virtual environment ------------------------------------------------------------------
+VENV_PY="$PREFIX/bin/python"
+if [ -f "$PREFIX/pyvenv.cfg" ] && [ -x "$VENV_PY" ] &&
+  [ "$("$VENV_PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || true)" = "$PY_VERSION" ]; then
+  say "upgrading in place: $PREFIX (Python $PY_VERSION)"
+else
+  if [ -f "$PREFIX/pyvenv.cfg" ]; then
+    say "recreating $PREFIX for Python $PY_VERSION"
+    for entry in bin lib lib64 include share pyvenv.cfg; do rm -rf "${PREFIX:?}/$entry"; done
+  fi
+  say "creating the virtual environment $PREFIX with $PY"
+  make_dir "$PREFIX"
+  "$PY" -m venv "$PREFIX"
+fi
+
+# pip's arguments, built in "$@" (POSIX sh has no arrays).
+set -- --disable-pip-version-check --no-input --quiet
+if [ -n "$WHEELHOUSE" ]; then
+  # --isolated: only the wheelhouse, whatever pip configuration the machine has.
+  set -- "$@" --isolated --no-index --find-links "$WHEELHOUSE"
+elif [ -n "$INDEX_URL" ]; then
+  set -- "$@" --index-url "$INDEX_URL"
+fi
+if [ -n "$WHEEL" ]; then
+  say "installing $(basename "$WHEEL")"
+  "$VENV_PY" -m pip install "$@" --upgrade "$WHEEL"
+  # The same version number can be a different build: the wheel given is what gets installed.
+  "$VENV_PY" -m pip install "$@" --no-deps --force-reinstall "$WHEEL"
+elif [ -n "$CHECKOUT" ]; then
+  say "installing gatekey from the checkout $CHECKOUT (its dependencies from the package index)"
+  # From a copy: setuptools builds in the source's build/ and never removes a file from it (a
+  # renamed module would still be installed), and root would leave that folder in the checkout.
+  source=$(mktemp -d)
+  (cd "$CHECKOUT" && tar -cf - --exclude=./.git --exclude=./.venv --exclude=./build \
+    --exclude=./dist --exclude=node_modules .) | (cd "$source" && tar -xf -)
+  # (pip reinstalls a local folder even when that version is installed: no --force-reinstall)
+  if ! "$VENV_PY" -m pip install "$@" --upgrade "$source"; then
+    rm -rf "$source"
+    die "pip could not install gatekey from $CHECKOUT"
+  fi
+  rm -rf "$source"
+else
+  say "installing gatekey${WHEELHOUSE:+ from $WHEELHOUSE}${INDEX_URL:+ from $INDEX_URL}"
+  "$VENV_PY" -m pip install "$@" --upgrade gatekey
+fi
+"$PREFIX/bin/gatekey" version >/dev/null 2>&1 || die "the installed $PREFIX/bin/gatekey does not run"
+lock_down "$PREFIX"
+
+# --- the system config ------------------------------------------------------------------------
+# gatekey config validate, with nothing from this shell: a private HOME (no user config) and the
+# file to check standing in as the managed config. gatekey ignores that stand-in when the real
+# system file exists (users cannot shadow the admin's file), which the caller handles.
+validate_config() { # FILE
+  scratch=$(mktemp -d)
+  if env -i HOME="$scratch" XDG_CONFIG_HOME="$scratch/config" XDG_CACHE_HOME="$scratch/cache" \
+    GATEKEY_CACHE_DIR="$scratch/cache" GATEKEY_MANAGED_CONFIG="$1" PATH=/usr/bin:/bin \
+    "$PREFIX/bin/gatekey" config validate >"$scratch/out" 2>&1; then
+    rm -rf "$scratch"
+    return 0
+  fi
+  sed 's/^/  /' "$scratch/out" >&2
+  rm -rf "$scratch"
+  return 1
+}
+
+install_config() {
+  make_dir "$CONFIG_DIR"
+  chmod 0755 "$CONFIG_DIR"
+  [ "$IS_ROOT" = 0 ] || chown 0:0 "$CONFIG_DIR"
+  staged="$CONFIG_DIR/.config.toml.new"
+  cp "$CONFIG" "$staged"
+  chmod 0644 "$staged"
+  [ "$IS_ROOT" = 0 ] || chown 0:0 "$staged"
+  if [ -e "$SYSTEM_CONFIG" ] && [ "$CONFIG_DEST" = "$SYSTEM_CONFIG" ]; then
+    # Replacing the live file: the only way to validate it is in place, so keep the old one and
+    # put it back if the new one fails.
+    cp -p "$CONFIG_DEST" "$CONFIG_DIR/.config.toml.old"
+    mv -f "$staged" "$CONFIG_DEST"
+    if ! validate_config "$CONFIG_DEST"; then
+      mv -f "$CONFIG_DIR/.config.toml.old" "$CONFIG_DEST"
+      die "$CONFIG does not validate (gatekey config validate, above); kept the installed config"
+    fi
+    rm -f "$CONFIG_DIR/.config.toml.old"
+  else
+    if [ -e "$SYSTEM_CONFIG" ]; then
+      say "warning: $SYSTEM_CONFIG exists, so gatekey reads it and cannot validate $CONFIG here"
+    elif ! validate_config "$CONFIG"; then
+      rm -f "$staged"
+      die "$CONFIG does not validate (gatekey config validate, above); the config was not installed"
+    fi
+    mv -f "$staged" "$CONFIG_DEST"
+  fi
+  say "installed $CONFIG_DEST"
+}
+
+if [ -n "$CONFIG" ]; then
+  install_config
+elif [ -f "$CONFIG_DEST" ]; then
+  say "kept $CONFIG_DEST"
+fi
+
+# --- stable paths -----------------------------------------------------------------------------
+make_dir "$BIN_DIR"
+for exe in $EXES; do
+  link="$BIN_DIR/$exe"
+  target="$PREFIX/bin/$exe"
+  if [ -e "$link" ] && [ ! -L "$link" ]; then
+    die "$link exists and is not a link; remove it (another gatekey install?) and re-run"
+  fi
+  if [ -L "$link" ] && [ "$(readlink "$link")" != "$target" ]; then
+    say "warning: replacing $link (pointed to $(readlink "$link"))"
+  fi
+  ln -sfn "$target" "$link"
+done
+
+# What --uninstall needs to find (the config only matters for --purge).
+previously_created=$(manifest_created)
+{
+  echo "# written by gatekey's installer; read by --uninstall"
+  echo "bin_dir=$BIN_DIR"
+  echo "config_dir=$CONFIG_DIR"
+  printf '%s\n%s\n' "$previously_created" "$CREATED" | sort -u | sed -n 's/^\(.\)/created_dir=\1/p'
+} >"$MANIFEST"
+lock_down "$MANIFEST"
+
+say "$("$PREFIX/bin/gatekey" version 2>/dev/null) installed: $BIN_DIR/gatekey -> $PREFIX/bin/gatekey"
+say "inferenceCredentialHelper: $PREFIX/bin/gatekey"
+GATEKEY_INSTALL_UNIX_SH
+}
+
+main "$@"
