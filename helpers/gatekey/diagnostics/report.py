@@ -97,11 +97,8 @@ def _claim_text(name: str, value: Any, now: float) -> str:
 
 
 def _aligned(rows: list[tuple[str, str]], bold: frozenset[str] = frozenset()) -> list[str]:
-    lines = table([(_clean(k), _clean(v)) for k, v in rows], ("", ""))[1:]
-    return [
-        "  " + (paint(line, BOLD) if k in bold else line)
-        for (k, _), line in zip(rows, lines, strict=True)
-    ]
+    cells = [(paint(_clean(k), BOLD) if k in bold else _clean(k), _clean(v)) for k, v in rows]
+    return table(cells, ("", ""), indent=2)[1:]
 
 
 def _origin(report: Report) -> str:
@@ -144,11 +141,8 @@ def inspect_text(report: Report) -> str:
         if token.meta.get("account"):
             rows.append(("account", str(token.meta["account"])))
         lines += ["", "What gatekey knows", *_aligned(rows)]
-    checks = table([(c.name, _clean(logs.redact(c.detail))) for c in report.checks], ("", ""))[1:]
-    lines += ["", "Checks"]
-    lines += [
-        f"  {verdict(c.verdict)}  {line}" for c, line in zip(report.checks, checks, strict=True)
-    ]
+    checks = [(verdict(c.verdict), c.name, _clean(logs.redact(c.detail))) for c in report.checks]
+    lines += ["", "Checks", *table(checks, ("", "", ""), indent=2)[1:]]
     failed = report.failed
     lines.append("")
     if failed:
@@ -229,7 +223,7 @@ def check_text(report: dict[str, Any]) -> list[str]:
         rows.append(
             (
                 r["context"],
-                r["verdict"].upper(),
+                verdict(r["verdict"]),
                 exit_code,
                 _seconds(r["seconds"]),
                 f"{r['limit']:.3g} s",
@@ -237,12 +231,7 @@ def check_text(report: dict[str, Any]) -> list[str]:
                 "; ".join(wrong) or "-",
             )
         )
-    offset = max(len(x) for x in [header[0], *(row[0] for row in rows)]) + 2
-    lines_of = table(rows, header)
-    lines.append(lines_of[0])
-    for line, r in zip(lines_of[1:], report["runs"], strict=True):
-        # Colour after aligning: escape codes would count as width in present.table.
-        lines.append(line[:offset] + verdict(r["verdict"]) + line[offset + 4 :])
+    lines += table(rows, header)  # fits the terminal; coloured verdicts take no width
     failed = [r["context"] for r in report["runs"] if r["verdict"] == "fail"]
     ran = [r for r in report["runs"] if r["verdict"] != "skip"]
     lines.append("")
