@@ -71,6 +71,7 @@ def _table(rows: list[dict[str, Any]], selected: str | None, why: str, prog: str
         said = [f"No profile is used by a no-argument run ({prog} as Claude runs it): {why}"]
     said += [f"{', '.join(names)}: {note}" for note, names in notes.items()]
     width = terminal_width()
+    lines.append("")
     for text in said:
         lines += textwrap.wrap(text, width, subsequent_indent="  ") if width else [text]
     return lines
@@ -174,7 +175,7 @@ def _status_row(
         source = make_source(prof, Links(cfg))  # what the schema cannot check, too
     except ConfigError as e:
         problems.append(e)
-        row.update(state="config error", error=e.describe(where=False))
+        row.update(state="config error", error=str(e))
         return row
     if not prof.spec.file_cache or not prof.values["cache"]:
         storing = kinds.capable(prof.spec, kinds.Storing)

@@ -22,7 +22,8 @@ VERDICTS = {"ok": GREEN, "fail": RED, "warn": YELLOW, "skip": ""}
 _ESCAPE = re.compile(r"\033\[[0-9;]*m")
 # A column wider than this gives up width when the table is too wide for the terminal; narrower
 # ones (names, verdicts, exit codes, times) are never wrapped.
-MIN_WRAPPED = 12
+MIN_WRAPPED = 8
+LONG_WORD = 24  # a longer word (a URL, a path) may be broken to fit; shorter ones never are
 GAP = "  "
 
 
@@ -73,35 +74,65 @@ def table(
 ) -> list[str]:
     """Lines of an aligned table (two spaces between columns, no trailing blanks; each line
     indented by ``indent`` spaces) that fits ``width`` (default: the terminal's, see
-    terminal_width): the widest columns give up width and their cells wrap onto continuation
-    lines, so nothing is cut off. Cells may be coloured."""
+    terminal_width): the widest columns but the first give up width and their cells wrap onto
+    continuation lines, so nothing is cut off. A table with named columns that cannot fit even
+    so is shown one record at a time (the first cell, then a line per column). Cells may be
+    coloured."""
     cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
     widths = [max(visible_len(row[i]) for row in cells) for i in range(len(header))]
     limit = terminal_width(stream) if width is None else width
     if limit is not None:
-        spaced = [any(" " in row[i] for row in cells[1:]) for i in range(len(header))]
-        widths = _fit(widths, spaced, limit - indent - len(GAP) * (len(widths) - 1))
+        room = limit - indent - len(GAP) * (len(widths) - 1)
+        words = [max(_longest_word(row[i]) for row in cells) for i in range(len(header))]
+        widths = _fit(widths, [min(max(w, MIN_WRAPPED), LONG_WORD) for w in words], room)
+        if sum(widths) > room and any(h.strip() for h in header):
+            return _records(cells, limit - indent, indent)  # rather than break words
+        widths = _fit(widths, [MIN_WRAPPED] * len(widths), room)
     lines: list[str] = []
     for row in cells:
-        wrapped = [_wrap(cell, w) for cell, w in zip(row, widths, strict=True)]
-        for i in range(max(len(parts) for parts in wrapped)):
-            parts = [p[i] if i < len(p) else "" for p in wrapped]
-            padded = [p + " " * (w - visible_len(p)) for p, w in zip(parts, widths, strict=True)]
-            lines.append((" " * indent + GAP.join(padded)).rstrip())
+        lines += _row_lines(row, widths, indent)
     return lines
 
 
-def _fit(widths: list[int], spaced: list[bool], room: int) -> list[int]:
-    """Narrow the widest columns (never below MIN_WRAPPED) until the table fits ``room``: first
-    those of words that wrap between them, then those that must break inside a word."""
+def _row_lines(row: Sequence[str], widths: Sequence[int], indent: int) -> list[str]:
+    wrapped = [_wrap(cell, w) for cell, w in zip(row, widths, strict=True)]
+    lines = []
+    for i in range(max(len(parts) for parts in wrapped)):
+        parts = [p[i] if i < len(p) else "" for p in wrapped]
+        padded = [p + " " * (w - visible_len(p)) for p, w in zip(parts, widths, strict=True)]
+        lines.append((" " * indent + GAP.join(padded)).rstrip())
+    return lines
+
+
+def _fit(widths: list[int], floors: list[int], room: int) -> list[int]:
+    """Narrow the widest columns but the first, each down to its floor at most, until the table
+    fits ``room`` (or cannot)."""
     widths = list(widths)
     while sum(widths) > room:
-        wide = [i for i, w in enumerate(widths) if w > MIN_WRAPPED]
+        wide = [i for i, w in enumerate(widths) if i > 0 and w > floors[i]]
         if not wide:
-            break  # as narrow as it reads: let the terminal wrap the rest
-        prose = [i for i in wide if spaced[i]] or wide
-        widths[max(prose, key=lambda i: widths[i])] -= 1
+            break
+        widths[max(wide, key=lambda i: widths[i])] -= 1
     return widths
+
+
+def _longest_word(cell: str) -> int:
+    return max((len(word) for word in _ESCAPE.sub("", cell).split()), default=0)
+
+
+def _records(cells: list[list[str]], room: int, indent: int) -> list[str]:
+    """A table too wide for its terminal as records: the first cell, then "  COLUMN  value"."""
+    names = [h.strip() for h in cells[0]]
+    label = max(len(name) for name in names[1:])
+    value = max(room - 2 - label - len(GAP), MIN_WRAPPED)
+    lines: list[str] = []
+    for row in cells[1:]:
+        if lines:
+            lines.append("")
+        lines.append((" " * indent + row[0]).rstrip())
+        for name, cell in zip(names[1:], row[1:], strict=True):
+            lines += _row_lines(("", name, cell), (0, label, value), indent)
+    return lines
 
 
 def _wrap(cell: str, width: int) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from blackbox_env import REPO, Env
 
 pytestmark = pytest.mark.blackbox
@@ -123,4 +124,5 @@ def test_command_lists_give_a_whole_line_per_command(gk: Env):
 def test_every_command_says_what_it_does(gk: Env):
     for path, text in _every_help(gk, "80").items():
         body = text.split("\n\n", 2)
-        assert len(body) >= 2 and body[1].strip(), f"gatekey {path} --help says nothing: {text}"
+        assert len(body) >= 2, f"gatekey {path} --help says nothing: {text}"
+        assert body[1].strip(), f"gatekey {path} --help says nothing: {text}"

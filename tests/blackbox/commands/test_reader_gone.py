@@ -8,6 +8,7 @@ import os
 import subprocess
 
 import pytest
+
 from blackbox_env import Env, exe
 from deadlines import HARNESS_S
 
