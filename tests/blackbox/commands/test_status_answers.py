@@ -5,12 +5,11 @@ will Claude use, who is signed in, and where the sign-in really is; a config mis
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from blackbox_env import Env
-from idp_helpers import idp_profile, login
+from idp_helpers import drop_token_cache, idp_profile, login
 from oidc_peer import OidcProvider
 
 pytestmark = pytest.mark.blackbox
@@ -133,14 +132,18 @@ def test_no_secret_service_means_no_claim_of_the_os_keychain(gk: Env):
 
 @pytest.mark.oidc
 @pytest.mark.slow
-def test_the_account_stays_after_a_min_ttl_refresh(gk: Env, make_oidc_provider, tmp_path: Path):
+def test_the_account_stays_when_msal_serves_its_own_copy(gk: Env, make_oidc_provider):
+    """A `get --min-ttl` that gatekey's copy cannot serve, answered from MSAL's cached access
+    token: that answer names no account, and the ACCOUNT column went blank."""
     op: OidcProvider = make_oidc_provider()
     gk.write_config(idp_profile(op))
     login(gk, op)
     assert _state(gk, "user")["account"] == "alice@example.test"
-    # More lifetime than the cached token has: a silent refresh with the refresh token.
-    r = gk.run("get", "-p", "user", "--min-ttl", "23h")
+    drop_token_cache(gk)  # gatekey's copy gone (or too short); MSAL's is still valid
+    requests = op.token_requests()
+    r = gk.run("get", "-p", "user", "--min-ttl", "15m")
     assert r.code == 0, r.err
+    assert op.token_requests() == requests  # served by MSAL from its cache
     row = _state(gk, "user")
     assert row["account"] == "alice@example.test", row
     assert "sign-in kept in the user-only file" in str(row["storage"])
