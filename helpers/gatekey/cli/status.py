@@ -177,6 +177,9 @@ def _status_row(
         problems.append(e)
         row.update(state="config error", error=str(e))
         return row
+    except HelperError as e:  # the kind cannot run here (a plugin or SDK missing)
+        row.update(state="unavailable", note=e.message)
+        return row
     if not prof.spec.file_cache or not prof.values["cache"]:
         storing = kinds.capable(prof.spec, kinds.Storing)
         line = storing.storage_line(prof) if storing else "not cached: read on each run"
