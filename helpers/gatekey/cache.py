@@ -283,8 +283,12 @@ class FileCache:
         error.exit_code = code
         return error, float(until)
 
-    def record_failure(self, key: str, error: errors.HelperError, now: float) -> float:
-        """Remember a source failure with exponential backoff; returns when to try again."""
+    def record_failure(
+        self, key: str, error: errors.HelperError, now: float, *, run_name: str | None = None
+    ) -> float:
+        """Remember a source failure with exponential backoff; returns when to try again.
+        Later runs read it: what it says of the failed run's context (``run_name``, its
+        RunContext.name) is worded as an earlier run's."""
         data, _ = self._load(self._path("failures", key, ".json"))
         count = 1
         if isinstance(data, dict) and isinstance(data.get("count"), int):
@@ -302,7 +306,7 @@ class FileCache:
             "count": count,
             "exit": error.exit_code,
             "kind": type(error).__name__,  # deleted/denied must stay so (no stale fallback)
-            "message": error.message,
+            "message": context.as_earlier(error.message, run_name),
         }
         if error.fix is not None:
             record["fix"] = error.fix

@@ -74,10 +74,14 @@ class Config:
     def profile(self, name: str) -> Profile:
         raw = self._raw_profiles.get(name)
         if raw is None:
+            close = _close(name, self.profile_names)
             raise ConfigError(
-                f"no such profile; the profiles are: {', '.join(self.profile_names)}",
+                "no such profile"
+                + (f' (did you mean "{close}"?)' if close else "")
+                + f"; the profiles are: {', '.join(self.profile_names)}",
                 file=self.describe_files(),
                 profile=name,
+                fix=None if close else f"to add it, run: gatekey profile add {name} --source KIND",
             )
         source_entry = raw.get("source")
         if source_entry is None:
@@ -95,7 +99,8 @@ class Config:
         spec = sources.find(kind)
         if spec is None:
             raise ConfigError(
-                f"unknown source {kind!r}; known sources: {_kind_list()}",
+                f"unknown source {kind!r}{_did_you_mean(kind, list(sources.BUILTIN))}; "
+                f"known sources: {_kind_list()}",
                 file=kind_origin,
                 profile=name,
                 key="source",
@@ -107,7 +112,7 @@ class Config:
             key_spec = allowed.get(key)
             if key_spec is None:
                 raise ConfigError(
-                    f"unknown key for a {kind} profile{_suggest(key, allowed)}",
+                    f"unknown key for {_article(kind)} {kind} profile{_suggest(key, allowed)}",
                     file=origin,
                     profile=name,
                     key=key,
@@ -174,11 +179,26 @@ def _kind_list() -> str:
 
 
 def _suggest(key: str, allowed: dict[str, KeySpec]) -> str:
+    hint = _close(key, list(allowed))
+    did_you_mean = f"; did you mean {hint!r}?" if hint else ""
+    return f"{did_you_mean} (allowed: {', '.join(sorted(allowed))})"
+
+
+def _did_you_mean(word: str, known: list[str]) -> str:
+    hint = _close(word, known)
+    return f" (did you mean {hint!r}?)" if hint else ""
+
+
+def _close(word: str, known: list[str]) -> str | None:
+    """The known name ``word`` most likely misspells, if any."""
     import difflib  # only on the error path
 
-    close = difflib.get_close_matches(key, list(allowed), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"{hint} (allowed: {', '.join(sorted(allowed))})"
+    close = difflib.get_close_matches(word, known, n=1)
+    return close[0] if close else None
+
+
+def _article(kind: str) -> str:
+    return "an" if kind[:1].lower() in "aeiou" else "a"  # an entra, an oidc, a vault profile
 
 
 # --- loading ------------------------------------------------------------------------------
@@ -360,7 +380,8 @@ def select_profile(
     default, origin = cfg.default_profile
     if default is not None and default not in cfg.profile_names:
         raise ConfigError(
-            f"names profile {default!r}, which does not exist; "
+            f"names profile {default!r}, which does not exist"
+            f"{_did_you_mean(default, cfg.profile_names)}; "
             f"the profiles are: {', '.join(cfg.profile_names)}",
             file=origin,
             key="default_profile",

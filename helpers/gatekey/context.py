@@ -52,6 +52,7 @@ class RunContext:
         "force_refresh",
         "interactive",
         "name",
+        "origin",
         "started",
         "timeout",
     )
@@ -77,6 +78,7 @@ class RunContext:
         # A cached credential still valid enough to print if the source cannot answer in time
         # (a Token, set by refresh.get_token): the deadline path prints it rather than fail.
         self.fallback: Any = None
+        self.origin = ""  # why this context: "CLAUDE_HELPER_CONTEXT unset, no terminal" (resolve)
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -95,8 +97,31 @@ class RunContext:
         """Whether cached tokens older than a moment must not be printed again."""
         return self.force_refresh or self.name == MID_SESSION
 
+    def describe(self) -> str:
+        """The run's kind for a person: ``a silent run (10 s limit; CLAUDE_HELPER_CONTEXT
+        unset, no terminal)``."""
+        kind = "an interactive" if self.interactive else f"a {self.name}"
+        why = f"; {self.origin}" if self.origin else ""
+        return f"{kind} run ({self.timeout:g} s limit{why})"
+
     def __repr__(self) -> str:
         return f"RunContext({self.name!r}, interactive={self.interactive}, timeout={self.timeout})"
+
+
+def as_earlier(message: str, name: str | None) -> str:
+    """A failure message of a run of context ``name`` as later runs (of any context) read it
+    when it is remembered: "within the mid-session-refresh time limit (15 s)" becomes "within
+    an earlier run's time limit (15 s)", never another context's label in a background run's
+    line."""
+    if not name:
+        return message
+    for said, meant in (
+        (f"the {name} time limit", "an earlier run's time limit"),
+        (f"{name} time limit", "an earlier run's time limit"),
+        (f"({name})", "(in an earlier run)"),
+    ):
+        message = message.replace(said, meant)
+    return message
 
 
 # Stop signals (SIGTERM, SIGHUP) that arrive while a child process is being started are held
@@ -169,25 +194,29 @@ def resolve(
             return float(cfg.get(key, DEFAULT_TIMEOUTS[key]))
         return cfg.timeout(key)
 
+    # The label is what messages say: "(silent time limit)", "within the interactive time
+    # limit", "no one is present to sign in (background)". A context the app did not name reads
+    # as the kind of run it became; ``origin`` says why, for the debug line.
     if name == INTERACTIVE or (name == "unset" and _has_tty()):
-        label, interactive, key = (
-            name if name != "unset" else "unset (terminal)",
-            True,
-            "interactive",
-        )
+        label, interactive, key = INTERACTIVE, True, "interactive"
+        origin = f"{ENV}={INTERACTIVE}" if name == INTERACTIVE else f"{ENV} unset, a terminal"
     elif name == MID_SESSION:
-        label, interactive, key = name, False, "mid_session_refresh"
+        label, interactive, key, origin = name, False, "mid_session_refresh", f"{ENV}={name}"
     else:
         # scheduled-task, setup-test, background, unset without a terminal, and values this
         # version does not know (newer apps may add some): silent, short deadline.
-        label = {"unset": "unset (no terminal)", "unknown": "unknown (treated as silent)"}.get(
-            name, name
-        )
         interactive, key = False, "silent"
-    return RunContext(
+        label = name if name in SILENT_CONTEXTS else "silent"
+        origin = {
+            "unset": f"{ENV} unset, no terminal",
+            "unknown": f"{ENV} has a value this version does not know",
+        }.get(name, f"{ENV}={name}")
+    run = RunContext(
         label,
         interactive=interactive,
         timeout=timeout(key),
         force_refresh=force_refresh,
         started=started,
     )
+    run.origin = origin
+    return run

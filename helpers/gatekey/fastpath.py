@@ -76,7 +76,10 @@ def main(family: str | None = None) -> None:
     if untrusted is not None:
         sys.stderr.write(installcheck.message(untrusted))
         sys.exit(installcheck.EXIT_CODE)
-    if len(sys.argv) <= 1:
+    # Shell completion (_GATEKEY_COMPLETE=bash_source gatekey) runs with no arguments: click
+    # answers it, and no credential is fetched. The variable's name is the executable's.
+    prog = "GATEKEY" if family is None else "GATEKEY_" + family.upper()
+    if len(sys.argv) <= 1 and not os.environ.get(f"_{prog}_COMPLETE"):
         # Someone debugging (GATEKEY_LOG_LEVEL=debug/info) wants the full path's account of it.
         skip = os.environ.get("GATEKEY_NO_FASTPATH") or os.environ.get(
             "GATEKEY_LOG_LEVEL", ""

@@ -265,6 +265,11 @@ class SecretServiceStore:
 
             return _despite_vanishing(first_secret, None)
 
+    def exists(self, service: str, account: str) -> bool:
+        """Whether an item for (service, account) exists, found without reading its secret."""
+        with self._collection() as collection:
+            return bool(self._paths(collection, {"username": account, "service": service}))
+
     def set(self, service: str, account: str, value: str) -> None:
         attributes = {"application": self.APPLICATION, "service": service, "username": account}
         label = f"Password for '{account}' on '{service}'"

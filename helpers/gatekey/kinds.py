@@ -16,6 +16,7 @@ importing the kind) and a source class named by ``SourceSpec.factory``, construc
                    sign_in_storage()               where the sign-in is kept (status)
     Storing        store(value, run), erase(run)   holds a secret gatekey writes (store/erase),
                    where, storage_line(profile)    and can be a { keychain = ... } reference
+    Holding        holds(run)                      whether that secret is there now (status)
     CheckingTokens audience(profile),              what a token from it should say (inspect,
                    issuer_checks(profile, claims)  doctor's advice on a gateway's 401)
                    audience_fix(profile)
@@ -193,6 +194,13 @@ class Storing(Protocol):
     def store(self, value: str, run: RunContext) -> None: ...
 
     def erase(self, run: RunContext) -> bool: ...
+
+
+@runtime_checkable
+class Holding(Protocol):
+    def holds(self, run: RunContext) -> bool:
+        """Whether the secret is stored now (status), found without reading it where the store
+        allows; a store that cannot tell without reading it reads it, and shows it nowhere."""
 
 
 class Audience(NamedTuple):

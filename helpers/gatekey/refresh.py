@@ -39,6 +39,7 @@ from gatekey.sources import Source
 from gatekey.token import (
     EXPIRED,
     EXPIRY_MARGIN,
+    FRESH,
     Token,
     servable,
     short_lifetime,
@@ -152,7 +153,9 @@ def get_token(
     if cached is not None and servable(cached, clock(), ttl, bypass=bypass, force=force):
         return Outcome(cached, Obtained.CACHE, [])
     log.debug(
-        "cache miss for profile %s: %s", profile.name, why or _state_text(cached, clock(), ttl)
+        'profile "%s": asking the source, not the cache: %s',
+        profile.name,
+        why or _miss_text(cached, clock(), ttl, run),
     )
 
     remembered = remembered_failure(cache, key, run, profile, clock())
@@ -248,7 +251,7 @@ def fetch_and_save(
         # Remembered whatever the cause (down, timed out, refused, not signed in), so that the
         # app's many callers do not each ask a failing source again; a person retries at once.
         try:
-            cache.record_failure(key, e, clock())
+            cache.record_failure(key, e, clock(), run_name=run.name)
         except OSError as oe:
             log.debug("could not remember the failure (%s)", oe.strerror)
         raise
@@ -388,8 +391,20 @@ def _lifetime_warnings(token: Token, min_ttl: float, profile: Profile) -> list[s
     ]
 
 
-def _state_text(token: Token | None, now: float, min_ttl: float) -> str:
-    return "no token" if token is None else f"cached token is {state(token, now, min_ttl)}"
+def _miss_text(token: Token | None, now: float, min_ttl: float, run: RunContext) -> str:
+    """Why a cached token was not printed, as a sentence for the debug line."""
+    if token is None:
+        return "nothing is cached"
+    if run.force_refresh:
+        return "a new token was asked for (--force-refresh or a sign-in)"
+    current = state(token, now, min_ttl)
+    if current == EXPIRED:
+        return "the cached token has expired"
+    if run.bypass_cache:
+        return "a mid-session-refresh run prints only a token obtained moments ago"
+    if current != FRESH:
+        return f"the cached token has less than min_ttl ({format_duration(min_ttl)}) left"
+    return "the cached token cannot be used"
 
 
 def _clock_text(epoch: float) -> str:

@@ -335,17 +335,17 @@ def helper_run(
             f"the {prof.kind} source did not answer within the {run.name} time limit "
             f"({run.timeout:g} s)"
         )
-        FileCache().record_failure(profile_cache_key(prof), late, time.time())
+        FileCache().record_failure(profile_cache_key(prof), late, time.time(), run_name=run.name)
 
     _current.update(render=render, profile=name, remember_failure=remember_failure)
     start_watchdog(run)
-    log.debug("profile %s (source %s), context %s", name, prof.kind, run)
+    log.debug('profile "%s" (source %s): %s', name, prof.kind, run.describe())
     cache = FileCache()
     outcome = refresh.get_token(prof, run, min_ttl=min_ttl, cache=cache, links=refresh.Links(cfg))
     logs.register_secret(outcome.token.value)
     if no_arguments and prof.spec.file_cache and prof.values["cache"]:
         _remember_selection(cache, selection_id(family), fingerprint, prof, cfg)
-    log.debug("credential from %s", outcome.how)
+    log.info('profile "%s": %s', name, _obtained_text(outcome.how, outcome.token, prof.kind))
     try:
         payload = render(outcome.token)
     except HelperError as e:
@@ -373,6 +373,21 @@ def helper_run(
         ),
     )
     raise SystemExit(0)
+
+
+def _obtained_text(how: str, token: Token, kind: str) -> str:
+    """How the credential was got, as ``-v`` says it (a cache hit too): never the value."""
+    from gatekey.durations import format_duration
+
+    remaining = token.remaining(time.time())
+    left = "no known expiry" if remaining is None else f"expires in {format_duration(remaining)}"
+    text = {
+        "cache": f"printing the cached token ({left})",
+        "fetched": f"printing a new token from the {kind} source ({left})",
+        "fallback": f"the {kind} source failed: printing the cached token ({left})",
+        "source": f"printing the credential read from the {kind} source (not cached)",
+    }
+    return text.get(str(how), f"printing the credential ({how})")
 
 
 def _remember_selection(

@@ -147,7 +147,7 @@ def erase_everything(gk: Env) -> None:
     before = usernames()
     erased = gk.run("erase", context=WRITER_CONTEXT, timeout=RUN_TIMEOUT)
     assert erased.code == 0, erased.err
-    said = "erased the keychain entry" if before else "erased nothing was stored"
+    said = "erased the keychain entry" if before else "nothing to erase"
     assert said in erased.err, (len(before), erased.err)
     left = usernames()
     assert left == [], f"{len(left)} items of the entry survived erase ({generations(left)})"

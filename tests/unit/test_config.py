@@ -595,7 +595,8 @@ def test_explicit_profile_that_does_not_exist_fails_when_used(files: Files) -> N
     with pytest.raises(ConfigError) as info:
         cfg.profile("ghost")
     assert str(info.value) == (
-        f'{path}: profile "ghost": no such profile; the profiles are: alpha, beta'
+        f'{path}: profile "ghost": no such profile; the profiles are: alpha, beta; '
+        "to add it, run: gatekey profile add ghost --source KIND"
     )
 
 

@@ -209,11 +209,12 @@ def test_unknown_contexts_are_silent(env, ttys, value: str, tty: bool) -> None:
     ttys(stdin=tty, stderr=tty)
     run = context.resolve(None)
     assert (run.name, run.interactive, run.timeout, run.bypass_cache) == (
-        "unknown (treated as silent)",
+        "silent",
         False,
         10.0,
         False,
     )
+    assert "does not know" in run.origin
 
 
 @pytest.mark.parametrize("value", [None, "", "   "])
@@ -237,7 +238,11 @@ def test_unset_context_depends_on_a_terminal(
     ttys(stdin=stdin, stderr=stderr)
     run = context.resolve(None)
     assert run.interactive is interactive
-    assert run.name == ("unset (terminal)" if interactive else "unset (no terminal)")
+    # Messages read "(interactive time limit)" / "(silent time limit)"; origin says why.
+    assert run.name == ("interactive" if interactive else "silent")
+    assert run.origin == (
+        "CLAUDE_HELPER_CONTEXT unset, " + ("a terminal" if interactive else "no terminal")
+    )
     assert run.timeout == (120.0 if interactive else 10.0)
     assert run.bypass_cache is False
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from gatekey import config, output, runner
-from gatekey.cli.common import State, guarded, pass_state, profile_option
+from gatekey.cli.common import State, guarded, no_argument_profile, pass_state, profile_option
 from gatekey.errors import ConfigError
 
 
@@ -18,7 +18,7 @@ def config_group() -> None:
     """Show, locate and validate the configuration."""
 
 
-@config_group.command("path")
+@config_group.command("path", short_help="Where gatekey looks for config files, first one wins")
 def config_path() -> None:
     """Print where gatekey looks for its config files, highest precedence first."""
     for (path, _required), label in zip(config.locate(), ("managed", "user"), strict=True):
@@ -26,7 +26,7 @@ def config_path() -> None:
         output.write_text(f"{label}: {path} ({present})")
 
 
-@config_group.command("show")
+@config_group.command("show", short_help="Every effective value and the file it came from")
 @profile_option
 @pass_state
 @guarded
@@ -47,11 +47,14 @@ def config_show(st: State, profile: str | None) -> None:
     output.write_text("\n".join(lines))
 
 
-@config_group.command("validate")
+@config_group.command(
+    "validate", short_help="Check every file and profile; say which profile Claude uses"
+)
 @pass_state
 @guarded
 def config_validate(st: State) -> None:
-    """Check every config file and profile, and what a no-argument run would select."""
+    """Check every config file and profile, and say which profile a no-argument run (what
+    Claude runs) selects, and why."""
     cfg = config.load()
     problems: list[ConfigError] = []
     from gatekey.refresh import Links, make_source
@@ -72,9 +75,12 @@ def config_validate(st: State) -> None:
         click.echo(f"gatekey: {problem}", err=True)
     if problems:
         raise problems[0]
+    chosen, why = no_argument_profile(cfg, st.family)
+    prog = click.get_current_context().find_root().info_name or "gatekey"
     click.echo(
         f"gatekey: configuration is valid ({len(cfg.profile_names)} profile(s); "
-        f"files: {cfg.describe_files()})",
+        f"files: {cfg.describe_files()}); {prog} with no arguments (as Claude runs it) uses "
+        f'profile "{chosen}" ({why})',
         err=True,
     )
 

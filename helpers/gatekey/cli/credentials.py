@@ -59,7 +59,12 @@ def _read_secret() -> str:
             'no secret given: pipe it on stdin, e.g. printf %s "$KEY" | gatekey store'
         )
     if sys.stdin.isatty():
-        value = click.prompt("Secret", hide_input=True, confirmation_prompt=True, err=True)
+        try:
+            value = click.prompt("Secret", hide_input=True, confirmation_prompt=True, err=True)
+        except click.Abort as e:
+            if isinstance(e.__context__, KeyboardInterrupt):  # Ctrl-C: exit 130, as shells do
+                raise KeyboardInterrupt from None
+            raise HelperError("nothing stored: the input ended (Ctrl-D) at the prompt") from None
     else:
         data = sys.stdin.buffer.read(MAX_SECRET_BYTES + 1)
         if len(data) > MAX_SECRET_BYTES:
@@ -110,11 +115,11 @@ def erase(st: State, profile: str | None) -> None:
     key = cache_key(prof.kind, prof.source_settings())
     removed = token_store(prof, run, FileCache()).delete(key)
     removed = FileCache().delete(key) or removed
-    what = "its cached token" if removed else "nothing was cached"
-    if isinstance(source, kinds.Storing):
-        erased = source.erase(run)
-        what = f"the keychain entry ({source.where})" if erased else "nothing was stored"
-    click.echo(f'gatekey: profile "{prof.name}": erased {what}', err=True)
+    erased = isinstance(source, kinds.Storing) and source.erase(run)
+    what = [f"the keychain entry ({source.where})"] if erased else []
+    what += ["its cached token"] if removed else []
+    said = "erased " + " and ".join(what) if what else "nothing to erase (nothing stored or cached)"
+    click.echo(f'gatekey: profile "{prof.name}": {said}', err=True)
 
 
 @click.command("login")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import textwrap
 import time
 from typing import Any
 
@@ -10,7 +12,8 @@ import click
 
 from gatekey import config, context, kinds, output
 from gatekey.cache import FileCache, cache_key
-from gatekey.cli.common import State, guarded, pass_state
+from gatekey.cli.common import State, guarded, no_argument_profile, pass_state
+from gatekey.diagnostics.present import table, terminal_width
 from gatekey.durations import format_duration
 from gatekey.errors import ConfigError, HelperError
 from gatekey.token import state
@@ -22,24 +25,56 @@ from gatekey.token import state
 @pass_state
 @guarded
 def status(st: State, as_json: bool, runs: bool) -> None:
-    """One line per profile: source, cache state, expiry. Never a secret."""
+    """One line per profile: is its credential there (stored, cached, signed in), when it
+    expires, where it is kept, and which profile Claude's no-argument run uses. Never a secret.
+
+    A profile the config gets wrong is listed as "config error" and the error is reported on
+    stderr (exit 78) after the table.
+    """
     cfg = config.load()
     if runs:
         _runs_summary(cfg, as_json)
         return
     now = time.time()
-    rows = [_status_row(cfg, name, now) for name in cfg.profile_names]
+    selected, why = no_argument_profile(cfg, st.family)
+    run = context.RunContext("status", interactive=False, timeout=cfg.timeout("silent"))
+    problems: list[ConfigError] = []
+    rows = [_status_row(cfg, name, now, run, problems) for name in cfg.profile_names]
+    for row in rows:
+        row["selected"] = row["profile"] == selected
     if as_json:
-        output.write_text(json.dumps({"profiles": rows}, indent=2))
-        return
-    header = ("PROFILE", "SOURCE", "STATE", "EXPIRES IN", "OBTAINED", "ACCOUNT", "STORAGE")
-    keys = ("profile", "source", "state", "expires_in", "obtained_at", "account", "storage")
-    table = [header] + [tuple(r[k] for k in keys) for r in rows]
-    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
-    for row in table:
-        output.write_text(
-            "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        )
+        doc = {"profiles": rows, "no_argument_profile": selected, "selected_because": why}
+        output.write_text(json.dumps(doc, indent=2))
+    else:
+        prog = click.get_current_context().find_root().info_name or "gatekey"
+        output.write_text("\n".join(_table(rows, selected, why, prog)))
+    for problem in problems[1:]:
+        click.echo(f"gatekey: {problem}", err=True)
+    if problems:
+        raise problems[0]
+
+
+def _table(rows: list[dict[str, Any]], selected: str | None, why: str, prog: str) -> list[str]:
+    header = ("  PROFILE", "SOURCE", "STATE", "EXPIRES IN", "OBTAINED", "ACCOUNT", "STORAGE")
+    keys = ("source", "state", "expires_in", "obtained", "account", "storage")
+    cells = [
+        (("* " if r["selected"] else "  ") + r["profile"], *(r[k] for k in keys)) for r in rows
+    ]
+    lines = table(cells, header)
+    notes: dict[str, list[str]] = {}
+    for r in rows:
+        if r["note"]:
+            notes.setdefault(r["note"], []).append(r["profile"])
+    if selected is not None:
+        said = [f"* used by a no-argument run ({prog} as Claude runs it): {why}"]
+    else:
+        said = [f"No profile is used by a no-argument run ({prog} as Claude runs it): {why}"]
+    said += [f"{', '.join(names)}: {note}" for note, names in notes.items()]
+    width = terminal_width()
+    lines.append("")
+    for text in said:
+        lines += textwrap.wrap(text, width, subsequent_indent="  ") if width else [text]
+    return lines
 
 
 def _runs_summary(cfg: config.Config, as_json: bool) -> None:
@@ -118,49 +153,84 @@ def summarise_runs(entries: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _status_row(cfg: config.Config, name: str, now: float) -> dict[str, Any]:
+def _status_row(
+    cfg: config.Config, name: str, now: float, run: context.RunContext, problems: list[ConfigError]
+) -> dict[str, Any]:
     row: dict[str, Any] = {
         "profile": name,
         "source": cfg.raw_kind(name) or "?",
         "state": "none",
         "expires_in": "-",
         "obtained_at": "-",
+        "obtained": "-",
         "account": "-",
         "storage": "-",
+        "note": None,  # why a state is unknown (said once under the table)
+        "error": None,
     }
+    from gatekey.refresh import Links, make_source, token_store
+
     try:
         prof = cfg.profile(name)
+        source = make_source(prof, Links(cfg))  # what the schema cannot check, too
     except ConfigError as e:
-        row.update(state="config error", storage=str(e))
+        problems.append(e)
+        row.update(state="config error", error=str(e))
+        return row
+    except HelperError as e:  # the kind cannot run here (a plugin or SDK missing)
+        row.update(state="unavailable", note=e.message)
         return row
     if not prof.spec.file_cache or not prof.values["cache"]:
         storing = kinds.capable(prof.spec, kinds.Storing)
         line = storing.storage_line(prof) if storing else "not cached: read on each run"
-        row.update(state="n/a", storage=line)
+        held, why = _held(source, run)
+        row.update(state=held, storage=line, note=why)
         return row
-    from gatekey.refresh import token_store
-
-    store = token_store(prof, context.resolve(cfg), FileCache())
+    store = token_store(prof, run, FileCache())
     token, _ = store.read(cache_key(prof.kind, prof.source_settings()))
     row["storage"] = store.describe()
-    if kinds.person_signs_in(prof):
-        row["storage"] += f"; sign-in kept in the {_sign_in_storage(cfg, prof)}"
     if token is not None:
         row["account"] = token.meta.get("account", "-")
         remaining = token.remaining(now)
         row["state"] = state(token, now, prof.values["min_ttl"])
         row["expires_in"] = "never" if remaining is None else format_duration(remaining)
         row["obtained_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(token.obtained_at))
+        row["obtained"] = f"{format_duration(max(now - token.obtained_at, 0))} ago"
+    if kinds.person_signs_in(prof) and isinstance(source, kinds.SigningIn):
+        account, sign_in, row["note"] = _sign_in(source, run)
+        row["storage"] += f"; {sign_in}"
+        if row["account"] == "-" and account:
+            row["account"] = account  # a refreshed token may not name its account
     return row
 
 
-def _sign_in_storage(cfg: config.Config, prof: config.Profile) -> str:
-    """Where a profile's sign-in actually is, as its kind tells (kinds.SigningIn)."""
-    from gatekey.refresh import Links, make_source
-
+def _held(source: Any, run: context.RunContext) -> tuple[str, str | None]:
+    """A stored secret's state, asked without reading it where the store allows (kinds.Holding):
+    "stored" or "not stored", or "unknown" and why it cannot tell."""
+    if not isinstance(source, kinds.Holding):
+        return "n/a", None
     try:
-        source = make_source(prof, Links(cfg))
-    except HelperError:
-        return "OS keychain (unknown)"
-    assert isinstance(source, kinds.SigningIn)  # noqa: S101 - person_signs_in said so
-    return source.sign_in_storage()
+        return ("stored" if source.holds(run) else "not stored"), None
+    except HelperError as e:
+        return "unknown", e.message
+
+
+def _sign_in(
+    source: kinds.SigningIn, run: context.RunContext
+) -> tuple[str | None, str, str | None]:
+    """(account, what the storage column says of the sign-in, why it is unknown), read only,
+    as doctor reads it. Where it really is: in a file when Linux has no Secret Service, whatever
+    the profile asked for (the store's own warning about that is this column's business)."""
+    quiet = logging.getLogger("gatekey.sources")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        signed_in = source.sign_in_state(run)
+    except HelperError as e:
+        return None, "sign-in unknown", e.message
+    finally:
+        quiet.setLevel(level)
+    where = "OS keychain" if signed_in.storage == "keychain" else "user-only file (not encrypted)"
+    if signed_in.account is None:
+        return None, f"not signed in (it would be kept in the {where})", None
+    return signed_in.account, f"sign-in kept in the {where}", None

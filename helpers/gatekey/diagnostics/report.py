@@ -97,11 +97,8 @@ def _claim_text(name: str, value: Any, now: float) -> str:
 
 
 def _aligned(rows: list[tuple[str, str]], bold: frozenset[str] = frozenset()) -> list[str]:
-    lines = table([(_clean(k), _clean(v)) for k, v in rows], ("", ""))[1:]
-    return [
-        "  " + (paint(line, BOLD) if k in bold else line)
-        for (k, _), line in zip(rows, lines, strict=True)
-    ]
+    cells = [(paint(_clean(k), BOLD) if k in bold else _clean(k), _clean(v)) for k, v in rows]
+    return table(cells, ("", ""), indent=2)[1:]
 
 
 def _origin(report: Report) -> str:
@@ -156,12 +153,11 @@ def inspect_text(report: Report) -> str:
         names = [(name, "") for name in report.header_names] or [("(none)", "")]
         lines += ["", "Headers it would send (names only: values are never shown)"]
         lines += _aligned(names)
-    checks = table([(c.name, _clean(logs.redact(c.detail))) for c in report.checks], ("", ""))[1:]
-    width = max(len(c.name) for c in report.checks)
-    lines += ["", "Checks"]
-    for c, line in zip(report.checks, checks, strict=True):
-        lines.append(f"  {verdict(c.verdict)}  {line}")
-        lines += [f"{' ' * (width + 10)}fix: {_clean(logs.redact(fix))}" for fix in c.fixes]
+    checks: list[tuple[str, str, str]] = []
+    for c in report.checks:
+        checks.append((verdict(c.verdict), c.name, _clean(logs.redact(c.detail))))
+        checks += [("", "", f"fix: {_clean(logs.redact(fix))}") for fix in c.fixes]
+    lines += ["", "Checks", *table(checks, ("", "", ""), indent=2)[1:]]
     failed = report.failed
     lines.append("")
     if failed:
@@ -267,7 +263,7 @@ def check_text(report: dict[str, Any]) -> list[str]:
         rows.append(
             (
                 r["context"],
-                r["verdict"].upper(),
+                verdict(r["verdict"]),
                 exit_code,
                 _seconds(r["seconds"]),
                 f"{r['limit']:.3g} s",
@@ -275,12 +271,7 @@ def check_text(report: dict[str, Any]) -> list[str]:
                 "; ".join(wrong) or "-",
             )
         )
-    offset = max(len(x) for x in [header[0], *(row[0] for row in rows)]) + 2
-    lines_of = table(rows, header)
-    lines.append(lines_of[0])
-    for line, r in zip(lines_of[1:], report["runs"], strict=True):
-        # Colour after aligning: escape codes would count as width in present.table.
-        lines.append(line[:offset] + verdict(r["verdict"]) + line[offset + 4 :])
+    lines += table(rows, header)  # fits the terminal; coloured verdicts take no width
     failed = [r["context"] for r in report["runs"] if r["verdict"] == "fail"]
     ran = [r for r in report["runs"] if r["verdict"] != "skip"]
     lines.append("")

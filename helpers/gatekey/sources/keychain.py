@@ -55,7 +55,8 @@ class KeychainSource:
     @classmethod
     def storage_line(cls, profile: Profile) -> str:
         backend = profile.values.get("backend") or default_backend()
-        return f"keychain ({backend}), read on each run"
+        short = backend.removeprefix("keyring.backends.").removesuffix(".Keyring")
+        return f"keychain ({short}), read on each run"
 
     def probe(self, kit: ProbeKit) -> Check:
         """Looks up an entry that is never written: the backend answers, and is it secure?"""
@@ -86,6 +87,24 @@ class KeychainSource:
                 fix=f"run: gatekey store -p {self.profile.name}",
             )
         return Token(value, expires_at=None, obtained_at=time.time(), source="keychain")
+
+    def holds(self, run: RunContext) -> bool:
+        """Whether the entry exists (status): the Secret Service finds it without reading the
+        secret; keyring's other backends can only tell by reading it."""
+        raw = self._raw or open_store(self.backend_path, interactive=run.interactive)
+        exists = getattr(raw, "exists", None)
+        if exists is None:
+            store = ChunkedStore(raw)
+            return call_with_deadline(
+                lambda: store.get(self.service, self.account) is not None,
+                run,
+                "reading the keychain",
+            )
+        return bool(
+            call_with_deadline(
+                lambda: exists(self.service, self.account), run, "asking the keychain"
+            )
+        )
 
     # Writers take the entry's lock first (readers never do): they take turns, and each one
     # sweeps the chunks earlier writers left (see gatekey.chunks).

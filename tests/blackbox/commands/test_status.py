@@ -17,24 +17,26 @@ def test_status_reports_each_profile_without_secrets(gk):
     )
     assert gk.run("get", "-p", "cmd", TOKEN="tok-status-secret-value").code == 0
 
+    # A config mistake is an error (exit 78, on stderr), after the table (issue 14, item 12).
     table = gk.run("status")
-    assert table.code == 0, table.err
+    assert table.code == 78, table.err
     lines = table.out.splitlines()
     assert lines[0].split()[:3] == ["PROFILE", "SOURCE", "STATE"]
-    rows = {line.split()[0]: line for line in lines[1:]}
+    rows = {line.split()[0]: line for line in lines[1 : lines.index("")]}
     assert set(rows) == {"broken", "cmd", "kc"}
     assert "fresh" in rows["cmd"]
     assert "119 min" in rows["cmd"] or "120 min" in rows["cmd"]
     assert "config error" in rows["broken"]
     assert "keychain" in rows["kc"]
+    assert 'profile "broken": key "comand"' in table.err
 
     as_json = gk.run("status", "--json")
-    assert as_json.code == 0, as_json.err
+    assert as_json.code == 78, as_json.err
     data = {row["profile"]: row for row in json.loads(as_json.stdout)["profiles"]}
     assert data["cmd"]["state"] == "fresh"
     assert data["cmd"]["source"] == "command"
-    assert data["kc"]["state"] == "n/a"
-    assert "comand" in data["broken"]["storage"]  # the config error, named
+    assert data["kc"]["state"] == "unknown"  # no Secret Service here to ask
+    assert "comand" in data["broken"]["error"]  # the config error, named
 
     for result in (table, as_json):
         assert b"tok-status-secret-value" not in result.stdout + result.stderr

@@ -847,7 +847,7 @@ def test_debug_log_level_explains_a_cache_hit(gk):
     assert_ok(quiet, b"tok-1\n")  # the standard-library cache hit: nothing on stderr
     explained = gk.run(GATEKEY_LOG_LEVEL="debug")
     assert_ok(explained, b"tok-1\n", quiet=False)
-    assert "credential from cache" in explained.err
+    assert 'profile "cmd": printing the cached token (expires in ' in explained.err
     assert gk.count() == 1
 
 

@@ -117,7 +117,7 @@ def test_plain_secret_is_printed_byte_exact(moto: MotoServer, gk: Env) -> None:
     assert moto.get_secret_value_calls(SECRET_ID) == 1  # all three from the cache
     fetched = gk.run("--debug", "get", "--force-refresh", context="background")
     assert fetched.stdout == (SECRET + "\n").encode()
-    assert "credential from fetched" in fetched.err
+    assert "printing a new token from the aws-secrets-manager source" in fetched.err
     assert moto.get_secret_value_calls(SECRET_ID) == 2
     assert_no_leak(gk, first, *again, fetched)
     assert list(gk.cache_dir.glob("tokens/*")) == []  # a vault secret never goes to a file

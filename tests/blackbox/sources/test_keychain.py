@@ -511,7 +511,7 @@ def test_erase_removes_the_item(secret_service):
     assert secret_tool_lookup(gk).returncode != 0
     again = gk.run("erase")
     assert again.code == 0
-    assert "nothing was stored" in again.err
+    assert "nothing to erase (nothing stored or cached)" in again.err
 
 
 @blackbox

@@ -240,15 +240,17 @@ def test_the_cached_credential_outlives_its_source(source: Adapter) -> None:
 
 def test_status_lists_the_kind_and_its_storage(source: Adapter) -> None:
     """After a success, status's table has the profile's row: its kind, its cache state
-    (``fresh``; ``n/a`` for a kind gatekey does not cache) and where it is kept."""
+    (``fresh``; for a kind gatekey does not cache, ``stored`` when the kind can tell
+    (kinds.Holding), else ``n/a``) and where it is kept."""
     printed(source, source.gk.run(context="background"), "background")
     r = source.gk.run("status")
     assert r.code == 0, r.err
-    header, *lines = r.out.splitlines()
-    [row] = [line for line in lines if line.split()[0] == PROFILE]
-    kind, state = row.split()[1:3]
+    header, *lines = r.out.split("\n\n", 1)[0].splitlines()  # notes follow a blank line
+    [row] = [line for line in lines if line[2:].split()[:1] == [PROFILE]]  # after the marker
+    kind, state = row[2:].split()[1:3]
     assert kind == source.kind, row
-    assert state == ("fresh" if source.spec.file_cache else "n/a"), row
+    held = "stored" if kinds.capable(source.spec, kinds.Holding) else "n/a"
+    assert state == ("fresh" if source.spec.file_cache else held), row
     storage = row[header.index("STORAGE") :]
     assert all(word in storage for word in source.storage_words), (source.storage_words, row)
 
