@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KEYCHAIN_SERVICE = "gatekey-idp"
+_FELL_BACK: set[str] = set()  # states this process has warned are kept in a file instead
 
 
 class MsalStateStore:
@@ -60,12 +61,14 @@ class MsalStateStore:
             except SourceUnavailable as e:
                 if sys.platform != "linux":
                     raise
-                log.warning(
-                    "profile %s: %s; keeping the sign-in in a user-only file instead (set "
-                    'token_cache = "file" to make this the choice and silence this warning)',
-                    self.settings.name,
-                    e.message.split(";")[0],
-                )
+                if self.settings.state_key not in _FELL_BACK:  # once a run (login reads twice)
+                    _FELL_BACK.add(self.settings.state_key)
+                    log.warning(
+                        "profile %s: %s; keeping the sign-in in a user-only file instead (set "
+                        'token_cache = "file" to make this the choice and silence this warning)',
+                        self.settings.name,
+                        e.message.split(";")[0],
+                    )
                 self.mode = "file"
         data, _ = FileCache().read_blob("msal", self.settings.state_key)
         return data

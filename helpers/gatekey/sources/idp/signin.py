@@ -81,7 +81,7 @@ def browser(settings: IdpSettings, app: Any, run: RunContext) -> dict[str, Any]:
         except (msal.BrowserInteractionTimeoutError, DeadlineExceeded):
             raise not_finished from None
     else:
-        result = _loopback_sign_in(settings, app, timeout, launcher)
+        result = _loopback_sign_in(settings, app, time.monotonic() + timeout, launcher)
     if not result or result.get("error") == "timeout":
         raise not_finished
     raise_for(settings, result, "signing in in the browser")
@@ -89,7 +89,7 @@ def browser(settings: IdpSettings, app: Any, run: RunContext) -> dict[str, Any]:
 
 
 def _loopback_sign_in(
-    settings: IdpSettings, app: Any, timeout: float, launcher: DetachedBrowser
+    settings: IdpSettings, app: Any, ends: float, launcher: DetachedBrowser
 ) -> dict[str, Any] | None:
     from urllib.parse import urlencode
 
@@ -107,12 +107,20 @@ def _loopback_sign_in(
             auth_uri += "&" + urlencode(settings.authorize_params)
         # Opened here rather than by MSAL's receiver (its thread would print the URL in the
         # middle of the countdown); the listener is bound already, so an early answer waits.
-        ends = time.monotonic() + timeout
         launcher.open(auth_uri)
         with waiting.Countdown("waiting for the sign-in in the browser", ends):
+            # The receiver looks for the answer once a second, so it gives up on the first
+            # whole second at or past its timeout (a wait of 1.9 s would last 2, and could meet
+            # the watchdog): wait out the fraction first (an answer meanwhile queues on the
+            # bound listener), then the whole seconds left, so that the wait ends by ``ends``.
+            left = ends - time.monotonic()
+            whole = int(left)
+            time.sleep(max(left - whole, 0.0))
+            if whole < 1:
+                return None
             response = receiver.get_auth_response(
                 state=flow["state"],
-                timeout=max(ends - time.monotonic(), 0.1),
+                timeout=whole,
                 success_template="Signed in to gatekey. You can close this tab.",
             )
     if not response:
