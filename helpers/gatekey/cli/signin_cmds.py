@@ -75,16 +75,16 @@ def listing(names: list[str]) -> str:
 @click.option(
     "--device-code",
     is_flag=True,
-    help="This time, sign in with a code on another device (SSH, no display).",
+    help="This once, sign in with a code on another device (SSH, no display).",
 )
-@click.option("--browser", is_flag=True, help="This time, sign in in a browser on this machine.")
+@click.option("--browser", is_flag=True, help="This once, sign in in a browser on this machine.")
 @click.option(
     "-y",
     "--yes",
     "--force",
     "force",
     is_flag=True,
-    help="Sign in again without asking, even when already signed in.",
+    help="Sign in again without asking when already signed in.",
 )
 @pass_state
 def login(st: State, profile: str | None, device_code: bool, browser: bool, force: bool) -> None:
@@ -184,9 +184,7 @@ def _offer_device_code(name: str, flows: tuple[str, ...]) -> str | None:
 @click.command("logout")
 @profile_option
 @click.option("--all", "all_accounts", is_flag=True, help="Forget every account of the profile.")
-@click.option(
-    "-y", "--yes", is_flag=True, help="Do not ask before signing out profiles sharing the sign-in."
-)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask before signing out other profiles too.")
 @pass_state
 def logout(st: State, profile: str | None, all_accounts: bool, yes: bool) -> None:
     """Forget a profile's sign-in and cached tokens; later silent runs need a new login."""
@@ -202,9 +200,11 @@ def _logout(st: State, profile: str | None, all_accounts: bool, yes: bool) -> No
     run = context.RunContext("logout", interactive=False, timeout=cfg.timeout("silent"))
     others = {p.name: p for p in others_of(cfg, prof)}
     also: list[str] = []
+    linked: list[str] = []
     if isinstance(source, kinds.SigningIn):
         also = source.also_signed_out(run, others.values(), all_accounts=all_accounts)
-    linked = depending_on(cfg, {prof.name, *also})
+        if also or _signed_in(source, run):  # a vault's auth.jwt_from loses its sign-in too
+            linked = depending_on(cfg, {prof.name, *also})
     effects = _logout_effects(also, linked)
     if effects and not yes and can_ask():
         question = f'signing out profile "{prof.name}" also {"; ".join(effects)}. Go on?'
@@ -216,8 +216,18 @@ def _logout(st: State, profile: str | None, all_accounts: bool, yes: bool) -> No
         removed = bool(source.logout(run, all_accounts=all_accounts)) or removed
     for name in also:  # signed out too: their cached tokens must not outlive the sign-in
         cache.delete(profile_cache_key(others[name]))
-    line = f'profile "{prof.name}": ' + ("signed out" if removed or also else "was not signed in")
-    note(line + "".join(f"; {effect}" for effect in _logout_effects(also, linked, done=True)))
+    if not (removed or also):
+        note(f'profile "{prof.name}": was not signed in')
+        return
+    done = _logout_effects(also, linked, done=True)
+    note(f'profile "{prof.name}": signed out' + "".join(f"; {effect}" for effect in done))
+
+
+def _signed_in(source: kinds.SigningIn, run: context.RunContext) -> bool:
+    try:
+        return source.sign_in_state(run).account is not None
+    except HelperError:
+        return True  # cannot tell: name what depends on it rather than stay silent
 
 
 def _logout_effects(also: list[str], linked: list[str], *, done: bool = False) -> list[str]:

@@ -22,12 +22,13 @@ from pty_session import TerminalRun, lines_shown
 pytestmark = [pytest.mark.blackbox]
 
 SHARED = "(they share its sign-in: the same client at the same identity provider)"
+LINKED = '"kv" signs in through them and will need a login too'
 
 
 def sharing_profiles(op: OidcProvider) -> str:
-    """Five profiles of public-client at ``op`` (one saved sign-in) and one of another client:
-    okta and okta2 differ only in min_ttl, dc signs in with a device code, alices and bobs
-    choose an account by login_hint."""
+    """Five profiles of public-client at ``op`` (one saved sign-in), one of another client (svc)
+    and a vault profile signing in through dc (kv): okta and okta2 differ only in min_ttl, dc
+    signs in with a device code, alices and bobs choose an account by login_hint."""
     return "".join(
         [
             idp_profile(op, name="okta", flow="browser"),
@@ -36,6 +37,9 @@ def sharing_profiles(op: OidcProvider) -> str:
             idp_profile(op, name="alices", extra='login_hint = "alice@example.test"'),
             idp_profile(op, name="bobs", extra='login_hint = "bob@example.test"'),
             cc_profile(op, '{ env = "GK_TEST_CLIENT_SECRET" }'),
+            "[profiles.kv]\n"
+            'source = "vault"\naddress = "https://vault.example.test"\npath = "secret/data/llm"\n'
+            'auth = { method = "jwt", jwt_from = "dc", role = "llm" }\n',
         ]
     )
 
@@ -57,7 +61,7 @@ def test_logout_names_every_profile_sharing_the_sign_in(gk: Env, oidc_provider: 
     assert r.code == 0, r.err
     assert r.err == (
         'gatekey: profile "okta2": signed out; also signed out "alices", "dc" and "okta" '
-        f"{SHARED}\n"
+        f"{SHARED}; {LINKED}\n"
     )
     # and they are: no saved sign-in, no cached token left to print
     for name in ("okta", "okta2", "dc", "alices"):
@@ -73,7 +77,8 @@ def test_logout_asks_on_a_terminal_before_signing_out_others(gk: Env, oidc_provi
     try:
         t.read_until(
             r'gatekey: signing out profile "okta2" also signs out "alices", "dc" and "okta" '
-            r"\(they share its sign-in: the same client at the same identity provider\)\. Go on\? "
+            r"\(they share its sign-in: the same client at the same identity provider\); "
+            r'"kv" signs in through them and will need a login too\. Go on\? '
             r"\[y/N\] $"
         )
         t.type("\n")  # the default: no
@@ -93,7 +98,8 @@ def test_logout_asks_on_a_terminal_before_signing_out_others(gk: Env, oidc_provi
     assert r.code == 0, r.err
     assert "Go on?" not in r.err
     assert lines_shown(r.err) == [
-        f'gatekey: profile "okta2": signed out; also signed out "alices", "dc" and "okta" {SHARED}'
+        'gatekey: profile "okta2": signed out; also signed out "alices", "dc" and "okta" '
+        f"{SHARED}; {LINKED}"
     ]
 
 
