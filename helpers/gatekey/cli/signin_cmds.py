@@ -5,6 +5,7 @@ gets one line saying what was decided and why (or passes --yes)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import click
@@ -202,12 +203,14 @@ def _logout(st: State, profile: str | None, all_accounts: bool, yes: bool) -> No
     also: list[str] = []
     linked: list[str] = []
     if isinstance(source, kinds.SigningIn):
-        also = source.also_signed_out(run, others.values(), all_accounts=all_accounts)
+        with contextlib.suppress(HelperError):  # unreadable state: the logout will say why
+            also = source.also_signed_out(run, others.values(), all_accounts=all_accounts)
         if also or _signed_in(source, run):  # a vault's auth.jwt_from loses its sign-in too
             linked = depending_on(cfg, {prof.name, *also})
     effects = _logout_effects(also, linked)
     if effects and not yes and can_ask():
-        question = f'signing out profile "{prof.name}" also {"; ".join(effects)}. Go on?'
+        joined = "; ".join(effects)
+        question = f'signing out profile "{prof.name}"{"" if also else ":"} {joined}. Go on?'
         if not confirm(question, default=False):
             raise HelperError("nothing was signed out", profile=prof.name)
     cache = FileCache()
@@ -234,7 +237,7 @@ def _logout_effects(also: list[str], linked: list[str], *, done: bool = False) -
     """What a logout does beyond its own profile, before (``signs out``) or after."""
     effects = []
     if also:
-        verb = "also signed out" if done else "signs out"
+        verb = "also signed out" if done else "also signs out"
         effects.append(f"{verb} {listing(also)} ({SHARED_SIGN_IN})")
     if linked:
         verb = "sign" if len(linked) > 1 else "signs"
