@@ -6,6 +6,7 @@ gets one line saying what was decided and why (or passes --yes)."""
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 
 import click
@@ -21,8 +22,6 @@ SHARED_SIGN_IN = "they share its sign-in: the same client at the same identity p
 
 def can_ask() -> bool:
     """Whether a person can answer a question: a terminal to read from and one to ask on."""
-    import sys
-
     return waiting.is_terminal(sys.stdin) and waiting.is_terminal(sys.stderr)
 
 
