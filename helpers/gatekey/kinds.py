@@ -11,7 +11,9 @@ importing the kind) and a source class named by ``SourceSpec.factory``, construc
 
     Probing        probe(kit) -> Check             doctor's "source" check: is it reachable?
     SigningIn      person_signs_in(profile)        a person signs in (browser, device code):
-                   login(run), logout(run, ...)    login/logout/status/doctor/mdm follow it
+                   sign_in_flows(profile)          the flows `login --browser/--device-code`
+                   login(run, flow=), logout(...)  may pick; login/logout/status/doctor/mdm
+                   also_signed_out(run, others)    follow it; who a logout signs out besides
                    sign_in_state(run)              who is signed in, read only (doctor)
                    sign_in_storage()               where the sign-in is kept (status)
     Storing        store(value, run), erase(run)   holds a secret gatekey writes (store/erase),
@@ -173,9 +175,20 @@ class SigningIn(Protocol):
     def person_signs_in(cls, profile: Profile) -> bool:
         """Whether a person signs in for this profile (not a service principal)."""
 
-    def login(self, run: RunContext) -> Token: ...
+    @classmethod
+    def sign_in_flows(cls, profile: Profile) -> tuple[str, ...]:
+        """The flows a person may sign in with ("browser", "device-code"), the profile's own
+        first; ``login(run, flow=...)`` takes any of them. Empty when no person signs in."""
+
+    def login(self, run: RunContext, *, flow: str | None = None) -> Token: ...
 
     def logout(self, run: RunContext, *, all_accounts: bool = False) -> int: ...
+
+    def also_signed_out(
+        self, run: RunContext, others: Iterable[Profile], *, all_accounts: bool = False
+    ) -> list[str]:
+        """The names of ``others`` that ``logout`` would sign out too (a sign-in they share),
+        read before acting; never this profile itself."""
 
     def sign_in_state(self, run: RunContext) -> SignInState: ...
 

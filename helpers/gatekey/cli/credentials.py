@@ -10,6 +10,9 @@ import click
 from gatekey import config, context, kinds, logs, output, runner
 from gatekey.cache import FileCache, cache_key
 from gatekey.cli.common import Duration, State, guarded, pass_state, profile_option
+from gatekey.cli.signin_cmds import can_ask, confirm, depending_on, listing, others_of
+from gatekey.cli.signin_cmds import login as login  # cli.main adds the commands from here
+from gatekey.cli.signin_cmds import logout as logout
 from gatekey.errors import HelperError
 
 MAX_SECRET_BYTES = 64 * 1024
@@ -44,13 +47,13 @@ def get(
 
 def _keychain_source(
     st: State, profile: str | None
-) -> tuple[Any, config.Profile, context.RunContext]:
+) -> tuple[Any, config.Profile, context.RunContext, config.Config]:
     from gatekey.refresh import Links, make_source
 
     cfg = config.load()
     prof = cfg.profile(config.select_profile(cfg, profile, st.family))
     source = make_source(prof, Links(cfg))
-    return source, prof, context.resolve(cfg)
+    return source, prof, context.resolve(cfg), cfg
 
 
 def _read_secret() -> str:
@@ -87,7 +90,7 @@ def _read_secret() -> str:
 @guarded
 def store(st: State, profile: str | None) -> None:
     """Store a secret in the keychain, read from stdin (or a hidden prompt); never from argv."""
-    source, prof, run = _keychain_source(st, profile)
+    source, prof, run, _cfg = _keychain_source(st, profile)
     if not isinstance(source, kinds.Storing):
         raise HelperError(
             f"uses source {prof.kind!r}, which gets its credential elsewhere; "
@@ -105,69 +108,46 @@ def store(st: State, profile: str | None) -> None:
 
 @click.command("erase")
 @profile_option
+@click.option(
+    "-y", "--yes", is_flag=True, help="Do not ask before erasing what other profiles use too."
+)
 @pass_state
 @guarded
-def erase(st: State, profile: str | None) -> None:
+def erase(st: State, profile: str | None, yes: bool) -> None:
     """Remove a profile's stored secret (keychain) and its cached tokens."""
     from gatekey.refresh import token_store
 
-    source, prof, run = _keychain_source(st, profile)
+    source, prof, run, cfg = _keychain_source(st, profile)
     key = cache_key(prof.kind, prof.source_settings())
+    stores = isinstance(source, kinds.Storing)
+    # The same kind and source settings are the same credential: one cache key, one entry.
+    shared = [p.name for p in others_of(cfg, prof) if cache_key(p.kind, p.source_settings()) == key]
+    readers = depending_on(cfg, {prof.name, *shared}) if stores else []
+    if (shared or readers) and not yes and can_ask():
+        question = f'erasing profile "{prof.name}" also {_erase_reach(shared, readers)}. Go on?'
+        if not confirm(question, default=False):
+            raise HelperError("nothing was erased", profile=prof.name)
     removed = token_store(prof, run, FileCache()).delete(key)
     removed = FileCache().delete(key) or removed
-    erased = isinstance(source, kinds.Storing) and source.erase(run)
+    erased = stores and source.erase(run)
     what = [f"the keychain entry ({source.where})"] if erased else []
     what += ["its cached token"] if removed else []
     said = "erased " + " and ".join(what) if what else "nothing to erase (nothing stored or cached)"
-    click.echo(f'gatekey: profile "{prof.name}": {said}', err=True)
+    reach = _erase_reach(shared if removed or erased else [], readers if erased else [])
+    line = f'gatekey: profile "{prof.name}": {said}'
+    click.echo(line + (f"; this also {reach}" if reach else ""), err=True)
 
 
-@click.command("login")
-@profile_option
-@pass_state
-@guarded
-def login(st: State, profile: str | None) -> None:
-    """Sign in interactively (whatever CLAUDE_HELPER_CONTEXT says), so later runs are silent."""
-    from gatekey.refresh import Links, make_source, profile_cache_key
-
-    cfg = config.load()
-    prof = cfg.profile(config.select_profile(cfg, profile, st.family))
-    source = make_source(prof, Links(cfg))
-    if not isinstance(source, kinds.SigningIn):
-        raise HelperError(f"uses source {prof.kind!r}, which has no sign-in", profile=prof.name)
-    run = context.RunContext(
-        "login", interactive=True, timeout=cfg.timeout("interactive"), force_refresh=True
-    )
-    cache = FileCache()
-    key = profile_cache_key(prof)
-    with cache.lock(key, run):
-        token = source.login(run)
-        cache.write(key, token)
-        cache.clear_failure(key)
-    who = token.meta.get("account")
-    click.echo(
-        f'gatekey: profile "{prof.name}": signed in' + (f" as {who}" if who else ""),
-        err=True,
-    )
-
-
-@click.command("logout")
-@profile_option
-@click.option("--all", "all_accounts", is_flag=True, help="Forget every account of the profile.")
-@pass_state
-@guarded
-def logout(st: State, profile: str | None, all_accounts: bool) -> None:
-    """Forget a profile's sign-in and cached tokens; later silent runs need a new login."""
-    from gatekey.refresh import Links, make_source, profile_cache_key
-
-    cfg = config.load()
-    prof = cfg.profile(config.select_profile(cfg, profile, st.family))
-    source = make_source(prof, Links(cfg))
-    run = context.RunContext("logout", interactive=False, timeout=cfg.timeout("silent"))
-    removed = FileCache().delete(profile_cache_key(prof))
-    if isinstance(source, kinds.SigningIn):
-        removed = bool(source.logout(run, all_accounts=all_accounts)) or removed
-    click.echo(
-        f'gatekey: profile "{prof.name}": ' + ("signed out" if removed else "was not signed in"),
-        err=True,
-    )
+def _erase_reach(shared: list[str], readers: list[str]) -> str:
+    """Who else an erase reaches: profiles of the very same credential, and those that read a
+    secret from this keychain entry ({ keychain = ... })."""
+    parts = []
+    if shared:
+        parts.append(
+            f"erases it for {listing(shared)} (the same credential: identical source settings)"
+        )
+    if readers:
+        parts.append(
+            f"takes the secret that {listing(readers)} read{'s' if len(readers) == 1 else ''}"
+        )
+    return " and ".join(parts)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KEYCHAIN_SERVICE = "gatekey-idp"
+_FELL_BACK: set[str] = set()  # states this process has warned are kept in a file instead
 
 
 class MsalStateStore:
@@ -60,12 +61,14 @@ class MsalStateStore:
             except SourceUnavailable as e:
                 if sys.platform != "linux":
                     raise
-                log.warning(
-                    "profile %s: %s; keeping the sign-in in a user-only file instead (set "
-                    'token_cache = "file" to make this the choice and silence this warning)',
-                    self.settings.name,
-                    e.message.split(";")[0],
-                )
+                if self.settings.state_key not in _FELL_BACK:  # once a run (login reads twice)
+                    _FELL_BACK.add(self.settings.state_key)
+                    log.warning(
+                        "profile %s: %s; keeping the sign-in in a user-only file instead (set "
+                        'token_cache = "file" to make this the choice and silence this warning)',
+                        self.settings.name,
+                        e.message.split(";")[0],
+                    )
                 self.mode = "file"
         data, _ = FileCache().read_blob("msal", self.settings.state_key)
         return data
@@ -240,6 +243,45 @@ def is_ours(settings: IdpSettings, account: dict[str, Any], store: MsalStateStor
     if hint:
         return str(account.get("username", "")).lower() == str(hint).lower()
     return store.account is None or bool(account.get("home_account_id") == store.account)
+
+
+def logout_reach(
+    settings: IdpSettings,
+    others: list[IdpSettings],
+    cache: Any,
+    store: MsalStateStore,
+    *,
+    all_accounts: bool,
+) -> list[str]:
+    """The names of ``others`` (profiles sharing ``settings``' state) whose account a logout of
+    ``settings`` would take away: read from the saved state, as IdpSource.logout would act on
+    it (it removes is_ours accounts, or all of them, and forgets the remembered choice)."""
+    accounts = list(cache.find(cache.CredentialType.ACCOUNT))
+    removed = {
+        a.get("home_account_id") for a in accounts if all_accounts or is_ours(settings, a, store)
+    }
+    if not removed:
+        return []
+    left = [a for a in accounts if a.get("home_account_id") not in removed]
+    return [
+        other.name
+        for other in others
+        if (before := _choice(other, accounts, store.account)) is not None
+        and before != _choice(other, left, None)
+    ]
+
+
+def _choice(settings: IdpSettings, accounts: list[dict[str, Any]], remembered: Any) -> Any:
+    """chosen_account's answer (a home_account_id), from saved accounts without MSAL's app."""
+    hint = settings.values["login_hint"]
+    if hint:
+        accounts = [a for a in accounts if str(a.get("username", "")).lower() == hint.lower()]
+    if not accounts:
+        return None
+    for account in accounts:
+        if account.get("home_account_id") == remembered:
+            return remembered
+    return accounts[0].get("home_account_id") if len(accounts) == 1 or hint else None
 
 
 def _home_account_id(token_cache: Any, claims: dict[str, Any]) -> str | None:

@@ -17,6 +17,7 @@ MSAL's token cache (refresh tokens) lives in the OS keychain, or in a 0600 file 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import gatekey.sources.idp.checks as idp_checks
@@ -29,11 +30,12 @@ from gatekey.cache import FileCache
 from gatekey.checks import Check
 from gatekey.config import Profile
 from gatekey.context import RunContext
-from gatekey.errors import InteractionRequired
+from gatekey.errors import HelperError, InteractionRequired
 from gatekey.kinds import Audience, Linker, ProbeKit, SignInState
 from gatekey.sources.idp.msal_state import (
     MsalStateStore,
     is_ours,
+    logout_reach,
     saved_accounts,
     saved_state,
     signals_held,
@@ -63,6 +65,14 @@ class IdpSource:
     @classmethod
     def person_signs_in(cls, profile: Profile) -> bool:
         return idp_checks.person_signs_in(profile)
+
+    @classmethod
+    def sign_in_flows(cls, profile: Profile) -> tuple[str, ...]:
+        """The profile's own flow first, then the other one a person may pick for one login."""
+        flow = profile.values.get("flow")
+        if flow not in idp_checks.SIGN_IN_FLOWS:
+            return ()
+        return (flow, *(f for f in idp_checks.SIGN_IN_FLOWS if f != flow))
 
     def probe(self, kit: ProbeKit) -> Check:
         return idp_checks.probe(self.profile, kit)
@@ -150,8 +160,9 @@ class IdpSource:
             fix=f"run: gatekey login -p {self.name}",
         )
 
-    def login(self, run: RunContext) -> Token:
-        """Sign in interactively, whatever the context (``gatekey login``)."""
+    def login(self, run: RunContext, *, flow: str | None = None) -> Token:
+        """Sign in interactively, whatever the context (``gatekey login``), in ``flow`` (one
+        of ``sign_in_flows``) or else the profile's own."""
         if self.settings.flow == "client-credentials":
             return self._client_credentials(run)
         with state_lock(self.settings, run):  # see fetch()
@@ -159,7 +170,7 @@ class IdpSource:
             app = self._public_app(run, store)
 
             def attempt() -> Token:
-                result = signin.sign_in(self.settings, app, run)
+                result = signin.sign_in(self.settings, app, run, flow)
                 store.remember_account(result, app.token_cache)
                 return results.token(self.settings, result)
 
@@ -178,6 +189,32 @@ class IdpSource:
             store.forget_account()
             store.save(app.token_cache)
             return len(accounts)
+
+    def also_signed_out(
+        self, run: RunContext, others: Iterable[Profile], *, all_accounts: bool = False
+    ) -> list[str]:
+        """Which of ``others`` a logout of this profile would sign out too (read only): profiles
+        of the same client at the same provider share one saved sign-in, and lose the account
+        they use (or, with no login_hint, the remembered choice between several)."""
+        if self.settings.flow not in idp_checks.SIGN_IN_FLOWS:
+            return []
+        sharing = []
+        for other in others:
+            if other.name == self.name or other.spec.factory != self.profile.spec.factory:
+                continue
+            try:
+                settings = IdpSettings(other)
+            except HelperError:
+                continue  # a broken profile shares nothing it could use
+            if settings.state_key == self.settings.state_key and other.values.get("flow") in (
+                idp_checks.SIGN_IN_FLOWS
+            ):
+                sharing.append(settings)
+        if not sharing:
+            return []
+        store = MsalStateStore(self.settings, run)
+        cache = saved_state(self.settings, store)
+        return logout_reach(self.settings, sharing, cache, store, all_accounts=all_accounts)
 
     # --- the steps that reach the identity provider --------------------------------------------
     def _session(self, run: RunContext) -> Any:
