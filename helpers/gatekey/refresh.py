@@ -20,7 +20,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import NamedTuple, Protocol
 
-from gatekey import clocks, kinds, logs, worker
+from gatekey import clocks, kinds, logs, waiting, worker
 from gatekey.cache import FileCache, cache_key
 from gatekey.config import Config, Profile
 from gatekey.context import RunContext
@@ -317,7 +317,10 @@ def remembered_failure(
 def _fetch(source: Source, profile: Profile, run: RunContext, clock: Callable[[], float]) -> Token:
     run.check("starting to fetch a credential")
     run.fetches += 1
-    token = source.fetch(run)
+    # A person at a terminal sees that a slow source is being waited for (a sign-in shows its own).
+    shown = run.interactive and not kinds.person_signs_in(profile)
+    with waiting.SlowSource(f"waiting for the {profile.kind} source", run.deadline, show=shown):
+        token = source.fetch(run)
     check_token(token.value)
     clocks.settle(token, profile.kind, profile.name, run, clock)
     remaining = token.remaining(clock())

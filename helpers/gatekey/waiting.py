@@ -129,6 +129,46 @@ class Countdown:
             self.erase()
 
 
+class SlowSource:
+    """While a person at a terminal waits for a source: nothing for the first ``after`` seconds
+    (most answers come sooner), then a Countdown to the run's deadline, erased when the answer
+    comes. Off the terminal it shows nothing: the app's log gets no progress lines."""
+
+    def __init__(self, doing: str, ends: float, *, after: float = 1.0, show: bool = True) -> None:
+        self.countdown = Countdown(doing, ends)
+        self.show = show and self.countdown.tty
+        self.after = after
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _start_late(self) -> None:
+        if not self._done.wait(self.after):
+            with _lock:
+                if self._done.is_set() or _active:  # another wait (a sign-in) is on screen
+                    return
+            self.countdown.__enter__()
+
+    def __enter__(self) -> SlowSource:
+        if self.show:
+            self._thread = threading.Thread(
+                target=self._start_late, name="gatekey-slow", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._thread is None:
+            return
+        self._done.set()
+        self._thread.join(timeout=2)
+        self.countdown.__exit__(exc_type, exc, tb)
+
+
 def _write(text: str, stream: TextIO | None = None) -> None:
     out = stream if stream is not None else sys.stderr
     try:
