@@ -4,9 +4,6 @@ what they launched, and stopping every browser session they started.
 - ``HEADLESS_BROWSER``: real headless Chromium on the URL (support/headless_browser.sh);
 - ``RECORDING_BROWSER``: opens nothing, records its argv (support/recording_browser.sh), so a
   sign-in through it waits until its deadline.
-
-(tests/blackbox/sources/test_idp_flows.py has its own copy of ``Browsers``, from before this
-module; the two behave the same.)
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from blackbox_env import SUPPORT, Env
 from deadlines import HARNESS_S, INTERACTIVE_S
 from idp_helpers import idp_profile
 from oidc_peer import OidcProvider
+from sign_in_browsers import sessions_of
 
 pytestmark = pytest.mark.blackbox
 
@@ -62,21 +63,6 @@ def test_every_context_gets_the_desktop_environment(gk: Env, tmp_path: Path) -> 
 
 
 # --- a real browser sign-in -------------------------------------------------------------------
-def _session_members(leader: int) -> list[int]:
-    """Live processes whose session or process group is ``leader`` (a setsid'd browser)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z" and leader in (int(fields[2]), int(fields[3])):
-            found.append(int(entry.name))
-    return found
-
-
 @pytest.fixture
 def chromium(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """A $BROWSER that starts headless Chromium: (the script, its launch log). The script fixes
@@ -97,14 +83,14 @@ def chromium(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     yield script, launches
     for leader in map(int, pids.read_text().split() if pids.exists() else []):
         for _ in range(50):
-            members = _session_members(leader)
+            members = sessions_of(leader)
             if not members:
                 break
             for pid in members:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             time.sleep(0.1)
-        assert not _session_members(leader), f"browser session {leader} survived"
+        assert not sessions_of(leader), f"browser session {leader} survived"
 
 
 @pytest.mark.oidc

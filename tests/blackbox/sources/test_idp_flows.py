@@ -19,7 +19,6 @@ count a user's grant start their own (``make_oidc_provider``).
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import re
@@ -59,12 +58,11 @@ from idp_helpers import (
     token_files,
 )
 from oidc_peer import API_AUDIENCE, CONF_CLIENT, PUBLIC_CLIENT, OidcProvider
+from sign_in_browsers import HEADLESS_BROWSER, RECORDING_BROWSER, Browsers, sessions_of
 
 pytestmark = [pytest.mark.oidc, pytest.mark.blackbox]
 
-HEADLESS_BROWSER = SUPPORT / "headless_browser.sh"
 PW_BROWSER = SUPPORT / "pw_browser.sh"
-RECORDING_BROWSER = SUPPORT / "recording_browser.sh"
 ALL_CONTEXTS = (*CONTEXTS, None)  # None: CLAUDE_HELPER_CONTEXT unset (no TTY here: silent)
 SECRET_ENV = "GK_TEST_CLIENT_SECRET"
 # A CA bundle that does not contain the tests' CA: gatekey's ca_bundle must win over it.
@@ -93,65 +91,6 @@ def global_ca_bundle(gk: Env) -> None:
 
 
 # --- browsers -----------------------------------------------------------------------------------
-def _sessions_of(leader: int) -> list[int]:
-    """Processes whose session or process group is ``leader``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] == "Z":
-            continue  # killed, waiting to be reaped by init
-        pgrp, session = int(fields[2]), int(fields[3])
-        if leader in (pgrp, session):
-            found.append(int(entry.name))
-    return found
-
-
-class Browsers:
-    """What the test's browsers did: launches (argv), and the sessions they started, which
-    ``stop`` kills (every browser this test started, whoever launched it)."""
-
-    def __init__(self, root: Path) -> None:
-        root.mkdir(parents=True, exist_ok=True)
-        self.root = root
-        self.pidfile = root / "pids"
-        self.launch_log = root / "launches"
-        self.log = root / "browser.log"
-
-    def env(self, browser: Path | None = HEADLESS_BROWSER) -> dict[str, str]:
-        env = {
-            "HEADLESS_BROWSER_PIDFILE": str(self.pidfile),
-            "HEADLESS_BROWSER_LOG": str(self.log),
-            "HEADLESS_BROWSER_TMP": str(self.root),
-            # a sign-in may take as long as its interactive deadline
-            "HEADLESS_BROWSER_TIMEOUT": f"{deadline_of('interactive'):g}",
-            "BROWSER_LAUNCHES": str(self.launch_log),
-        }
-        if browser is not None:
-            env["BROWSER"] = str(browser)
-        return env
-
-    def launches(self) -> list[str]:
-        return self.launch_log.read_text().splitlines() if self.launch_log.exists() else []
-
-    def stop(self) -> None:
-        leaders = self.pidfile.read_text().split() if self.pidfile.exists() else []
-        for leader in map(int, leaders):
-            for _ in range(50):
-                procs = _sessions_of(leader)
-                if not procs:
-                    break
-                for pid in procs:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
-                time.sleep(0.1)
-            assert not _sessions_of(leader), f"browser session {leader} survived"
-
-
 @pytest.fixture
 def browsers(tmp_path: Path) -> Iterator[Browsers]:
     b = Browsers(tmp_path / "browsers")
@@ -446,7 +385,7 @@ def test_browser_sign_in_from_an_interactive_no_argument_run(
     assert re.search(rf"open {re.escape(op.issuer)}/auth\?\S+", r.err), r.err
     assert len(browsers.launches()) == 1
     assert r.elapsed < ends_by(deadline_of("interactive"))
-    assert _sessions_of(int(browsers.pidfile.read_text().split()[0])), "Chromium already gone?"
+    assert sessions_of(int(browsers.pidfile.read_text().split()[0])), "Chromium already gone?"
     for ctx in SILENT_CONTEXTS:
         assert printed_token(gk.run(context=ctx, **browsers.env())) == token
     assert len(browsers.launches()) == 1
