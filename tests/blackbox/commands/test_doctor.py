@@ -15,7 +15,6 @@ Tokens and secrets are compared, never printed: assertions about them take a com
 from __future__ import annotations
 
 import json
-import re
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 import pytest
 
 from blackbox_env import Env, Result, exe
+from claude_managed import doctor_lines
 from faulty_idp import FaultyIdp
 from gateway_stub import GatewayStub
 from idp_helpers import (
@@ -42,7 +42,6 @@ pytestmark = pytest.mark.blackbox
 
 SECRET = "conf-secret"
 CHECKS = ("config", "claude", "helper", "source", "sign-in", "clock", "token", "gateway", "ttl")
-LINE = re.compile(r"^(OK|WARN|FAIL|SKIP)\s+(\S+)\s+(.*)$")
 TTL_KEY = "inferenceCredentialHelperTtlSec"
 TIMEOUT_KEY = "inferenceCredentialHelperTimeoutSec"
 URL_KEY = "inferenceGatewayBaseUrl"
@@ -116,17 +115,8 @@ def token_of(gk: Env, profile: str = "svc") -> str:
 
 # --- reading the report -------------------------------------------------------------------------
 def report(r: Result) -> dict[str, tuple[str, str]]:
-    """{check: (verdict, text with its fix lines)} from the human report."""
-    found: dict[str, tuple[str, str]] = {}
-    current = None
-    for line in r.out.splitlines()[1:]:
-        m = LINE.match(line)
-        if m:
-            current = m.group(2)
-            found[current] = (m.group(1), m.group(3))
-        elif line.strip().startswith("fix:") and current:
-            verdict, text = found[current]
-            found[current] = (verdict, f"{text}\n{line.strip()}")
+    """{check: (verdict, text with its fix lines)} from the human report: every check, in order."""
+    found = doctor_lines(r)
     assert tuple(found) == CHECKS, r.out
     return found
 

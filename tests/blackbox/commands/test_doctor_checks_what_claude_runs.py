@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from blackbox_env import Env, Result, exe
-from claude_managed import gateway_with_helper, write_managed_settings
+from claude_managed import doctor_lines, gateway_with_helper, write_managed_settings
 
 pytestmark = pytest.mark.blackbox
 
-LINE = re.compile(r"^(OK|WARN|FAIL|SKIP)\s+(\S+)\s+(.*)$")
 HELPER_KEY = "inferenceCredentialHelper"
 STATIC_KEY = "sk-static-7d1e4b9a0c6f2835e4d7"  # a static inferenceGatewayApiKey: never printed
 
@@ -67,19 +65,7 @@ def doctor(gk: Env, *args: str) -> Result:
     return r
 
 
-def lines(r: Result) -> dict[str, tuple[str, str]]:
-    """{check: (verdict, its text and fix lines)} from the text report."""
-    found: dict[str, tuple[str, str]] = {}
-    current = None
-    for line in r.out.splitlines()[1:]:
-        m = LINE.match(line)
-        if m:
-            current = m.group(2)
-            found[current] = (m.group(1), m.group(3))
-        elif line.strip().startswith("fix:") and current:
-            verdict, text = found[current]
-            found[current] = (verdict, f"{text}\n{line.strip()}")
-    return found
+lines = doctor_lines
 
 
 def checks(r: Result) -> dict[str, dict[str, Any]]:
