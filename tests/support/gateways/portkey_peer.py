@@ -63,9 +63,7 @@ class PortkeyGateway:
         self._report = log_dir / "portkey-address.json"
         self._report.unlink(missing_ok=True)
         self._file: IO[bytes] | None = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
-        environ = dict(
-            os.environ, FORCE_LOCALHOST_REPORT=str(self._report), NODE_ENV="production"
-        )
+        environ = dict(os.environ, FORCE_LOCALHOST_REPORT=str(self._report), NODE_ENV="production")
         t0 = time.monotonic()
         self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
             # --headless: no web console (its log stream) beside the API.
