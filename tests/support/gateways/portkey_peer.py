@@ -42,6 +42,7 @@ INSTALL = "bash scripts/test.sh (it runs `npm ci` in tests/peers/portkey)"
 READY_S = 30.0
 PROBE_S = 2.0  # one readiness probe of GET / on 127.0.0.1
 LOOPBACK = "127.0.0.1"
+HOOK_WAIT_S = 30.0  # = app_client.TIMEOUT, the longest a request through the gateway may take
 
 
 def missing() -> str | None:
@@ -229,7 +230,10 @@ class HookReceiver:
             return [body for _, body in self.posts]
 
     def config(self) -> str:
-        check = {"id": "default.webhook", "parameters": {"webhookURL": self.url}}
+        # Portkey waits 3 s for a webhook by default, then goes on without it: wait as long as
+        # a request through it may take (app_client.TIMEOUT), not as long as this machine needs.
+        parameters = {"webhookURL": self.url, "timeout": int(HOOK_WAIT_S * 1000)}
+        check = {"id": "default.webhook", "parameters": parameters}
         hook = {"type": "guardrail", "id": "seen", "deny": False, "checks": [check]}
         return json.dumps({"before_request_hooks": [hook]})
 
