@@ -49,6 +49,7 @@ WRONG_KEY = "sk-ant-pk-Wr0ngK3yJ5sP8uE2gA7nV4xM"
 UPSTREAM_PATH = "/v1"
 README_GATEWAY = "https://portkey.example.com"  # the README's base URL in `gatekey mdm`
 README_UPSTREAM = "https://anthropic-proxy.example.com/v1"
+MANAGED = "etc/claude-desktop/managed-settings.json"  # under GATEKEY_MANAGED_ROOT
 
 
 # --- the peers --------------------------------------------------------------------------------
@@ -117,9 +118,6 @@ def app_headers(gk: Env, r: Result, **extra: str) -> dict[str, str]:
     return app_client.app_headers(
         r.stdout, scheme=settings["inferenceGatewayAuthScheme"], custom=custom
     )
-
-
-MANAGED = "etc/claude-desktop/managed-settings.json"
 
 
 def expect(answer: Answer, status: int, gateway: PortkeyGateway, *secrets: str) -> None:
