@@ -61,3 +61,42 @@ def built_by_app(name: str, auth_scheme: str) -> bool:
     of that name would compete with it."""
     wanted = "authorization" if auth_scheme == "bearer" else "x-api-key"
     return name.strip().lower() == wanted
+
+
+REFERENCE_HINT = (
+    'reference it instead: { keychain = "<keychain profile>" }, { env = "NAME" }, '
+    '{ file = "/path" }, { profile = "<profile>" }, or "{token}" for the credential itself'
+)
+
+
+def _placeholder(text: str) -> bool:
+    import re  # config validation only, never the cache hit
+
+    return re.search(r"\{token\}|\{claims\.[A-Za-z0-9_.:-]+\}", text) is not None
+
+
+def profile_problem(headers: dict[str, object], auth_scheme: str) -> str | None:
+    """What is wrong with a profile's ``headers`` as to credentials, or None. Never quotes a
+    value: a header the app builds itself may not be set at all; any other credential header
+    may not hold a literal (a value with no reference and no placeholder)."""
+    for name, value in headers.items():
+        if built_by_app(name, auth_scheme):
+            built = (
+                "Authorization: Bearer <credential>"
+                if auth_scheme == "bearer"
+                else "x-api-key: <credential>"
+            )
+            return (
+                f'header "{name}" may not be set by the profile: with auth_scheme = '
+                f'"{auth_scheme}" the app itself sends {built} from what gatekey prints, and a '
+                "header here would compete with it (the helper's headers win). Take it out; for "
+                "another scheme set auth_scheme"
+            )
+        if isinstance(value, str) and not _placeholder(value):
+            reason = why(name)
+            if reason is not None:
+                return (
+                    f'header "{name}" holds a literal value, but {reason}: a secret is never '
+                    f"written in the config; {REFERENCE_HINT}"
+                )
+    return None
