@@ -294,15 +294,15 @@ def remembered_failure(
     return error
 
 
-def _add_headers(token: Token, profile: Profile, run: RunContext, links: Links) -> None:
-    """Resolve the profile's header references now, with the credential, to be cached with it
-    (the cache hit prints them without reading the keychain or a file); the token expires no
-    later than another profile's credential it carries."""
+def _headers(
+    profile: Profile, run: RunContext, links: Links | None
+) -> tuple[dict[str, str], float | None]:
+    """The profile's header references, resolved with the credential to be cached with it (the
+    cache hit prints them without reading the keychain or a file), and the earliest expiry
+    among them."""
     from gatekey import secretref
 
-    token.headers, expires_at = secretref.resolve_headers(profile, run, links)
-    if expires_at is not None and (token.expires_at is None or expires_at < token.expires_at):
-        token.expires_at = expires_at
+    return secretref.resolve_headers(profile, run, links or Links())
 
 
 def _fetch(
@@ -316,11 +316,15 @@ def _fetch(
     run.fetches += 1
     # A person at a terminal sees that a slow source is being waited for (a sign-in shows its own).
     shown = run.interactive and not kinds.person_signs_in(profile)
+    # Header references first: a missing one must not cost a sign-in or a vault read.
+    headers = _headers(profile, run, links) if header_refs(profile.values["headers"]) else None
     with waiting.SlowSource(f"waiting for the {profile.kind} source", run.deadline, show=shown):
         token = source.fetch(run)
     check_token(token.value)
-    if header_refs(profile.values["headers"]):
-        _add_headers(token, profile, run, links or Links())
+    if headers is not None:
+        token.headers, expires_at = headers
+        if expires_at is not None and (token.expires_at is None or expires_at < token.expires_at):
+            token.expires_at = expires_at  # no later than another profile's credential it holds
     clocks.settle(token, profile.kind, profile.name, run, clock)
     remaining = token.remaining(clock())
     if remaining is not None and remaining <= EXPIRY_MARGIN:
