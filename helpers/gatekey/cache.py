@@ -163,9 +163,10 @@ class IndexEntry:
 
 
 def selection_id(family: str | None) -> str:
-    """Everything outside the config files that decides which profile a no-argument run uses."""
+    """Everything outside the config files that decides which profile a no-argument run uses;
+    the leading 2 means "checked by rules that refuse literal credential headers" (issue 15)."""
     files = [path for path, _ in paths.config_files()]
-    return json.dumps([family or "", os.environ.get("GATEKEY_PROFILE", ""), files])
+    return json.dumps([2, family or "", os.environ.get("GATEKEY_PROFILE", ""), files])
 
 
 class FileCache:

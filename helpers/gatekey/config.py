@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any
 
-from gatekey import paths, regular, sources
+from gatekey import credential_headers, paths, regular, sources
 from gatekey.errors import ConfigError, NotRegular, Unresolvable
 from gatekey.kinds import Profile as Profile
 from gatekey.schema import BUILTIN_ORIGIN as BUILTIN_ORIGIN
@@ -135,6 +135,9 @@ class Config:
             default = key_spec.default
             values[key] = name if default == PROFILE_NAME else default
             origins[key] = BUILTIN_ORIGIN
+        problem = credential_headers.profile_problem(values["headers"], values["auth_scheme"])
+        if problem is not None:
+            raise ConfigError(problem, file=origins["headers"], profile=name, key="headers")
         return Profile(name, spec, values, origins)
 
     def _file_of(self, raw: dict[str, tuple[Any, str]]) -> str:

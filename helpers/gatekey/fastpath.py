@@ -54,7 +54,11 @@ def cache_hit(family: str | None) -> tuple[bytes, IndexEntry] | None:
             if token is None:
                 return None
         payload = output.render(
-            token.value, entry.output, auth_scheme=entry.auth_scheme, headers=entry.headers
+            token.value,
+            entry.output,
+            auth_scheme=entry.auth_scheme,
+            headers=entry.headers,
+            resolved=token.headers,  # the profile's references, kept with the credential
         )
         return payload, entry
     except Exception:  # the full path reports whatever this was

@@ -103,6 +103,11 @@ class Profile(NamedTuple):
         }
         if self.env_inputs:
             settings["environment"] = {var: os.environ.get(var) for var in self.env_inputs}
+        # Header values by reference are resolved with the credential and cached with it: a
+        # changed reference must not serve the old value (absent otherwise: keys stay as before).
+        refs = {k: v for k, v in self.values.get("headers", {}).items() if isinstance(v, dict)}
+        if refs:
+            settings["header_refs"] = refs
         return settings
 
 

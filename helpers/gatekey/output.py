@@ -16,6 +16,10 @@ import os
 from gatekey.errors import BadHeader, BadToken, MissingClaim, StdoutUnavailable
 from gatekey.token import credential_problem
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the cache hit ~3 ms
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 FORMATS = ("token", "json", "header", "env")
 
 
@@ -67,27 +71,33 @@ def header_value_problem(value: object) -> str | None:
 
 
 CLAIM_MARK = "{claims."
+TOKEN_MARK = "{token}"  # noqa: S105 - the placeholder, not a secret
 
 
-def fill_claims(headers: dict[str, str], token: str) -> dict[str, str]:
-    """Replace ``{claims.NAME}`` (dotted for nested claims) with the token's claim values.
+def fill_claims(headers: Mapping[str, object], token: str) -> dict[str, str]:
+    """The text headers with ``{claims.NAME}`` (dotted for nested claims) replaced by the
+    token's claim values and ``{token}`` by the credential itself (a gateway that wants it twice).
 
-    Only that placeholder is special, so JSON header values such as
-    ``{"_user": "{claims.email}"}`` keep their own braces.
+    Only those placeholders are special, so JSON header values such as
+    ``{"_user": "{claims.email}"}`` keep their own braces. Values that are not text (a profile's
+    references, resolved with the credential: Token.headers) are not headers to fill.
     """
-    if not any(CLAIM_MARK in v for v in headers.values()):
-        return headers
+    texts = {name: value for name, value in headers.items() if isinstance(value, str)}
+    if not any(CLAIM_MARK in v or TOKEN_MARK in v for v in texts.values()):
+        return texts
     import re
 
     from gatekey.token import jwt_claims
 
-    claims = jwt_claims(token)
+    claims = jwt_claims(token) if any(CLAIM_MARK in v for v in texts.values()) else None
     filled = {}
-    for name, template in headers.items():
+    for name, template in texts.items():
         used: list[str] = []
 
         def value(match: re.Match[str], name: str = name, used: list[str] = used) -> str:
             claim = match.group(1)
+            if claim is None:  # {token}: checked by check_token
+                return token
             used.append(claim)
             if claims is None:
                 raise MissingClaim(
@@ -101,7 +111,7 @@ def fill_claims(headers: dict[str, str], token: str) -> dict[str, str]:
                 raise MissingClaim(f'header "{name}": the token has no claim {claim!r}')
             return str(found).lower() if isinstance(found, bool) else str(found)
 
-        filled[name] = re.sub(r"\{claims\.([A-Za-z0-9_.:-]+)\}", value, template)
+        filled[name] = re.sub(r"\{(?:token|claims\.([A-Za-z0-9_.:-]+))\}", value, template)
         problem = header_value_problem(filled[name])
         if problem is not None:
             # A claim is often user-editable at the IdP (name, email): never let it add a header.
@@ -113,18 +123,28 @@ def fill_claims(headers: dict[str, str], token: str) -> dict[str, str]:
     return filled
 
 
-def render(value: str, fmt: str, *, auth_scheme: str, headers: dict[str, str]) -> bytes:
+def render(
+    value: str,
+    fmt: str,
+    *,
+    auth_scheme: str,
+    headers: Mapping[str, object],
+    resolved: dict[str, str] | None = None,
+) -> bytes:
+    """The payload. ``headers``: the profile's (its text ones are filled here); ``resolved``:
+    the values of its references, obtained with the credential (Token.headers)."""
     check_token(value)
     if fmt in ("json", "env"):
-        headers = fill_claims(headers, value)
-        for name, item in headers.items():  # static ones were checked with the config
+        filled = fill_claims(headers, value)
+        filled.update(resolved or {})
+        for name, item in filled.items():  # static ones were checked with the config
             problem = header_name_problem(name) or header_value_problem(item)
             if problem is not None:
                 raise BadHeader(f"headers: {problem}")
     if fmt == "token":
         text = value
     elif fmt == "json":
-        text = json.dumps({"token": value, "headers": headers}, ensure_ascii=False)
+        text = json.dumps({"token": value, "headers": filled}, ensure_ascii=False)
     elif fmt == "header":
         text = (
             f"Authorization: Bearer {value}" if auth_scheme == "bearer" else f"x-api-key: {value}"
@@ -134,8 +154,8 @@ def render(value: str, fmt: str, *, auth_scheme: str, headers: dict[str, str]) -
 
         var = "ANTHROPIC_AUTH_TOKEN" if auth_scheme == "bearer" else "ANTHROPIC_API_KEY"
         lines = [f"export {var}={shlex.quote(value)}"]
-        if headers:
-            joined = "\n".join(f"{k}: {v}" for k, v in headers.items())
+        if filled:
+            joined = "\n".join(f"{k}: {v}" for k, v in filled.items())
             lines.append(f"export ANTHROPIC_CUSTOM_HEADERS={shlex.quote(joined)}")
         text = "\n".join(lines)
     else:

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from enum import Enum
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 from gatekey import clocks, kinds, logs, waiting, worker
 from gatekey.cache import FileCache, cache_key
@@ -35,6 +35,11 @@ from gatekey.errors import (
     LockTimeout,
 )
 from gatekey.output import check_token
+from gatekey.schema import header_refs
+from gatekey.securecache import TokenStore as TokenStore
+from gatekey.securecache import index_store as index_store
+from gatekey.securecache import max_stale as max_stale
+from gatekey.securecache import token_store as token_store
 from gatekey.sources import Source
 from gatekey.token import (
     EXPIRED,
@@ -82,47 +87,6 @@ def profile_cache_key(profile: Profile) -> str:
     return cache_key(profile.kind, profile.source_settings())
 
 
-class TokenStore(Protocol):
-    """Where a profile's cached token lives: FileCache, or securecache's stores."""
-
-    def read(self, key: str) -> tuple[Token | None, str | None]: ...
-    def write(self, key: str, token: Token) -> None: ...
-    def delete(self, key: str) -> bool: ...
-    def describe(self) -> str: ...
-
-
-def token_store(profile: Profile, run: RunContext, cache: FileCache) -> TokenStore:
-    """A vault-like secret is cached in the kernel keyring and the OS keychain (never a plain
-    file, unless the profile allows it), or not at all with cache_ttl = 0; other sources'
-    tokens in the file cache."""
-    if not profile.spec.secure_cache:
-        return cache
-    from gatekey import securecache
-
-    if profile.values.get("cache_ttl") == 0:
-        return securecache.NoTokens()
-    if profile.values.get("allow_insecure_cache"):
-        return cache
-    return securecache.SecretTokens(cache, run, max_stale=max_stale(profile) or 0.0)
-
-
-def index_store(profile: Profile, cache: FileCache, key: str) -> tuple[str, str | None]:
-    """Where the cache hit finds this profile's token: IndexEntry's store and kernel_name."""
-    if not profile.spec.secure_cache or profile.values.get("allow_insecure_cache"):
-        return "file", None
-    from gatekey import kernelkeys, securecache
-
-    if profile.values.get("cache_ttl") == 0 or not kernelkeys.available():
-        return "none", None  # read through / only the keychain: the full path serves it
-    return "kernel", securecache.kernel_name(cache, key)
-
-
-def max_stale(profile: Profile) -> float | None:
-    """How old a cached secret with no expiry may be and still be served when the source fails."""
-    value = profile.values.get("max_stale")
-    return None if value is None else float(value)
-
-
 def get_token(
     profile: Profile,
     run: RunContext,
@@ -139,7 +103,9 @@ def get_token(
     if source_factory is make_source and links is not None:
         source_factory = lambda prof: make_source(prof, links)  # noqa: E731
     if not (profile.spec.file_cache and profile.values["cache"]):
-        token = _fetch_safely(source_factory(profile), profile, run, clock, spawn=spawn)
+        token = _fetch_safely(
+            source_factory(profile), profile, run, clock, spawn=spawn, links=links
+        )
         return Outcome(token, Obtained.SOURCE, _lifetime_warnings(token, ttl, profile))
 
     cache = cache or FileCache()
@@ -163,6 +129,7 @@ def get_token(
         return _fall_back(cached, remembered, clock(), profile)
     source = source_factory(profile)
     saving = _Saving(cache, store, key, cached, spawn)
+    saving.links = links
     try:
         with cache.lock(key, run) as lock_fd:
             saving.lock_fd = lock_fd  # a refresh worker holds the lock with it
@@ -175,7 +142,7 @@ def get_token(
             "the source until this is fixed (set GATEKEY_CACHE_DIR to a writable directory)",
             e,
         )
-        token = _fetch_safely(source, profile, run, clock, spawn=spawn)
+        token = _fetch_safely(source, profile, run, clock, spawn=spawn, links=links)
         return Outcome(token, Obtained.FETCHED, _lifetime_warnings(token, ttl, profile))
     if isinstance(result, Outcome):
         return result
@@ -190,6 +157,7 @@ class _Saving:
     ) -> None:
         self.cache, self.store, self.key, self.cached, self.spawn = cache, store, key, cached, spawn
         self.lock_fd: int | None = None
+        self.links: Links | None = None  # what header references may ask (default: Links())
 
 
 def _fetch_once(
@@ -223,9 +191,13 @@ def _fetch_once(
                 key=key,
                 lock_fd=saving.lock_fd,
                 secrets=secrets,
-                in_process=lambda: fetch_and_save(source, profile, run, cache, saving.store, key),
+                in_process=lambda: fetch_and_save(
+                    source, profile, run, cache, saving.store, key, links=saving.links
+                ),
             )
-        return fetch_and_save(source, profile, run, cache, saving.store, key, clock)
+        return fetch_and_save(
+            source, profile, run, cache, saving.store, key, clock, links=saving.links
+        )
     except ConfigError:
         raise
     except HelperError as e:
@@ -240,11 +212,13 @@ def fetch_and_save(
     store: TokenStore,
     key: str,
     clock: Callable[[], float] = time.time,
+    *,
+    links: Links | None = None,
 ) -> Token:
     """Fetch, then persist atomically and forget any remembered failure; or remember the
     failure and raise it."""
     try:
-        token = _fetch(source, profile, run, clock)
+        token = _fetch(source, profile, run, clock, links)
     except ConfigError:
         raise
     except HelperError as e:
@@ -278,12 +252,18 @@ def fetch_in_worker(profile: Profile, run: RunContext, cache_root: str | None, k
 
 
 def _fetch_safely(
-    source: Source, profile: Profile, run: RunContext, clock: Callable[[], float], *, spawn: bool
+    source: Source,
+    profile: Profile,
+    run: RunContext,
+    clock: Callable[[], float],
+    *,
+    spawn: bool,
+    links: Links | None = None,
 ) -> Token:
     """Fetch without saving a token (no cache), still in a worker when the fetch may rotate a
     saved sign-in: the source's own state (MSAL's) is saved there."""
     if not (spawn and worker.wanted(source)):
-        return _fetch(source, profile, run, clock)
+        return _fetch(source, profile, run, clock, links)
     return worker.refresh(
         profile,
         run,
@@ -291,7 +271,7 @@ def _fetch_safely(
         key=profile_cache_key(profile),
         lock_fd=None,
         secrets=[],
-        in_process=lambda: _fetch(source, profile, run, clock),
+        in_process=lambda: _fetch(source, profile, run, clock, links),
     )
 
 
@@ -314,14 +294,37 @@ def remembered_failure(
     return error
 
 
-def _fetch(source: Source, profile: Profile, run: RunContext, clock: Callable[[], float]) -> Token:
+def _headers(
+    profile: Profile, run: RunContext, links: Links | None
+) -> tuple[dict[str, str], float | None]:
+    """The profile's header references, resolved with the credential to be cached with it (the
+    cache hit prints them without reading the keychain or a file), and the earliest expiry
+    among them."""
+    from gatekey import secretref
+
+    return secretref.resolve_headers(profile, run, links or Links())
+
+
+def _fetch(
+    source: Source,
+    profile: Profile,
+    run: RunContext,
+    clock: Callable[[], float],
+    links: Links | None = None,
+) -> Token:
     run.check("starting to fetch a credential")
     run.fetches += 1
     # A person at a terminal sees that a slow source is being waited for (a sign-in shows its own).
     shown = run.interactive and not kinds.person_signs_in(profile)
+    # Header references first: a missing one must not cost a sign-in or a vault read.
+    headers = _headers(profile, run, links) if header_refs(profile.values["headers"]) else None
     with waiting.SlowSource(f"waiting for the {profile.kind} source", run.deadline, show=shown):
         token = source.fetch(run)
     check_token(token.value)
+    if headers is not None:
+        token.headers, expires_at = headers
+        if expires_at is not None and (token.expires_at is None or expires_at < token.expires_at):
+            token.expires_at = expires_at  # no later than another profile's credential it holds
     clocks.settle(token, profile.kind, profile.name, run, clock)
     remaining = token.remaining(clock())
     if remaining is not None and remaining <= EXPIRY_MARGIN:

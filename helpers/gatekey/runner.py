@@ -321,6 +321,7 @@ def helper_run(
                 fmt,
                 auth_scheme=prof.values["auth_scheme"],
                 headers=prof.values["headers"],
+                resolved=token.headers,
             )
         except MissingClaim as e:
             raise ConfigError(
@@ -400,6 +401,7 @@ def _remember_selection(
     """Record what this environment and config select, for the next no-argument cache hit."""
     from gatekey.cache import IndexEntry
     from gatekey.refresh import index_store, profile_cache_key
+    from gatekey.schema import header_templates
 
     key = profile_cache_key(prof)
     store, kernel_name = index_store(prof, cache, key)
@@ -413,7 +415,7 @@ def _remember_selection(
         min_ttl=prof.values["min_ttl"],
         output=prof.values["output"],
         auth_scheme=prof.values["auth_scheme"],
-        headers=prof.values["headers"],
+        headers=header_templates(prof.values["headers"]),  # never a reference's value
         timeouts={name: cfg.timeout(name) for name in context.DEFAULT_TIMEOUTS},
         log_file=cfg.log_file[0],
     )

@@ -97,10 +97,18 @@ def check_value(spec: KeySpec, value: Any) -> Any:
     if kind in ("str_table", "header_table"):
         if not isinstance(value, dict):
             raise ValueError(f"expected a table of strings, got {_type_name(value)}")
+        out: dict[str, Any] = {}
         for name, item in value.items():
+            if kind == "header_table" and isinstance(item, dict):
+                problem = header_name_problem(name)
+                if problem is not None:
+                    raise ValueError(f"entry {_short(name)}: {problem}")
+                out[name] = _header_ref(name, item)
+                continue
             if not isinstance(item, str):
                 raise ValueError(
                     f'entry "{_short_name(name)}" must be a string, got {_type_name(item)}'
+                    + (f" (or a reference: {HEADER_REF_SYNTAX})" if kind == "header_table" else "")
                 )
             if kind == "header_table":
                 problem = header_name_problem(name)
@@ -117,7 +125,8 @@ def check_value(spec: KeySpec, value: Any) -> Any:
                     f'entry "{name}": {bad!r} is not a claim placeholder; write {{claims.NAME}}, '
                     "e.g. {claims.oid} or {claims.email}"
                 )
-        return dict(value)
+            out[name] = item
+        return out
     raise AssertionError(f"unknown key type {kind}")
 
 
@@ -144,6 +153,39 @@ def _check_table(spec: KeySpec, value: Any) -> dict[str, Any]:
     return out
 
 
+# A header value by reference: a secret reference, or the credential of another profile.
+HEADER_REF_KINDS = ("env", "file", "keychain", "profile")
+HEADER_REF_SYNTAX = (
+    '{ keychain = "<keychain profile>" }, { env = "NAME" }, { file = "/path" } or '
+    '{ profile = "<profile>" }'
+)
+
+
+def _header_ref(name: str, ref: dict[str, Any]) -> dict[str, str]:
+    given = [k for k in HEADER_REF_KINDS if k in ref]
+    if (
+        set(ref) - set(HEADER_REF_KINDS)
+        or len(given) != 1
+        or not isinstance(ref[given[0]], str)
+        or not ref[given[0]]
+    ):
+        raise ValueError(
+            f'entry "{name}": a reference holds exactly one of env, file, keychain or profile, '
+            f"naming where the value is: {HEADER_REF_SYNTAX}"
+        )
+    return {given[0]: ref[given[0]]}
+
+
+def header_refs(headers: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The headers whose values are references (resolved with the credential, cached with it)."""
+    return {name: value for name, value in headers.items() if isinstance(value, dict)}
+
+
+def header_templates(headers: dict[str, Any]) -> dict[str, str]:
+    """The headers written as text (literal, or with {token} / {claims.NAME} placeholders)."""
+    return {name: value for name, value in headers.items() if isinstance(value, str)}
+
+
 def _bad_claim_placeholder(text: str) -> str | None:
     """A malformed ``{claims...}`` placeholder in a header template, if any."""
     for match in re.finditer(r"\{claims[^}]*\}?", text):
@@ -157,7 +199,7 @@ def describe(spec: KeySpec) -> str:
         return " | ".join(spec.choices)
     names = {
         "str_table": "table of strings",
-        "header_table": "table of HTTP header names to values",
+        "header_table": "table of HTTP header names to values or references",
         "str_list": "array of strings",
         "env_names": "array of environment variable names",
         "secret_ref": "secret reference",
@@ -201,7 +243,9 @@ COMMON_KEYS: dict[str, KeySpec] = {
     "headers": KeySpec(
         "header_table",
         {},
-        doc="headers for the json output; {claims.NAME} inserts a token claim",
+        doc="headers for the json output; {claims.NAME} inserts a token claim, {token} the "
+        'credential; a secret by reference: { keychain = "<profile>" }, { env = "NAME" }, '
+        '{ file = "/path" }, { profile = "<profile>" }',
     ),
     "min_ttl": KeySpec(
         "duration", DEFAULT_MIN_TTL, doc="never print a token with less lifetime left than this"

@@ -59,7 +59,8 @@ def resolve(
 
 def _read_private_file(path: str, *, profile: Profile, key: str) -> str:
     def mistake(message: str) -> ConfigError:
-        return ConfigError(message, file=profile.origins.get(key), profile=profile.name, key=key)
+        origin = profile.origins.get(key.split(".")[0])  # headers.NAME: the headers' file
+        return ConfigError(message, file=origin, profile=profile.name, key=key)
 
     try:
         st = os.stat(path)
@@ -100,3 +101,93 @@ def _from_keychain(profile: Profile, key: str, name: str, *, run: RunContext, li
             profile=name,
         )
     return links.fetch(target, run).value
+
+
+def resolve_headers(
+    profile: Profile, run: RunContext, links: Linker
+) -> tuple[dict[str, str], float | None]:
+    """The values of the profile's headers given by reference, resolved now (when its
+    credential is obtained, to be kept with it), and the earliest expiry among them (another
+    profile's credential): the payload is no fresher than its stalest part."""
+    from gatekey.schema import header_refs
+
+    values: dict[str, str] = {}
+    expires_at: float | None = None
+    for name, ref in header_refs(profile.values["headers"]).items():
+        key = f"headers.{name}"
+        if "profile" not in ref:
+            value = resolve(ref, profile=profile, key=key, run=run, links=links)
+        else:
+            token = links.token(_linked(profile, name, ref["profile"], links), run)
+            value = token.value
+            logs.register_secret(value)
+            if token.expires_at is not None:
+                expires_at = min(token.expires_at, expires_at or token.expires_at)
+        from gatekey.output import header_value_problem
+
+        problem = header_value_problem(value)
+        if problem is not None:  # never quoted: it is a secret
+            raise ConfigError(
+                f'header "{name}": the value its reference gives is not a valid header value '
+                f"({problem})",
+                file=profile.origins.get("headers"),
+                profile=profile.name,
+                key="headers",
+            )
+        values[name] = value
+    return values, expires_at
+
+
+def _linked(profile: Profile, header: str, name: str, links: Linker) -> Profile:
+    """The profile a ``{ profile = ... }`` header names, refused when getting its credential
+    would come back to this profile (it would wait for its own lock until the deadline)."""
+
+    def mistake(message: str) -> ConfigError:
+        return ConfigError(
+            f'header "{header}": {message}',
+            file=profile.origins.get("headers"),
+            profile=profile.name,
+            key="headers",
+        )
+
+    if name == profile.name:
+        raise mistake('names this profile itself; write "{token}" for its own credential')
+    target = links.profile(profile, "headers", name, accept=lambda _p: True, what="a profile")
+    # Depth first from this profile: a link to a profile still on the path is a circle.
+    path: list[str] = [profile.name]
+    done: set[str] = set()
+
+    def visit(current: Profile) -> None:
+        if current.name in path:
+            circle = " -> ".join([*path[path.index(current.name) :], current.name])
+            raise mistake(
+                f"its credential needs its own through the profiles linked ({circle}), so none "
+                "of them could be obtained; break the circle"
+            )
+        if current.name in done:
+            return
+        path.append(current.name)
+        for _key, linked in _credential_links(current):
+            try:
+                nxt = links.named(linked)
+            except ConfigError:
+                continue  # a missing profile: the run that needs it says so
+            visit(nxt)
+        path.pop()
+        done.add(current.name)
+
+    visit(target)
+    return target
+
+
+def _credential_links(profile: Profile) -> list[tuple[str, str]]:
+    """The profiles whose credentials (through the cache, as a run of their own) ``profile``'s
+    credential needs: its kind's link keys and its { profile = ... } headers."""
+    from gatekey import kinds
+    from gatekey.schema import header_refs
+
+    found = [(k, n) for k, n in kinds.links(profile) if k in profile.spec.links]
+    for name, ref in header_refs(profile.values["headers"]).items():
+        if "profile" in ref:
+            found.append((f"headers.{name}", ref["profile"]))
+    return found

@@ -26,11 +26,13 @@ import logging
 import math
 import os
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from gatekey import kernelkeys
 from gatekey.cache import FileCache
 from gatekey.context import RunContext
+from gatekey.kinds import Profile
+from gatekey.schema import header_refs
 from gatekey.token import Token
 
 log = logging.getLogger(__name__)
@@ -174,3 +176,54 @@ def _decode(raw: bytes) -> Token | None:
         return Token.from_json(json.loads(raw.decode("utf-8")))
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
+
+
+# --- which store a profile's credential uses ---------------------------------------------------
+# How long a cached credential with no expiry of its own is kept beside header values by
+# reference, for kinds without max_stale (a vault-like kind's default).
+DEFAULT_MAX_STALE = 24 * 3600.0
+
+
+class TokenStore(Protocol):
+    """Where a profile's cached token lives: FileCache, or this module's stores."""
+
+    def read(self, key: str) -> tuple[Token | None, str | None]: ...
+    def write(self, key: str, token: Token) -> None: ...
+    def delete(self, key: str) -> bool: ...
+    def describe(self) -> str: ...
+
+
+def secure(profile: Profile) -> bool:
+    """Whether the profile's cached credential is a secret kept out of plain files: a
+    vault-like secret, or any credential kept with header values given by reference (a
+    Portkey or APIM key from the keychain must not land in a file because a token did)."""
+    return profile.spec.secure_cache or bool(header_refs(profile.values["headers"]))
+
+
+def token_store(profile: Profile, run: RunContext, cache: FileCache) -> TokenStore:
+    """A vault-like secret (or a credential with header values by reference) is cached in the
+    kernel keyring and the OS keychain (never a plain file, unless the profile allows it), or
+    not at all with cache_ttl = 0; other sources' tokens in the file cache."""
+    if not secure(profile):
+        return cache
+    if profile.values.get("cache_ttl") == 0:
+        return NoTokens()
+    if profile.values.get("allow_insecure_cache"):
+        return cache
+    stale = max_stale(profile)
+    return SecretTokens(cache, run, max_stale=DEFAULT_MAX_STALE if stale is None else stale)
+
+
+def index_store(profile: Profile, cache: FileCache, key: str) -> tuple[str, str | None]:
+    """Where the cache hit finds this profile's token: IndexEntry's store and kernel_name."""
+    if not secure(profile) or profile.values.get("allow_insecure_cache"):
+        return "file", None
+    if profile.values.get("cache_ttl") == 0 or not kernelkeys.available():
+        return "none", None  # read through / only the keychain: the full path serves it
+    return "kernel", kernel_name(cache, key)
+
+
+def max_stale(profile: Profile) -> float | None:
+    """How old a cached secret with no expiry may be and still be served when the source fails."""
+    value = profile.values.get("max_stale")
+    return None if value is None else float(value)

@@ -35,7 +35,7 @@ class Token:
     for ``min_ttl`` purposes.
     """
 
-    __slots__ = ("expires_at", "meta", "obtained_at", "refresh_at", "source", "value")
+    __slots__ = ("expires_at", "headers", "meta", "obtained_at", "refresh_at", "source", "value")
 
     def __init__(
         self,
@@ -46,8 +46,12 @@ class Token:
         source: str,
         refresh_at: float | None = None,
         meta: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.value = value
+        # Header values the profile names by reference, resolved when the credential was
+        # obtained and kept with it (secrets, like the value: never in repr).
+        self.headers = headers or {}
         self.expires_at = expires_at  # UTC epoch seconds; None = no known expiry (static key)
         self.obtained_at = obtained_at
         self.refresh_at = refresh_at
@@ -107,6 +111,7 @@ class Token:
             "refresh_at": self.refresh_at,
             "source": self.source,
             "meta": self.meta,
+            **({"headers": self.headers} if self.headers else {}),
         }
 
     @classmethod
@@ -131,6 +136,11 @@ class Token:
             raise ValueError("bad obtained_at")
         source = data.get("source")
         meta = data.get("meta")
+        headers = data.get("headers", {})
+        if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+        ):
+            raise ValueError("bad headers")
         return cls(
             value,
             expires_at=None if expires_at is None else float(expires_at),
@@ -138,6 +148,7 @@ class Token:
             source=source if isinstance(source, str) else "",
             refresh_at=None if refresh_at is None else float(refresh_at),
             meta=meta if isinstance(meta, dict) else {},
+            headers=headers,
         )
 
 

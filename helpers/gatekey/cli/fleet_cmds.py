@@ -78,7 +78,17 @@ def _trusted_helper(ctx: click.Context, _param: click.Parameter, value: str | No
     "headers",
     multiple=True,
     metavar="NAME=VALUE",
-    help="A static, non-secret header (inferenceCustomHeaders); repeatable.",
+    help="A static, non-secret header (inferenceCustomHeaders); repeatable. Credential "
+    "headers (Authorization, *-api-key, *-token, *-secret, *auth*...) are refused.",
+)
+@click.option(
+    "--allow-static-credential-header",
+    "allow_credential_headers",
+    multiple=True,
+    metavar="NAME",
+    help="Let --header NAME carry a credential anyway; repeatable. Risk: "
+    + managed.STATIC_CREDENTIAL_RISK
+    + ".",
 )
 @click.option(
     "--set",
@@ -116,6 +126,7 @@ def mdm(
     timeout: int | None,
     auth_scheme: str | None,
     headers: tuple[str, ...],
+    allow_credential_headers: tuple[str, ...],
     sets: tuple[str, ...],
     identifier: str,
     out: str | None,
@@ -166,6 +177,7 @@ def mdm(
                 timeout=timeout,
                 auth_scheme=auth_scheme,
                 headers=headers,
+                allow_credential_headers=allow_credential_headers,
                 identifier=identifier,
                 config_file=config_file,
                 extra=extra,

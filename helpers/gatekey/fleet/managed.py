@@ -19,6 +19,7 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
+from gatekey import credential_headers
 from gatekey.diagnostics.claude_settings import (
     BASE_URL_KEY,
     HEADERS_KEY,
@@ -41,8 +42,6 @@ BINARY_FORMATS = ("reg",)
 MIN_APP_TTL = 120  # the app does not re-run the helper for a TTL of 120 s or less
 MAX_APP_TIMEOUT = 600  # inferenceCredentialHelperTimeoutSec's documented range is 1-600
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP field name (RFC 9110 token)
-# Credentials belong in the helper's output, never in static headers every machine shares.
-SECRET_HEADERS = frozenset({"authorization", "x-api-key", "proxy-authorization", "cookie"})
 REG_HEADER = "Windows Registry Editor Version 5.00"
 DEFAULT_IDENTIFIER = "gatekey.claude-desktop"
 EXAMPLE_HELPER = {
@@ -132,23 +131,42 @@ def check_helper_path(path: str, *, windows: bool, exists: bool) -> str:
     return path
 
 
-def check_headers(pairs: tuple[str, ...]) -> dict[str, str]:
-    """``--header K=V`` pairs as the static inferenceCustomHeaders."""
+ALLOW_FLAG = "--allow-static-credential-header"
+# What a static credential header risks: said by the refusal and by the flag's --help.
+STATIC_CREDENTIAL_RISK = (
+    "its value goes in plain text into the managed settings of every machine, readable by every "
+    "local user and process there, the same for every person, and cannot be revoked for one "
+    "user without redeploying to all"
+)
+
+
+def check_headers(pairs: tuple[str, ...], allowed: tuple[str, ...] = ()) -> dict[str, str]:
+    """``--header K=V`` pairs as the static inferenceCustomHeaders. A header that carries a
+    credential (credential_headers.py) is refused unless ``allowed`` names it (the admin's
+    --allow-static-credential-header, case-insensitive as header names are)."""
+    allow = {name.strip().lower() for name in allowed}
     headers: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         name = name.strip()
         if not sep or not HEADER_NAME.fullmatch(name):
             raise UsageProblem("--header", "expected NAME=VALUE with an HTTP header name")
-        if name.lower() in SECRET_HEADERS:
+        why = credential_headers.why(name)
+        if why is not None and name.lower() not in allow:
             raise UsageProblem(
                 "--header",
-                f"{name} carries a credential; static headers are the same on every machine "
-                "and not secret. The helper supplies the credential",
+                f"{why}: {STATIC_CREDENTIAL_RISK}. Give it per user from the helper instead (a "
+                "profile's headers, by reference, e.g. { keychain = ... }); if it truly is the "
+                f"same non-revocable value for everyone, add {ALLOW_FLAG} {name}",
             )
         if _control(value):
             raise UsageProblem("--header", f"the value of {name} contains control characters")
         headers[name] = value
+    unused = allow - {name.lower() for name in headers}
+    if unused:
+        raise UsageProblem(
+            ALLOW_FLAG, f"names {', '.join(sorted(unused))}, which no --header gives"
+        )
     return headers
 
 

@@ -80,6 +80,7 @@ def claude_config(
     auth_scheme: str | None,
     headers: tuple[str, ...],
     identifier: str,
+    allow_credential_headers: tuple[str, ...] = (),
     config_file: str | None,
     extra: dict[str, str],
     out: str | None,
@@ -152,8 +153,13 @@ def claude_config(
         auth_scheme=auth_scheme,
         ttl=ttl,
         timeout=timeout,
-        headers=managed.check_headers(headers),
+        headers=managed.check_headers(headers, allow_credential_headers),
     )
+    for header in allow_credential_headers:  # check_headers made sure each names a --header
+        note(
+            f"warning: {managed.ALLOW_FLAG} {header}: {managed.STATIC_CREDENTIAL_RISK}; rotate "
+            "it for everyone if it leaks"
+        )
     values.update(extra)  # never a key settings() wrote: claude_keys refuses those
     _emit(managed.render(fmt, values, identifier=identifier), out, note)
     warning = managed.gateway_url_warning(url)
