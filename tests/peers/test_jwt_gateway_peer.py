@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.client
 import json
 import ssl
 import threading
@@ -33,6 +34,7 @@ from oidc_peer import make_tls
 AUDIENCE = "https://api.example.test"
 UPSTREAM_KEY = "upstream-key-jwt-peer-51c2"
 REALM = 'Bearer realm="llm-gateway"'
+STALL_S = 10.0  # spent only when the gateway buffers (the test then fails)
 
 
 class Issuer:
@@ -81,6 +83,40 @@ class Issuer:
         self.server.server_close()
 
 
+class StallingUpstream:
+    """Streams ``message_start``, then holds the rest of the answer until ``gate`` is set (or
+    STALL_S passes: ``timed_out``). A gateway that buffers the answer delivers nothing before."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.timed_out = False
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(b'event: message_start\ndata: {"type": "message_start"}\n\n')
+                self.wfile.flush()
+                owner.timed_out = not owner.gate.wait(STALL_S)
+                self.wfile.write(b'event: message_stop\ndata: {"type": "message_stop"}\n\n')
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.gate.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def new_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
@@ -104,8 +140,18 @@ def upstream() -> Iterator[AnthropicUpstream]:
 
 
 @pytest.fixture(scope="module")
+def stalling() -> Iterator[StallingUpstream]:
+    peer = StallingUpstream()
+    yield peer
+    peer.stop()
+
+
+@pytest.fixture(scope="module")
 def gateway(
-    issuer: Issuer, upstream: AnthropicUpstream, tmp_path_factory: pytest.TempPathFactory
+    issuer: Issuer,
+    upstream: AnthropicUpstream,
+    stalling: StallingUpstream,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[JwtGateway]:
     assert missing() is None, f"{missing()} missing: run scripts/test.sh (gatekey's test extras)"
     tls = make_tls(tmp_path_factory.mktemp("jwt-gateway-tls"))
@@ -118,6 +164,7 @@ def gateway(
             dict(route, prefix="", schemes=["bearer", "x-api-key"]),
             dict(route, prefix="/scoped", scope="api.write"),
             dict(route, prefix="/bearer-only", schemes=["bearer"]),
+            dict(route, prefix="/stalling", upstream=stalling.url),
         ],
     }
     workdir = tmp_path_factory.mktemp("jwt-gateway")
@@ -184,6 +231,26 @@ def test_a_valid_token_reaches_the_upstream_with_the_gateways_own_key(
     assert upstream.saw("x-team", "blue")
     sent = [v for _, _, h in upstream.seen for v in h.values()]
     assert not any(tok in v for v in sent), "the caller's token went on to the upstream"
+
+
+def test_a_streamed_answer_is_relayed_as_it_arrives(
+    gateway: JwtGateway, issuer: Issuer, stalling: StallingUpstream
+) -> None:
+    context = ssl.create_default_context(cafile=gateway.ca)
+    conn = http.client.HTTPSConnection("127.0.0.1", gateway.port, context=context, timeout=30)
+    try:
+        body = json.dumps({"model": MODEL, "stream": True, "messages": []})
+        conn.request("POST", "/stalling/v1/messages", body, bearer(token(issuer)))
+        response = conn.getresponse()
+        assert response.status == 200, gateway.log()
+        first = response.read1(65536)
+        stalling.gate.set()
+        rest = response.read()
+    finally:
+        conn.close()
+    assert not stalling.timed_out, "the gateway held the stream until the upstream finished"
+    assert b"message_start" in first
+    assert b"message_stop" in rest
 
 
 def test_the_token_in_x_api_key_is_taken_where_the_route_allows_it(

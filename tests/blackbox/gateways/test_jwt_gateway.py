@@ -348,8 +348,8 @@ def test_a_short_lived_token_is_replaced_before_the_gateway_would_refuse_it(
     # Shorter than min_ttl: printed with one warning (which TTL would work), and cached.
     assert len(first.err.splitlines()) == 1, first.err
     through(gateway, app_client.app_headers(first.stdout, scheme="x-api-key"), "/short")
-    # gatekey's expiry is the exp claim's (to within the claim's whole-second rounding, which
-    # helpers/gatekey/clocks.py tolerates: ROUNDING, 2 s), never receipt + expires_in when that is later.
+    # gatekey's expiry is the exp claim's (to within the rounding helpers/gatekey/clocks.py
+    # tolerates: ROUNDING, 2 s), never a later receipt + expires_in.
     entry = json.loads(Path(env.entry_path()).read_text())
     assert entry["expires_at"] <= old_exp + 2, "gatekey believes the token past its exp claim"
     hit = env.run(context="background")

@@ -22,12 +22,12 @@ code; a token that fails validation: 401 ``error="invalid_token", error_descript
 credential in two places at once: 400 ``error="invalid_request"``; a missing scope: 403
 ``error="insufficient_scope", scope="…"``.
 
-An accepted request goes to ``upstream`` with the route prefix removed, the caller's credential
-removed and the gateway's own ``x-api-key`` (environment ``JWT_GATEWAY_UPSTREAM_KEY``) in its
-place, plus ``x-gateway-subject: <sub>`` (Envoy's claim_to_headers); every other header is
-passed on. The answer comes back as it arrives: a streamed answer is relayed chunk by chunk,
-flushed, never buffered whole. The log (stderr) has one line per request: method, path, status
-and the refusal's description; never a header value.
+An accepted request goes to ``upstream`` (or the route's own ``upstream``) with the route prefix
+removed, the caller's credential removed and the gateway's own ``x-api-key`` (environment
+``JWT_GATEWAY_UPSTREAM_KEY``) in its place, plus ``x-gateway-subject: <sub>`` (Envoy's
+claim_to_headers); every other header is passed on. The answer comes back as it arrives: a
+streamed answer is relayed chunk by chunk, flushed, never buffered whole. The log (stderr) has
+one line per request: method, path, status and the refusal's description; never a header value.
 """
 
 from __future__ import annotations
@@ -178,7 +178,6 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     config: dict[str, Any]
     routes: list[tuple[dict[str, Any], KeySet]]
-    upstream: urllib.parse.SplitResult
     upstream_key: str
     tls: ssl.SSLContext | None
 
@@ -235,7 +234,7 @@ class _Handler(BaseHTTPRequestHandler):
         except Refusal as r:
             self._refuse(r)
             return
-        self._forward(rest, body, claims)
+        self._forward(route, rest, body, claims)
 
     def _refuse(self, r: Refusal) -> None:
         realm = self.server.config.get("realm", "llm-gateway")
@@ -256,8 +255,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(content)
         self._log(r.status, str(r))
 
-    def _forward(self, rest: str, body: bytes, claims: dict[str, Any]) -> None:
-        up = self.server.upstream
+    def _forward(
+        self, route: dict[str, Any], rest: str, body: bytes, claims: dict[str, Any]
+    ) -> None:
+        up = urllib.parse.urlsplit(route.get("upstream") or self.server.config["upstream"])
         headers = {
             k: v
             for k, v in self.headers.items()
@@ -300,7 +301,6 @@ def serve(config: dict[str, Any]) -> None:
     server = _Server(("127.0.0.1", int(config.get("port", 0))), _Handler)
     server.config = config
     server.routes = [(route, KeySet(route, trust)) for route in config["routes"]]
-    server.upstream = urllib.parse.urlsplit(config["upstream"])
     server.upstream_key = os.environ.get(UPSTREAM_KEY_ENV, "")
     server.tls = None
     if config.get("tls"):
