@@ -10,7 +10,7 @@ README's recipes (tests/support/gateways/recipes/jwt-gateway-*.toml) with the li
 The gateway's routes (one process for the module) are the gateway configurations an admin would
 write: the plain API, one that requires a scope the tokens lack, one for another API (audience),
 one taking bearer tokens only, and one per other issuer (the Entra-style one, and one issuing
-41-second tokens).
+36-second tokens).
 
 This machine's trust store for gatekey is SSL_CERT_FILE, the test CA (as on a machine that
 trusts the company CA), so the recipes need no ca_bundle. Tokens are compared, never printed.
@@ -42,9 +42,11 @@ UPSTREAM_KEY = "upstream-key-jwt-gw-9e41"
 SECRET_ENV = "GATEWAY_CLIENT_SECRET"
 OTHER_API = "https://other-api.example.test"
 REALM = 'Bearer realm="llm-gateway"'
-# The short-lived issuer's token lifetime: gatekey's silent deadline (10 s: a fetch may take that
-# long on a busy machine) + the 30 s it never serves a token within + 1 s of claim rounding.
-SHORT_TTL = 41
+# The short-lived issuer's token lifetime: the silent deadline its test sets (SHORT_SILENT: a fetch
+# may take that long on a busy machine) + the 30 s gatekey never serves a token within + 1 s of
+# claim rounding. The test waits about SHORT_TTL - 30 s for the token to enter those 30 s.
+SHORT_SILENT = 5
+SHORT_TTL = SHORT_SILENT + 30 + 1
 JWT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 EXPIRY_MARGIN = 30  # helpers/gatekey/token.py: a cached token with this little left is expired
 
@@ -171,15 +173,16 @@ def helper_runs(gk: Env, contexts: tuple[str, ...] = SILENT_CONTEXTS) -> list[Re
         r = gk.run(context=ctx)
         assert r.code == 0, f"{ctx}: exit {r.code}: {r.err}"
         assert r.err == "", f"{ctx}: {r.err}"
-        assert r.stdout.endswith(b"\n"), ctx
-        assert r.stdout.count(b"\n") == 1, ctx
+        one_line = r.stdout.endswith(b"\n") and r.stdout.count(b"\n") == 1
+        assert one_line, f"{ctx}: not one line ({len(r.stdout)} bytes)"  # described, not shown
         results.append(r)
     return results
 
 
 def bare_token(r: Result) -> str:
     text = r.out[:-1]
-    assert JWT.fullmatch(text), "not a bare JWT"
+    is_jwt = JWT.fullmatch(text) is not None
+    assert is_jwt, f"not a bare JWT ({len(text)} characters)"
     return text
 
 
@@ -238,9 +241,11 @@ def test_people_sign_in_once_then_every_context_gets_through(
         assert set(payload) == {"token", "headers"}
         assert payload["headers"] == {"X-User": "alice"}
         token = payload["token"]
-        assert claims(token)["sub"] == "alice"
+        held = claims(token)
+        assert held["sub"] == "alice"
         headers = app_request_headers(claude, r)
-        assert headers["Authorization"] == f"Bearer {token}"
+        sent_token = headers["Authorization"] == f"Bearer {token}"
+        assert sent_token, "the app would not send the printed token as a bearer token"
         through(gateway, headers)
         assert upstream.saw("x-user", "alice")  # the helper's header, through the gateway
         assert upstream.saw("x-org", "eng")  # and the admin's static one
@@ -257,7 +262,8 @@ def test_an_entra_service_gets_through_with_a_bearer_token(
     claude = claude_config(env, gateway.url("/entra"))
     first, *rest = helper_runs(env)
     token = bare_token(first)
-    assert claims(token)["iss"] == entra_provider.issuer
+    held = claims(token)
+    assert held["iss"] == entra_provider.issuer
     for r in rest:
         through(gateway, app_request_headers(claude, r), "/entra")
     # The same token in x-api-key: this route takes bearer tokens only, so nothing to check.
@@ -340,11 +346,13 @@ def test_a_missing_or_tampered_credential_is_refused(
 def test_a_short_lived_token_is_replaced_before_the_gateway_would_refuse_it(
     env: Env, short_provider: OidcProvider, gateway: JwtGateway
 ) -> None:
-    env.write_config(x_api_key_service(short_provider))
+    env.write_config(
+        x_api_key_service(short_provider) + f'\n[timeouts]\nsilent = "{SHORT_SILENT}s"\n'
+    )
     first = env.run(context="background")
     assert first.code == 0, first.err
     old = bare_token(first)
-    old_exp = int(claims(old)["exp"])
+    old_exp = int(claims(old)["exp"])  # tokens go into no assertion: only what they decide
     # Shorter than min_ttl: printed with one warning (which TTL would work), and cached.
     assert len(first.err.splitlines()) == 1, first.err
     through(gateway, app_client.app_headers(first.stdout, scheme="x-api-key"), "/short")
@@ -353,7 +361,9 @@ def test_a_short_lived_token_is_replaced_before_the_gateway_would_refuse_it(
     entry = json.loads(Path(env.entry_path()).read_text())
     assert entry["expires_at"] <= old_exp + 2, "gatekey believes the token past its exp claim"
     hit = env.run(context="background")
-    assert (hit.code, hit.stdout) == (0, first.stdout)  # while it has time left: the cache
+    assert hit.code == 0, hit.err
+    served_again = hit.stdout == first.stdout
+    assert served_again, "while it has time left, the cached token is printed"
     # Once it is within 30 s of its exp (a gateway with no leeway would refuse it soon, while
     # Claude still holds it), no context is served it again.
     time.sleep(max(0.0, old_exp - EXPIRY_MARGIN + 1 - time.time()))
@@ -361,6 +371,8 @@ def test_a_short_lived_token_is_replaced_before_the_gateway_would_refuse_it(
         r = env.run(context=ctx)
         assert r.code == 0, f"{ctx}: {r.err}"
         new = bare_token(r)
-        assert new != old, f"{ctx}: the cache served a token within {EXPIRY_MARGIN} s of its exp"
-        assert int(claims(new)["exp"]) - time.time() > EXPIRY_MARGIN
+        renewed = new != old
+        assert renewed, f"{ctx}: the cache served a token within {EXPIRY_MARGIN} s of its exp"
+        new_exp = int(claims(new)["exp"])
+        assert new_exp - time.time() > EXPIRY_MARGIN
         through(gateway, app_client.app_headers(r.stdout, scheme="x-api-key"), "/short")
