@@ -63,7 +63,7 @@ class Env:
     root: Path
     vars: dict[str, str] = field(default_factory=dict)
     # What successful runs printed: the run log must never contain any of it (see runlog_clean).
-    printed: list[bytes] = field(default_factory=list)
+    printed: list[bytes] = field(default_factory=list, repr=False)  # credentials
 
     @property
     def run_log(self) -> Path:

@@ -15,6 +15,10 @@ for each request picks the route with the longest matching path ``prefix``. A ro
   space-separated string or a list), else 403.
 - ``schemes``: ``bearer`` (``Authorization: Bearer``) and/or ``x-api-key`` (the JWT itself in
   ``x-api-key``, as some gateways take it from clients that only send API keys).
+- ``subscription``: a header name (Azure API Management's ``Ocp-Apim-Subscription-Key``) that must
+  carry the subscription key (environment ``JWT_GATEWAY_SUBSCRIPTION_KEY``), checked before the
+  token as APIM does: missing or wrong, 401 with APIM's "Access denied due to …" message. The
+  header is not forwarded.
 
 Refusals follow RFC 6750 section 3 with an Anthropic-style error body: no credential (or only one
 in a scheme the route does not take): 401 ``WWW-Authenticate: Bearer realm="…"`` with no error
@@ -32,6 +36,7 @@ one line per request: method, path, status and the refusal's description; never 
 
 from __future__ import annotations
 
+import hmac
 import http.client
 import json
 import os
@@ -59,14 +64,24 @@ FETCH_TIMEOUT = 10.0
 # slow gateway, is what the margin is for.
 READY_S = 20.0
 UPSTREAM_KEY_ENV = "JWT_GATEWAY_UPSTREAM_KEY"
+SUBSCRIPTION_KEY_ENV = "JWT_GATEWAY_SUBSCRIPTION_KEY"
 
 
 class Refusal(Exception):
     """A request the gateway refuses: HTTP status, RFC 6750 error code and description."""
 
-    def __init__(self, status: int, error: str = "", description: str = "", scope: str = ""):
+    def __init__(
+        self,
+        status: int,
+        error: str = "",
+        description: str = "",
+        scope: str = "",
+        *,
+        challenge: bool = True,
+    ) -> None:
         super().__init__(description or error or "no credential")
         self.status, self.error, self.description, self.scope = status, error, description, scope
+        self.challenge = challenge  # a WWW-Authenticate: Bearer challenge (RFC 6750)
 
 
 # --- keys ---------------------------------------------------------------------------------------
@@ -179,6 +194,7 @@ class _Server(ThreadingHTTPServer):
     config: dict[str, Any]
     routes: list[tuple[dict[str, Any], KeySet]]
     upstream_key: str
+    subscription_key: str
     tls: ssl.SSLContext | None
 
     def handle_error(self, request: object, client_address: object) -> None:
@@ -230,11 +246,29 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(min(length, MAX_BODY)) if length else b""
         try:
             route, keys, rest = self._route()
+            self._subscribed(route)
             claims = validate(route, keys, credential(route, self.headers))
         except Refusal as r:
             self._refuse(r)
             return
         self._forward(route, rest, body, claims)
+
+    def _subscribed(self, route: dict[str, Any]) -> None:
+        """APIM's subscription check, before any token is looked at (no challenge header)."""
+        header = route.get("subscription")
+        if not header:
+            return
+        offered = (self.headers.get(header) or "").encode()
+        if not offered:
+            raise Refusal(
+                401, "", "Access denied due to missing subscription key. Make sure to include "
+                "subscription key when making requests to an API.", challenge=False
+            )  # fmt: skip
+        if not hmac.compare_digest(offered, self.server.subscription_key.encode()):
+            raise Refusal(
+                401, "", "Access denied due to invalid subscription key. Make sure to provide "
+                "a valid key for an active subscription.", challenge=False
+            )  # fmt: skip
 
     def _refuse(self, r: Refusal) -> None:
         realm = self.server.config.get("realm", "llm-gateway")
@@ -247,7 +281,7 @@ class _Handler(BaseHTTPRequestHandler):
         error = {"type": kind.get(r.status, "authentication_error"), "message": str(r)}
         content = json.dumps({"type": "error", "error": error}).encode()
         self.send_response(r.status)
-        if r.status in (400, 401, 403):
+        if r.status in (400, 401, 403) and r.challenge:
             self.send_header("WWW-Authenticate", challenge)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(content)))
@@ -263,6 +297,7 @@ class _Handler(BaseHTTPRequestHandler):
             k: v
             for k, v in self.headers.items()
             if k.lower() not in HOP_BY_HOP | {"authorization", "x-api-key"}
+            and k.lower() != str(route.get("subscription", "")).lower()
         }
         headers["x-api-key"] = self.server.upstream_key
         headers["x-gateway-subject"] = str(claims.get("sub", ""))
@@ -302,6 +337,7 @@ def serve(config: dict[str, Any]) -> None:
     server.config = config
     server.routes = [(route, KeySet(route, trust)) for route in config["routes"]]
     server.upstream_key = os.environ.get(UPSTREAM_KEY_ENV, "")
+    server.subscription_key = os.environ.get(SUBSCRIPTION_KEY_ENV, "")
     server.tls = None
     if config.get("tls"):
         server.tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -318,7 +354,14 @@ class JwtGateway:
     its certificate, for clients (``.ca``). ``url(prefix)`` is a base URL as
     inferenceGatewayBaseUrl holds it."""
 
-    def __init__(self, config: dict[str, Any], workdir: Path, *, upstream_key: str) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        workdir: Path,
+        *,
+        upstream_key: str,
+        subscription_key: str = "",
+    ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.config = config
         self.ca: str | None = (config.get("tls") or {}).get("ca")
@@ -331,6 +374,7 @@ class JwtGateway:
         self._err: IO[bytes] = open(self.log_path, "wb")  # noqa: SIM115
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TMPDIR")}
         env[UPSTREAM_KEY_ENV] = upstream_key
+        env[SUBSCRIPTION_KEY_ENV] = subscription_key
         t0 = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), str(self.config_path)],
