@@ -13,7 +13,9 @@ remembering what it was sent.
   connection is cut mid-body; "unfinished" the stream ends properly but without message_stop;
   "error-event" message_start then an ``event: error`` (overloaded_error); "json" a 200
   application/json message body, as a non-streaming route answers; "status" ``messages_status``
-  with an Anthropic error body (``messages_message``). A model not in MODELS: 404
+  with an Anthropic error body (``messages_message``); "stall" message_start, then nothing
+  until the stub stops (at most STALL_S); "flood" ping events without end (at most FLOOD_BYTES).
+  A model not in MODELS: 404
   not_found_error naming it, as Anthropic's API answers.
 - Any other path or method answers 404.
 - ``requests``: ``(method, path, headers)`` per request, header names lower-cased; ``posted``:
@@ -38,6 +40,8 @@ MODELS = {
     ],
     "has_more": False,
 }
+STALL_S = 60.0  # how long "stall" holds its stream open: far past doctor's 30 s for the probe
+FLOOD_BYTES = 4 * 1024 * 1024  # what "flood" sends at most: far past doctor's 256 KiB
 ERROR_TYPES = {
     401: "authentication_error",
     403: "permission_error",
@@ -112,12 +116,27 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        if mode in ("stall", "flood"):
+            events = events[:1]
         for name, data in events:
-            chunk = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            self.wfile.flush()
+            self._chunk(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+        if mode == "stall":
+            self.server.owner.stopping.wait(STALL_S)
+            return
+        sent = 0
+        while mode == "flood" and sent < FLOOD_BYTES:
+            ping = b'event: ping\ndata: {"type": "ping"}\n\n' * 100
+            try:
+                self._chunk(ping)
+            except OSError:
+                return  # the client stopped reading, as it should
+            sent += len(ping)
         if mode != "broken":
             self.wfile.write(b"0\r\n\r\n")  # the end of a chunked body; "broken" never sends it
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
 
     def do_GET(self) -> None:
         owner = self.server.owner
@@ -219,6 +238,7 @@ class GatewayStub:
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.posted: list[Any] = []
         self._lock = threading.Lock()
+        self.stopping = threading.Event()  # ends a "stall" stream
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.owner = self
         self.scheme = "http"
@@ -252,7 +272,17 @@ class GatewayStub:
 
     def answer_messages(self, mode: str, *, status: int = 500, message: str = "failed") -> None:
         """How POST /v1/messages answers from now on (see the module docstring)."""
-        assert mode in ("stream", "broken", "unfinished", "error-event", "json", "status")
+        modes = (
+            "stream",
+            "broken",
+            "unfinished",
+            "error-event",
+            "json",
+            "status",
+            "stall",
+            "flood",
+        )
+        assert mode in modes
         self.messages, self.messages_status, self.messages_message = mode, status, message
 
     def error_body(self) -> object:
@@ -276,6 +306,7 @@ class GatewayStub:
         return value is not None and hmac.compare_digest(value.encode(), expected.encode())
 
     def stop(self) -> None:
+        self.stopping.set()
         if self._thread.is_alive():
             self._server.shutdown()
             self._thread.join(5)

@@ -14,6 +14,8 @@
   token    a token obtained silently, exactly as a background run would (never a browser)
   gateway  ``GET {gateway}/v1/models`` with that token, in the profile's auth scheme; a port
            that speaks the other protocol (plain HTTP for https://, TLS for http://) is named
+  messages only with --probe-messages: one streaming ``POST /v1/messages`` (max_tokens 1,
+           billable) read to message_stop (messages_probe.py)
   ttl      Claude's inferenceCredentialHelperTtlSec / TimeoutSec against the token's lifetime,
            ``min_ttl`` and gatekey's deadlines, with the values that would work
 
@@ -69,6 +71,9 @@ class Doctor:
         explicit: str | None,
         family: str | None,
         gateway_url: str | None,
+        *,
+        probe_messages: bool = False,
+        model: str | None = None,
     ) -> None:
         self.claude = claude_settings.read()
         # What Claude runs decides which profile to check, unless -p says otherwise: a wrapper's
@@ -87,6 +92,7 @@ class Doctor:
         self.unavailable = False  # the source check found the source cannot run here
         self.token: Token | None = None
         self.reached: gateway_probe.Reached | None = None  # what the gateway check learnt
+        self.probe_messages, self.model = probe_messages, model
 
     def run(self) -> list[Check]:
         steps: list[tuple[str, Callable[[], Check]]] = [
@@ -103,6 +109,8 @@ class Doctor:
             ("gateway", self.check_gateway),
             ("ttl", self.check_ttl),
         ]
+        if self.probe_messages:
+            steps.insert(-1, ("messages", self.check_messages))
         # Shown in this order, but the clock is judged last: a source without a server (a
         # keychain, a command) leaves the gateway's Date as the only one to compare with.
         done = {name: self._safely(name, step) for name, step in steps if name != "clock"}
@@ -321,6 +329,12 @@ class Doctor:
             self._profile(), self.token, self.gateway_url, self.claude
         )
         return found
+
+    # --- 6b. messages (--probe-messages: one billable request) --------------------------------
+    def check_messages(self) -> Check:
+        from gatekey.diagnostics import messages_probe
+
+        return messages_probe.check(self._profile(), self.reached, self.model, self.token)
 
     # --- 7. ttl ------------------------------------------------------------------------------
     def check_ttl(self) -> Check:
