@@ -195,7 +195,6 @@ class Doctor:
         self, url: str, *, ca_bundle: str | None, loopback_http: bool = False
     ) -> requests.Response:
         """One GET with the profile's TLS settings; keeps the server's Date for the clock."""
-        from email.utils import parsedate_to_datetime
         from urllib.parse import urlsplit
 
         from gatekey.http import IdpSession
@@ -212,11 +211,8 @@ class Doctor:
             before = time.time()
             response: requests.Response = session.get(url, allow_redirects=False)
             ours = (before + time.time()) / 2
-        try:
-            theirs = parsedate_to_datetime(response.headers.get("Date", "")).timestamp()
-            self.server_date = (theirs + 0.5, ours, urlsplit(url).netloc)  # Date: whole seconds
-        except (TypeError, ValueError):
-            pass
+        date = gateway_probe.server_date(response, ours, urlsplit(url).netloc)
+        self.server_date = date or self.server_date
         return response
 
     # --- 3. sign-in --------------------------------------------------------------------------

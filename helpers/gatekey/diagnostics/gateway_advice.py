@@ -220,9 +220,20 @@ def plain_http(host: str) -> Check:
     )
 
 
-def not_tls(host: str, reason: str) -> Check:
-    """An https:// URL whose server did not answer the TLS handshake in TLS (what it speaks
-    instead could not be told)."""
+def not_tls(host: str, reason: str, proxy: str | None = None) -> Check:
+    """An https:// URL whose server (or ``proxy``, on the way) did not answer the TLS handshake
+    in TLS; what it speaks instead could not be told."""
+    if proxy is not None:
+        return Check(
+            "gateway",
+            FAIL,
+            f"the TLS handshake with {host} through the proxy {proxy} met bytes that are not "
+            f"TLS ({reason}); no token was sent",
+            [
+                f"check the port of {host}, and the proxy setting (HTTPS_PROXY: a proxy is "
+                "usually named with http://, even for https:// traffic)"
+            ],
+        )
     return Check(
         "gateway",
         FAIL,

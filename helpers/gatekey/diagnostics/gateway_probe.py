@@ -180,6 +180,8 @@ def _call(
             ["check the URL, the network or VPN, and HTTPS_PROXY / NO_PROXY"],
         )
     except requests.exceptions.ConnectionError as e:
+        if ssl_reason(e) in tls.NOT_TLS_REASONS:  # a ProxyError: the proxy's handshake
+            return _not_tls(endpoint, ssl_reason(e))
         if _speaks_tls_instead(endpoint):
             return gateway_advice.speaks_tls(host)
         return Check(
@@ -234,10 +236,18 @@ def _address(url: str) -> tuple[str, int]:
 def _not_tls(endpoint: str, reason: str) -> Check:
     """The TLS handshake met bytes that are not TLS: plain HTTP (asked again, without any
     credential, to be sure) or something else."""
+    from urllib.parse import urlsplit
+
+    from requests.utils import get_environ_proxies
+
     host = endpoint.split("/")[2]
     if tls.answers_plain_http(*_address(endpoint), PROTOCOL_PROBE_TIMEOUT):
         return gateway_advice.plain_http(host)
-    return gateway_advice.not_tls(host, reason.replace("_", " ").lower())
+    # Through a proxy the bytes may have been the proxy's (HTTPS_PROXY=https://... naming a
+    # plain-HTTP proxy): name it, by host and port only (its URL may hold a password).
+    proxy = urlsplit(get_environ_proxies(endpoint).get("https") or "")
+    via = f"{proxy.hostname}:{proxy.port or 443}" if proxy.hostname else None
+    return gateway_advice.not_tls(host, reason.replace("_", " ").lower(), via)
 
 
 def _speaks_tls_instead(endpoint: str) -> bool:

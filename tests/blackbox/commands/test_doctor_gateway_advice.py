@@ -80,6 +80,23 @@ def test_http_to_a_tls_port_says_it_speaks_tls(
     assert "DNS" not in text, text
 
 
+def test_a_plain_http_proxy_named_as_https_is_not_blamed_on_the_gateway(
+    gk: Env, oidc_tls: dict[str, str], tls_gateway: GatewayStub, http_gateway: GatewayStub
+):
+    """HTTPS_PROXY=https://... naming a plain-HTTP proxy breaks the handshake with the proxy,
+    while the gateway itself speaks TLS: doctor names the proxy."""
+    command_setup(gk, oidc_tls["ca"])
+    proxy = f"127.0.0.1:{http_gateway.port}"
+    r = gk.run("doctor", "--gateway-url", tls_gateway.url, HTTPS_PROXY=f"https://{proxy}")
+    assert r.code == 1, r.out + r.err
+    verdict, text = lines(r)["gateway"]
+    assert verdict == "FAIL"
+    assert f"through the proxy {proxy}" in text, text
+    assert "HTTPS_PROXY" in text, text
+    assert "not trusted" not in text, text
+    assert tls_gateway.requests == []
+
+
 # --- LiteLLM's answers ---------------------------------------------------------------------------
 def test_litellm_without_a_database_says_the_key_is_not_the_master_key(
     gk: Env, oidc_tls: dict[str, str], tls_gateway: GatewayStub
