@@ -98,9 +98,27 @@ def _read_token() -> str:
     help="The gateway's base URL (default: inferenceGatewayBaseUrl from Claude's managed "
     "configuration); doctor calls GET <URL>/v1/models with the profile's token.",
 )
+@click.option(
+    "--probe-messages",
+    is_flag=True,
+    help="Also send one streaming POST <URL>/v1/messages (max_tokens 1): a BILLABLE request "
+    "that shows whether the gateway serves inference, not only its model list.",
+)
+@click.option(
+    "--model",
+    metavar="NAME",
+    help="The model --probe-messages asks (default: the first GET /v1/models lists).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def doctor_command(st: State, profile: str | None, gateway_url: str | None, as_json: bool) -> None:
+def doctor_command(
+    st: State,
+    profile: str | None,
+    gateway_url: str | None,
+    probe_messages: bool,
+    model: str | None,
+    as_json: bool,
+) -> None:
     """Check the setup end to end: config, what Claude runs, source, sign-in, clock, token,
     gateway, Claude's TTL.
 
@@ -113,14 +131,20 @@ def doctor_command(st: State, profile: str | None, gateway_url: str | None, as_j
     registry key); GATEKEY_MANAGED_ROOT=DIR reads the Linux/macOS files under DIR instead of /.
     The inferenceCredentialHelper they name is checked as Claude will run it; when it is a
     `gatekey wrap` wrapper, the profile it pins is the one checked (unless -p).
+
+    --probe-messages adds a "messages" check: one minimal streaming inference through the
+    gateway, as Claude sends it (a few input tokens and one output token are billed). It passes
+    when the stream runs from message_start to message_stop within 30 s.
     """
+    if model is not None and not probe_messages:
+        raise click.UsageError("--model is for --probe-messages")
 
     def do() -> None:
         from gatekey.checks import FAIL
         from gatekey.diagnostics import report
         from gatekey.diagnostics.doctor import Doctor
 
-        found = Doctor(profile, st.family, gateway_url)
+        found = Doctor(profile, st.family, gateway_url, probe_messages=probe_messages, model=model)
         checks = found.run()
         if as_json:
             output.write_text(report.doctor_json(found.name, found.prof, checks))

@@ -1,24 +1,15 @@
 """What doctor's findings mean and what to do about them: pure rules, no I/O.
 
 Each rule returns ``Check``s named after the doctor check they serve: a verdict (OK / WARN /
-FAIL), one line saying what was found, and the fix, with the numbers that would work. Nothing
-here sees a token: gateway advice gets the token's claims (``aud``, ``iss``, ``scp``...), which
-are not secret.
+FAIL), one line saying what was found, and the fix, with the numbers that would work. What a
+gateway's answer means is in gateway_advice.py.
 """
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING
-
-from gatekey import kinds
 from gatekey.checks import FAIL, OK, WARN, Check, worst
-from gatekey.diagnostics.claude_settings import SCHEME_KEY, TIMEOUT_KEY, TTL_KEY
+from gatekey.diagnostics.claude_settings import TIMEOUT_KEY, TTL_KEY
 from gatekey.durations import format_duration
-
-if TYPE_CHECKING:
-    from gatekey.config import Profile
-
 
 TTL_MARGIN = 300  # a new token must outlive the app's TTL by this much (refresh.py's margin)
 SKEW_WARN, SKEW_FAIL = 60.0, 300.0
@@ -216,149 +207,3 @@ def _round_down(seconds: int) -> int:
     """A round value at most ``seconds`` (which is above 120), for examples."""
     step = 300 if seconds >= 600 else 60
     return seconds // step * step
-
-
-# --- the gateway's answer ----------------------------------------------------------------------
-def gateway(
-    status: int,
-    *,
-    endpoint: str,
-    profile: Profile,
-    claims: dict[str, object] | None,
-    challenge: str = "",
-    message: str = "",
-    models: int | None = None,
-    location: str | None = None,
-) -> Check:
-    """What a gateway's answer to ``GET /v1/models`` with the token means."""
-    said = f" ({message})" if message else ""
-    head = f"GET {endpoint} answered {status}"
-    if status == 200:
-        if models == 0:
-            return Check(
-                "gateway",
-                WARN,
-                f"{head} but lists no models",
-                ["ask the gateway's admins for access"],
-            )
-        listed = "" if models is None else f" ({models} model(s))"
-        return Check("gateway", OK, f"{head}{listed}: the gateway accepts the token")
-    if status == 401:
-        return _unauthorized(head, challenge, message, claims, profile)
-    if status == 403:
-        held = claims_text(claims, ("sub", "azp", "appid", "client_id", "scp", "scope", "roles"))
-        who = f" ({held})" if held else " (the key's team or model permissions)"
-        return Check(
-            "gateway",
-            FAIL,
-            f"{head}: the gateway knows the credential but refuses it access{said}",
-            [
-                f"ask the gateway's admins to allow this identity{who}, or request the scope or "
-                "role the gateway requires (the profile's scopes)"
-            ],
-        )
-    if status in (404, 405):
-        base = endpoint[: -len("/v1/models")]
-        if base.rstrip("/").endswith("/v1"):
-            fix = f"drop the trailing /v1 from the base URL ({base}): Claude appends /v1/..."
-        else:
-            fix = (
-                "check the base URL: it is the address under which the gateway serves "
-                "/v1/messages; if the gateway does not list models, list them in Claude's "
-                "configuration so the app does not call /v1/models"
-            )
-        return Check("gateway", FAIL, f"{head}: no models endpoint there{said}", [fix])
-    if 300 <= status < 400:
-        return Check(
-            "gateway",
-            FAIL,
-            f"{head}: a redirect to {location or '(no Location)'}",
-            ["set the base URL to the address the gateway redirects to"],
-        )
-    if status == 429:
-        return Check("gateway", WARN, f"{head}: rate limited{said}", ["try again later"])
-    if status >= 500:
-        return Check(
-            "gateway",
-            FAIL,
-            f"{head}: the gateway failed{said}",
-            ["the gateway or its upstream is failing"],
-        )
-    return Check("gateway", FAIL, f"{head}{said}", ["check the gateway's logs for why it refused"])
-
-
-def _unauthorized(
-    head: str, challenge: str, message: str, claims: dict[str, object] | None, profile: Profile
-) -> Check:
-    """401: which part of the token the gateway rejects, from its challenge and message."""
-    params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
-    reason = params.get("error_description") or params.get("error") or message
-    said = f" ({reason})" if reason else ""
-    text = f"{params.get('error_description', '')} {message}".lower()
-    has = {name: claims_text(claims, (name,)) or f"no {name}" for name in ("aud", "iss")}
-    if re.search(r"\baud|audience", text):
-        issuer = kinds.capable(profile.spec, kinds.CheckingTokens)
-        how = (
-            issuer.audience_fix(profile)
-            if issuer is not None
-            else "use a credential issued for this gateway"
-        )
-        return Check(
-            "gateway",
-            FAIL,
-            f"{head}: the gateway rejects the token's audience{said}; the token has {has['aud']}",
-            [f"{how}, or configure the gateway to accept that audience"],
-        )
-    if re.search(r"\biss|issuer", text):
-        return Check(
-            "gateway",
-            FAIL,
-            f"{head}: the gateway rejects the token's issuer{said}; the token has {has['iss']}",
-            ["configure the gateway to trust this issuer, or sign in at the one it trusts"],
-        )
-    if "expired" in text:
-        return Check(
-            "gateway",
-            FAIL,
-            f"{head}: the gateway says the token expired{said}",
-            [
-                "compare the clocks (the clock check), then: gatekey get -p "
-                f"{profile.name} --force-refresh"
-            ],
-        )
-    if "signature" in text:
-        return Check(
-            "gateway",
-            FAIL,
-            f"{head}: the gateway cannot verify the token's signature{said}",
-            [f"the gateway checks another issuer's keys; the token has {has['iss']}"],
-        )
-    other = "x-api-key" if profile.values["auth_scheme"] == "bearer" else "bearer"
-    return Check(
-        "gateway",
-        FAIL,
-        f"{head}: the gateway does not accept the credential{said}",
-        [
-            f'if the gateway wants it as {other}, set auth_scheme = "{other}" (and {SCHEME_KEY}); '
-            f"otherwise look at the token: gatekey inspect -p {profile.name}"
-        ],
-    )
-
-
-def claims_text(claims: dict[str, object] | None, names: tuple[str, ...]) -> str:
-    if not claims:
-        return ""
-    return ", ".join(f"{n}={claims[n]}" for n in names if claims.get(n) not in (None, ""))
-
-
-def tls(reason: str, host: str) -> str:
-    """The fix for a TLS failure with ``host``, from OpenSSL's ``reason``."""
-    lowered = reason.lower()
-    if "hostname" in lowered or "ip address mismatch" in lowered:
-        return f"the certificate is for another name than {host}: use the name it was issued for"
-    if "expired" in lowered:
-        return f"{host}'s certificate has expired: the gateway's operators must renew it"
-    return (
-        f"{host}'s certificate is not trusted here: add the CA that issued it (your "
-        "organisation's, or a TLS-inspecting proxy's) to this machine's trust store"
-    )

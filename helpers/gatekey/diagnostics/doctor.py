@@ -9,9 +9,13 @@
   source   the profile's source reachable: OpenID discovery, Vault health, the keychain backend
            (and whether it is a secure one), the executable of a command / 1Password profile
   sign-in  a saved sign-in, for identity providers a person signs in to
-  clock    this machine's clock against the source's HTTP ``Date`` (warn > 60 s, fail > 5 min)
+  clock    this machine's clock against the source's HTTP ``Date``, else the gateway's (warn
+           > 60 s, fail > 5 min); judged after the gateway check, shown here
   token    a token obtained silently, exactly as a background run would (never a browser)
-  gateway  ``GET {gateway}/v1/models`` with that token, in the profile's auth scheme
+  gateway  ``GET {gateway}/v1/models`` with that token, in the profile's auth scheme; a port
+           that speaks the other protocol (plain HTTP for https://, TLS for http://) is named
+  messages only with --probe-messages: one streaming ``POST /v1/messages`` (max_tokens 1,
+           billable) read to message_stop (messages_probe.py)
   ttl      Claude's inferenceCredentialHelperTtlSec / TimeoutSec against the token's lifetime,
            ``min_ttl`` and gatekey's deadlines, with the values that would work
 
@@ -62,7 +66,15 @@ log = logging.getLogger(__name__)
 class Doctor:
     """Runs the checks in order; each may use what the earlier ones found."""
 
-    def __init__(self, explicit: str | None, family: str | None, gateway_url: str | None) -> None:
+    def __init__(
+        self,
+        explicit: str | None,
+        family: str | None,
+        gateway_url: str | None,
+        *,
+        probe_messages: bool = False,
+        model: str | None = None,
+    ) -> None:
         self.claude = claude_settings.read()
         # What Claude runs decides which profile to check, unless -p says otherwise: a wrapper's
         # pinned profile, or the default of the gatekey-<family> it names.
@@ -79,6 +91,8 @@ class Doctor:
         self.not_signed_in = False
         self.unavailable = False  # the source check found the source cannot run here
         self.token: Token | None = None
+        self.reached: gateway_probe.Reached | None = None  # what the gateway check learnt
+        self.probe_messages, self.model = probe_messages, model
 
     def run(self) -> list[Check]:
         steps: list[tuple[str, Callable[[], Check]]] = [
@@ -95,7 +109,13 @@ class Doctor:
             ("gateway", self.check_gateway),
             ("ttl", self.check_ttl),
         ]
-        return [self._safely(name, step) for name, step in steps]
+        if self.probe_messages:
+            steps.insert(-1, ("messages", self.check_messages))
+        # Shown in this order, but the clock is judged last: a source without a server (a
+        # keychain, a command) leaves the gateway's Date as the only one to compare with.
+        done = {name: self._safely(name, step) for name, step in steps if name != "clock"}
+        done["clock"] = self._safely("clock", self.check_clock)
+        return [done[name] for name, _ in steps]
 
     def _safely(self, name: str, step: Callable[[], Check]) -> Check:
         """A failing check reports its error as its verdict; the others still run."""
@@ -175,7 +195,6 @@ class Doctor:
         self, url: str, *, ca_bundle: str | None, loopback_http: bool = False
     ) -> requests.Response:
         """One GET with the profile's TLS settings; keeps the server's Date for the clock."""
-        from email.utils import parsedate_to_datetime
         from urllib.parse import urlsplit
 
         from gatekey.http import IdpSession
@@ -192,11 +211,8 @@ class Doctor:
             before = time.time()
             response: requests.Response = session.get(url, allow_redirects=False)
             ours = (before + time.time()) / 2
-        try:
-            theirs = parsedate_to_datetime(response.headers.get("Date", "")).timestamp()
-            self.server_date = (theirs + 0.5, ours, urlsplit(url).netloc)  # Date: whole seconds
-        except (TypeError, ValueError):
-            pass
+        date = gateway_probe.server_date(response, ours, urlsplit(url).netloc)
+        self.server_date = date or self.server_date
         return response
 
     # --- 3. sign-in --------------------------------------------------------------------------
@@ -244,9 +260,12 @@ class Doctor:
 
     # --- 4. clock --------------------------------------------------------------------------
     def check_clock(self) -> Check:
-        if self.server_date is None:
+        # The source's server first: its clock stamped the token's times. Else the gateway's,
+        # which judges them.
+        date = self.server_date or (self.reached.date if self.reached else None)
+        if date is None:
             return Check("clock", SKIP, "no server answered with a Date to compare with")
-        theirs, ours, host = self.server_date
+        theirs, ours, host = date
         finding = advice.clock(ours - theirs, host)
         data = {"skew_seconds": round(ours - theirs, 1), "server": host}
         return advice.combine(Check("clock", OK, "", [], data), [finding])
@@ -302,7 +321,16 @@ class Doctor:
 
     # --- 6. gateway -------------------------------------------------------------------------
     def check_gateway(self) -> Check:
-        return gateway_probe.check(self._profile(), self.token, self.gateway_url, self.claude)
+        found, self.reached = gateway_probe.check(
+            self._profile(), self.token, self.gateway_url, self.claude
+        )
+        return found
+
+    # --- 6b. messages (--probe-messages: one billable request) --------------------------------
+    def check_messages(self) -> Check:
+        from gatekey.diagnostics import messages_probe
+
+        return messages_probe.check(self._profile(), self.reached, self.model, self.token)
 
     # --- 7. ttl ------------------------------------------------------------------------------
     def check_ttl(self) -> Check:
