@@ -92,7 +92,7 @@ def check(
                 [f"make {SCHEME_KEY} and the profile's auth_scheme the same"],
             )
         )
-    headers = _headers(prof, token.value, claude, notes)
+    headers = _headers(prof, token, claude, notes)
     if scheme == "bearer":
         headers["Authorization"] = f"Bearer {token.value}"
     else:
@@ -105,10 +105,11 @@ def check(
 
 
 def _headers(
-    prof: Profile, token: str, claude: ClaudeSettings, notes: list[Check]
+    prof: Profile, token: Token, claude: ClaudeSettings, notes: list[Check]
 ) -> dict[str, str]:
     """What Claude sends besides the credential: inferenceCustomHeaders, then (when the
-    profile prints JSON) the helper's headers, which win."""
+    profile prints JSON) the helper's headers, which win: its text ones filled, its references
+    as they were resolved with the credential (Token.headers)."""
     headers = {"anthropic-version": ANTHROPIC_VERSION}
     custom = claude.values.get(HEADERS_KEY)
     if custom:
@@ -124,7 +125,8 @@ def _headers(
                 Check("gateway", WARN, f"{HEADERS_KEY} is not a JSON object of strings", [fix])
             )
     if prof.values["output"] == "json":
-        headers.update(output.fill_claims(prof.values["headers"], token))
+        headers.update(output.fill_claims(prof.values["headers"], token.value))
+        headers.update(token.headers)
     return headers
 
 
