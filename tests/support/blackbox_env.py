@@ -17,7 +17,11 @@ from pathlib import Path
 
 from deadlines import HARNESS_S
 
-BIN = Path(sys.executable).parent
+# The installed executables the black-box tests run: the test venv's console scripts, or, with
+# GATEKEY_TEST_BIN_DIR set, another installation's (the bundle: install/build-bundle.sh, which
+# scripts/test.sh builds and runs a part of the suite against).
+BIN = Path(os.environ.get("GATEKEY_TEST_BIN_DIR") or Path(sys.executable).parent)
+FROZEN = bool(os.environ.get("GATEKEY_TEST_BIN_DIR"))  # the executables carry their own Python
 SUPPORT = Path(__file__).parent
 REPO = SUPPORT.resolve().parent.parent  # the checkout: install/, benchmarks/, tests/
 COUNTING_SOURCE = SUPPORT / "counting_source.py"
