@@ -22,7 +22,9 @@
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-. "$HERE/common/build-venv.sh"
+sha256_of() { # FILE
+  if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1" | cut -d' ' -f1; else shasum -a 256 "$1" | cut -d' ' -f1; fi
+}
 
 die() { printf 'build-bundle.sh: error: %s\n' "$*" >&2; exit 1; }
 say() { printf 'build-bundle.sh: %s\n' "$*" >&2; }
@@ -44,9 +46,9 @@ esac
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
-os=$(lock_platform)
+os=$(sh "$HERE/common/build-venv.sh" --platform)
 lock="$HERE/locks/bundle-$os${EXTRAS:+-$EXTRAS}.txt"
-venv=$(build_venv "bundle-$os${EXTRAS:+-$EXTRAS}" "$lock")
+venv=$(sh "$HERE/common/build-venv.sh" "bundle-$os${EXTRAS:+-$EXTRAS}" "$lock")
 case "$os" in windows) vpy="$venv/Scripts/python.exe" ;; *) vpy="$venv/bin/python" ;; esac
 
 version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$ROOT/helpers/gatekey/__init__.py")

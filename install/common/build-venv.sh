@@ -1,6 +1,13 @@
-# Shared by install/tools-venv.sh and install/build-bundle.sh (sourced): a build venv installed
-# from a hash-locked requirements file with --require-hashes, cached by the lock's hash and the
-# interpreter, never the test suite's .venv.
+#!/bin/sh
+# A build venv installed from a hash-locked requirements file with --require-hashes, cached by
+# the lock's hash and the interpreter (never the test suite's .venv); prints its path.
+#
+#   sh install/common/build-venv.sh NAME LOCK          e.g. bundle install/locks/bundle-linux.txt
+#   sh install/common/build-venv.sh --platform         this machine's lock platform
+#
+#   GATEKEY_BUILD_CACHE   where build venvs are kept (default: ~/.cache/gatekey-build)
+#   GATEKEY_BUILD_PYTHON  the interpreter (default: the newest python3.1x / python3 on PATH)
+set -eu
 
 lock_platform() {
   case "$(uname -s)" in
@@ -10,6 +17,14 @@ lock_platform() {
     *) echo "unsupported OS: $(uname -s)" >&2; return 1 ;;
   esac
 }
+if [ "${1:-}" = --platform ]; then
+  lock_platform
+  exit 0
+fi
+[ $# -eq 2 ] || { echo "usage: build-venv.sh NAME LOCK | --platform" >&2; exit 2; }
+name=$1
+lock=$2
+[ -f "$lock" ] || { echo "no lock file $lock (sh install/lock.sh writes it)" >&2; exit 1; }
 
 build_python() { # the real interpreter (never a pyenv/asdf shim)
   if [ -n "${GATEKEY_BUILD_PYTHON:-}" ]; then
@@ -23,28 +38,22 @@ build_python() { # the real interpreter (never a pyenv/asdf shim)
   echo "a build needs Python 3.10 or newer" >&2
   return 1
 }
-
-sha256_of() { # FILE...: one hash of the files' contents
-  if command -v sha256sum >/dev/null 2>&1; then cat "$@" | sha256sum | cut -d' ' -f1
-  else cat "$@" | shasum -a 256 | cut -d' ' -f1; fi
+sha256() {
+  if command -v sha256sum >/dev/null 2>&1; then sha256sum | cut -d' ' -f1; else shasum -a 256 | cut -d' ' -f1; fi
 }
 
-build_venv() { # NAME LOCK: prints the venv's path, creating it when the lock or Python changed
-  name=$1
-  lock=$2
-  [ -f "$lock" ] || { echo "no lock file $lock (sh install/lock.sh writes it)" >&2; return 1; }
-  py=$(build_python)
-  key=$(printf '%s\n%s\n' "$py" "$(sha256_of "$lock")" | sha256_of /dev/stdin | cut -c1-16)
-  cache=${GATEKEY_BUILD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gatekey-build}
-  venv="$cache/$name-$key"
-  if [ ! -f "$venv/.complete" ]; then
-    rm -rf "$venv"
-    mkdir -p "$cache"
-    "$py" -m venv "$venv" >&2
-    # --isolated: the lock's hashes decide, not the machine's pip configuration.
-    "$venv/bin/python" -m pip install --isolated --quiet --disable-pip-version-check --no-input \
-      --require-hashes --only-binary=:all: -r "$lock" >&2
-    touch "$venv/.complete"
-  fi
-  printf '%s\n' "$venv"
-}
+py=$(build_python)
+key=$( (printf '%s\n' "$py"; cat "$lock") | sha256 | cut -c1-16)
+cache=${GATEKEY_BUILD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gatekey-build}
+venv="$cache/$name-$key"
+if [ ! -f "$venv/.complete" ]; then
+  rm -rf "$venv"
+  mkdir -p "$cache"
+  "$py" -m venv "$venv" >&2
+  case "$(lock_platform)" in windows) vpy="$venv/Scripts/python.exe" ;; *) vpy="$venv/bin/python" ;; esac
+  # --isolated: the lock's hashes decide, not the machine's pip configuration.
+  "$vpy" -m pip install --isolated --quiet --disable-pip-version-check --no-input \
+    --require-hashes --only-binary=:all: -r "$lock" >&2
+  touch "$venv/.complete"
+fi
+printf '%s\n' "$venv"
