@@ -62,7 +62,9 @@ ensure_npm_deps() {
 BUNDLE_TESTS=(
   tests/blackbox/run
   tests/blackbox/sources/test_source_contract.py
-  tests/blackbox/sources/test_keychain.py
+  tests/blackbox/sources/test_keychain.py::test_store_then_print_byte_exact_in_every_context
+  tests/blackbox/sources/test_keychain.py::test_a_stored_item_is_readable_by_secret_tool_and_keyring
+  tests/blackbox/sources/test_keychain.py::test_a_value_set_by_keyring_is_read_by_gatekey
   tests/blackbox/sources/test_vault.py
   tests/blackbox/sources/test_idp_flows.py::test_client_credentials_token_then_cache_hit
   tests/blackbox/sources/test_idp_flows.py::test_device_code_login_then_silent_in_every_context
@@ -70,7 +72,9 @@ BUNDLE_TESTS=(
 )
 # Not for a frozen gatekey: `python -X importtime` on the executable (the bundle is not a Python
 # script; its entry imports what the console script's does), and the example plugin kind (a
-# bundle takes built-in kinds only: it has no site-packages to install a plugin into).
+# bundle takes built-in kinds only: it has no site-packages to install a plugin into). Nor are
+# the tests whose stand-ins reach gatekey through PYTHONPATH (test keyring backends, a
+# sitecustomize): a bundle ignores PYTHONPATH, as it should.
 # shellcheck disable=SC2034 # used by scripts/test.sh
 BUNDLE_DESELECT=(
   --deselect tests/blackbox/run/test_contract.py::test_cache_hit_imports_only_the_standard_library
