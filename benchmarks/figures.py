@@ -52,6 +52,7 @@ BENCHES = (
     ("bench.py", "latest"),
     ("bench_idp.py", "idp-latest"),
     ("bench_vault.py", "vault-latest"),
+    ("bench_bundle.py", "bundle-latest"),  # after build-bundle.sh (see main)
 )
 
 
@@ -60,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     bench: dict[str, Any] = {}
+    # The bundle's cache hit is measured against the venv's in the same run: build it first
+    # (install/build-bundle.sh; its build venv is cached, the build itself takes ~30 s).
+    step("install/build-bundle.sh")
+    subprocess.run(
+        ["bash", str(ROOT / "install" / "build-bundle.sh")], check=True, stdout=subprocess.DEVNULL
+    )
     for script, name in BENCHES:
         step(f"{script} --runs {args.runs}")
         subprocess.run(
@@ -267,12 +274,21 @@ SPEED_ROWS = (  # label, results, command, ratio, what the ratio compares with
         "read_through_vs_boto3",
         "a minimal boto3 script",
     ),
+    (
+        "cache hit, the bundle (install/build-bundle.sh)",
+        "bundle-latest",
+        "bundle_hit",
+        "bundle_hit_vs_venv_hit",
+        "the venv's cache hit",
+    ),
 )
 
 
 def render(s: dict[str, Any]) -> str:
     rows = []
     for label, bench, command, name, baseline in SPEED_ROWS:
+        if f"{bench}.{name}" not in s["ratios"]:  # an older results folder: no bundle figures
+            continue
         x = s["ratios"][f"{bench}.{name}"]
         target = "" if x["target"] is None else f" (target \u2264 {x['target']:g})"
         median = s["medians"][bench][command]["median_ms"]

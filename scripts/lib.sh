@@ -51,3 +51,51 @@ ensure_npm_deps() {
   (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   printf '%s\n' "$want" >"$stamp"
 }
+
+# --- bundle (issue 16) -------------------------------------------------------------------------
+# What scripts/test.sh runs against the bundle: the run contract (every context, stdout, exit
+# codes, hygiene), the source contract (every built-in kind, the cache hit and the cached
+# fallback), and the done-when cases: a keychain credential (real Secret Service), an IdP token
+# (the real OIDC provider: client credentials, device code, the silent refresh in the worker) and
+# a vault secret. About a minute on two workers; the rest of the suite exercises the same code.
+# shellcheck disable=SC2034 # used by scripts/test.sh, which sources this file
+BUNDLE_TESTS=(
+  tests/blackbox/run
+  tests/blackbox/sources/test_source_contract.py
+  tests/blackbox/sources/test_keychain.py::test_store_then_print_byte_exact_in_every_context
+  tests/blackbox/sources/test_keychain.py::test_a_stored_item_is_readable_by_secret_tool_and_keyring
+  tests/blackbox/sources/test_keychain.py::test_a_value_set_by_keyring_is_read_by_gatekey
+  tests/blackbox/sources/test_vault.py
+  tests/blackbox/sources/test_idp_flows.py::test_client_credentials_token_then_cache_hit
+  tests/blackbox/sources/test_idp_flows.py::test_device_code_login_then_silent_in_every_context
+  tests/blackbox/sources/test_idp_flows.py::test_silent_refresh_rotates_the_refresh_token
+)
+# Not for a frozen gatekey: `python -X importtime` on the executable (the bundle is not a Python
+# script; its entry imports what the console script's does), and the example plugin kind (a
+# bundle takes built-in kinds only: it has no site-packages to install a plugin into). Nor are
+# the tests whose stand-ins reach gatekey through PYTHONPATH (test keyring backends, a
+# sitecustomize): a bundle ignores PYTHONPATH, as it should.
+# shellcheck disable=SC2034 # used by scripts/test.sh
+BUNDLE_DESELECT=(
+  --deselect tests/blackbox/run/test_contract.py::test_cache_hit_imports_only_the_standard_library
+  -k "not token-file"
+)
+
+# Build the bundle the tests run (install/build-bundle.sh --extras aws) unless one built from the
+# same inputs is there; prints its folder. The inputs: gatekey's code, the build script and spec,
+# the lock, pyproject.toml.
+ensure_test_bundle() {
+  local out=dist/test-bundle want
+  want=$( (cat pyproject.toml install/build-bundle.sh install/common/build-venv.sh install/bundle/* \
+    install/locks/bundle-linux-aws.txt; find helpers -name '*.py' -print0 | LC_ALL=C sort -z |
+    xargs -0 cat) | sha256sum | cut -c1-16)
+  if [ ! -f "$out/.inputs" ] || [ "$(cat "$out/.inputs")" != "$want" ]; then
+    step "building the bundle (install/build-bundle.sh --extras aws)"
+    rm -rf "$out"
+    bash install/build-bundle.sh --out "$out" --extras aws >/dev/null
+    printf '%s\n' "$want" >"$out/.inputs"
+  fi
+  local dir
+  for dir in "$out"/gatekey-*/; do printf '%s\n' "${dir%/}"; done
+}
+# --- end bundle --------------------------------------------------------------------------------

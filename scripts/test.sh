@@ -53,4 +53,18 @@ step "pytest"
 # Run from tests/' parent with the installed package first on the path, never helpers/.
 # Two workers, each taking whole modules (--dist loadfile: a module's session peers and its
 # timing assumptions stay on one worker): the suite takes about half as long on two cores.
+# --- bundle (issue 16): the suite's chosen part against the PyInstaller bundle ----------------
+# With no arguments (the whole suite, as CI runs it) or GATEKEY_TEST_BUNDLE=1, the bundle is built
+# (install/build-bundle.sh --extras aws; cached by its inputs' hash, see ensure_test_bundle) and
+# BUNDLE_TESTS run against its executables (GATEKEY_TEST_BIN_DIR) after the venv's run.
+if [ $# -eq 0 ] || [ "${GATEKEY_TEST_BUNDLE:-0}" = 1 ]; then
+  status=0
+  .venv/bin/python -m pytest -n 2 --dist loadfile "$@" || status=$?
+  bundle_dir=$(ensure_test_bundle)
+  step "pytest against the bundle $bundle_dir (${BUNDLE_TESTS[*]})"
+  GATEKEY_TEST_BIN_DIR="$bundle_dir" .venv/bin/python -m pytest -n 2 --dist loadfile \
+    "${BUNDLE_TESTS[@]}" "${BUNDLE_DESELECT[@]}" || status=$?
+  exit "$status"
+fi
+# --- end bundle --------------------------------------------------------------------------------
 exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"

@@ -58,6 +58,9 @@ _BOOTSTRAP = (
     "from gatekey.worker_main import main\n"
     "main(job)\n"
 )
+# A frozen gatekey (install/build-bundle.sh) has no interpreter to run ``-c``: its executable,
+# started with this variable set, is the worker (install/bundle/entry.py reads the job).
+FROZEN_WORKER_ENV = "GATEKEY_BUNDLE_WORKER"
 in_worker = False  # this process is a worker: a nested refresh (jwt_from) runs in it directly
 
 
@@ -68,7 +71,6 @@ def wanted(source: object) -> bool:
         getattr(source, "rotates_sign_in", False) is True
         and not in_worker
         and sys.platform != "win32"
-        and not getattr(sys, "frozen", False)
     )
 
 
@@ -106,8 +108,10 @@ def refresh(
     job["result_fd"] = result_w  # pass_fds keeps the number
     try:
         sys.stderr.flush()
+        argv, env = _worker_command()
         worker = subprocess.Popen(  # this interpreter, fixed code, no shell
-            [sys.executable, "-I", "-c", _BOOTSTRAP],
+            argv,
+            env=env,
             stdin=subprocess.PIPE,
             stdout=log_w,
             stderr=log_w,
@@ -132,6 +136,13 @@ def refresh(
         stdin.close()
     answer = _await(worker, result_r, log_r, run)
     return _decode(answer, run, profile, worker.returncode)
+
+
+def _worker_command() -> tuple[list[str], dict[str, str] | None]:
+    """How to start a worker: this interpreter with the bootstrap, or the frozen executable."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable], {**os.environ, FROZEN_WORKER_ENV: "1"}
+    return [sys.executable, "-I", "-c", _BOOTSTRAP], None
 
 
 def _await(

@@ -22,6 +22,13 @@ from gatekey.errors import HelperError
 log = logging.getLogger("gatekey.worker")
 
 
+def frozen_main() -> None:
+    """The worker of a frozen gatekey (install/bundle/entry.py): the job on stdin, as the
+    bootstrap of worker.py reads it, without the path (the bundle imports from itself only)."""
+    os.environ.pop(worker.FROZEN_WORKER_ENV, None)  # not for the source's own children
+    main(json.load(sys.stdin))
+
+
 def main(job: dict[str, Any]) -> None:
     """The worker process: fetch and save as the job says, answer, exit (never returns)."""
     worker.in_worker = True

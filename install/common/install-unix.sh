@@ -17,6 +17,9 @@ Usage: $PROG [options]
 
 Install gatekey into an isolated virtual environment (re-run to upgrade in place).
 
+  --bundle FILE       install the self-contained bundle FILE (install/build-bundle.sh's .tar.gz:
+                      no Python needed), checked against FILE.sha256 or --sha256 first
+  --sha256 HEX        the bundle's expected SHA-256 (instead of FILE.sha256)
   --wheel FILE        install this gatekey wheel (dependencies from --wheelhouse, else the index)
   --wheelhouse DIR    install offline from this folder of wheels (pip --no-index --find-links)
   --index-url URL     the package index to use (default: pip's configuration, else PyPI); given
@@ -46,6 +49,8 @@ die() {
 
 PLATFORM=""
 WHEEL=""
+BUNDLE=""
+BUNDLE_SHA256=""
 WHEELHOUSE=""
 INDEX_URL=""
 CONFIG=""
@@ -62,6 +67,8 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --platform) need_value "$1" $#; PLATFORM=$2; shift 2 ;;
     --wheel) need_value "$1" $#; WHEEL=$2; shift 2 ;;
+    --bundle) need_value "$1" $#; BUNDLE=$2; shift 2 ;;
+    --sha256) need_value "$1" $#; BUNDLE_SHA256=$2; shift 2 ;;
     --wheelhouse) need_value "$1" $#; WHEELHOUSE=$2; shift 2 ;;
     --index-url) need_value "$1" $#; INDEX_URL=$2; shift 2 ;;
     --config) need_value "$1" $#; CONFIG=$2; shift 2 ;;
@@ -116,8 +123,14 @@ CONFIG_DEST="$CONFIG_DIR/config.toml"
 
 [ "$PURGE" = 0 ] || [ "$UNINSTALL" = 1 ] || die "--purge goes with --uninstall"
 if [ "$UNINSTALL" = 1 ]; then
-  [ -z "$WHEEL$WHEELHOUSE$CONFIG$INDEX_URL" ] || die "--uninstall takes no --wheel, --wheelhouse, --index-url or --config"
+  [ -z "$WHEEL$WHEELHOUSE$CONFIG$INDEX_URL$BUNDLE" ] || die "--uninstall takes no --wheel, --wheelhouse, --index-url, --bundle or --config"
 fi
+if [ -n "$BUNDLE" ] && [ -n "$WHEEL$WHEELHOUSE$INDEX_URL$PYTHON" ]; then
+  die "--bundle brings its own Python: it takes no --wheel, --wheelhouse, --index-url or --python"
+fi
+[ -z "$BUNDLE_SHA256" ] || [ -n "$BUNDLE" ] || die "--sha256 goes with --bundle"
+# What is installed at the prefix: a virtual environment, or a bundle (marked by this file).
+BUNDLE_MARK=.gatekey-bundle
 
 # Ownership. The helper is trusted with credentials, so it and its config must not be writable by
 # users (otherwise any user process could swap the executable or point it elsewhere). As root
@@ -169,7 +182,7 @@ manifest_created() { # the directories recorded as created by an install
 }
 
 uninstall() {
-  if [ ! -f "$MANIFEST" ] && [ ! -f "$PREFIX/pyvenv.cfg" ]; then
+  if [ ! -f "$MANIFEST" ] && [ ! -f "$PREFIX/pyvenv.cfg" ] && [ ! -f "$PREFIX/$BUNDLE_MARK" ]; then
     say "nothing installed at $PREFIX"
   fi
   created=$(manifest_created)
@@ -189,6 +202,7 @@ uninstall() {
     # The prefix holds the virtual environment; on macOS it is also the config's directory.
     had_venv=0
     [ ! -f "$PREFIX/pyvenv.cfg" ] || had_venv=1
+    [ ! -f "$PREFIX/$BUNDLE_MARK" ] || had_venv=2
     for entry in "$PREFIX"/* "$PREFIX"/.[!.]* "$PREFIX"/..?*; do
       [ -e "$entry" ] || [ -L "$entry" ] || continue
       if [ "$entry" = "$config_dir/config.toml" ] && [ "$PURGE" = 0 ]; then
@@ -197,7 +211,8 @@ uninstall() {
       rm -rf "$entry"
     done
     rmdir "$PREFIX" 2>/dev/null || true
-    [ "$had_venv" = 0 ] || say "removed the virtual environment $PREFIX"
+    [ "$had_venv" != 1 ] || say "removed the virtual environment $PREFIX"
+    [ "$had_venv" != 2 ] || say "removed the bundle $PREFIX"
   fi
   if [ -f "$config_dir/config.toml" ]; then
     if [ "$PURGE" = 1 ]; then
@@ -242,12 +257,12 @@ fi
 # Where gatekey comes from when neither a wheel nor a wheelhouse is given: an index the admin
 # named, else the gatekey checkout around this script (install/common/..), never PyPI's "gatekey".
 CHECKOUT=""
-if [ -z "$WHEEL$WHEELHOUSE$INDEX_URL" ]; then
+if [ -z "$WHEEL$WHEELHOUSE$INDEX_URL$BUNDLE" ]; then
   CHECKOUT=$(cd "$(dirname "$0")/../.." && pwd)
   grep -q '^name = "gatekey"$' "$CHECKOUT/pyproject.toml" 2>/dev/null ||
     die "say where gatekey comes from: --wheel FILE or --wheelhouse DIR (install/build-wheelhouse.sh makes one), or --index-url URL of an index that hosts your gatekey build (gatekey is not on PyPI yet; a \"gatekey\" there is not this project's)"
 fi
-if [ -d "$PREFIX" ] && [ ! -f "$PREFIX/pyvenv.cfg" ]; then
+if [ -d "$PREFIX" ] && [ ! -f "$PREFIX/pyvenv.cfg" ] && [ ! -f "$PREFIX/$BUNDLE_MARK" ]; then
   # Refuse to turn an unrelated directory into a venv (and later remove it on --uninstall).
   for entry in "$PREFIX"/* "$PREFIX"/.[!.]*; do
     [ -e "$entry" ] || continue
@@ -256,11 +271,62 @@ if [ -d "$PREFIX" ] && [ ! -f "$PREFIX/pyvenv.cfg" ]; then
   done
 fi
 
+# --- a bundle (install/build-bundle.sh): verified, unpacked to <prefix>/bin, no Python --------
+sha256_file() {
+  if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1" | cut -d' ' -f1; else shasum -a 256 "$1" | cut -d' ' -f1; fi
+}
+install_bundle() {
+  [ -f "$BUNDLE" ] || die "no such bundle file: $BUNDLE"
+  case "$BUNDLE" in *.tar.gz | *.tgz) ;; *) die "--bundle needs the .tar.gz install/build-bundle.sh writes: $BUNDLE" ;; esac
+  want=$BUNDLE_SHA256
+  if [ -z "$want" ]; then
+    [ -f "$BUNDLE.sha256" ] || die "no $BUNDLE.sha256 to check the bundle against; pass --sha256 HEX"
+    want=$(cut -d' ' -f1 "$BUNDLE.sha256")
+  fi
+  got=$(sha256_file "$BUNDLE")
+  [ "$(printf '%s' "$want" | tr 'A-F' 'a-f')" = "$got" ] ||
+    die "$BUNDLE does not match its SHA-256 (expected $want, got $got); not installed"
+  say "verified $(basename "$BUNDLE") (sha256 $got)"
+  make_dir "$PREFIX"
+  staging="$PREFIX/.bundle.new"
+  rm -rf "$staging"
+  mkdir "$staging"
+  # The archive holds one folder, gatekey-<version>-<os>-<arch>/; no owner from the archive.
+  if ! (cd "$staging" && gzip -dc "$BUNDLE" | tar -xf - -o); then
+    rm -rf "$staging"
+    die "cannot unpack $BUNDLE"
+  fi
+  set -- "$staging"/gatekey-*/gatekey
+  if [ $# -ne 1 ] || [ ! -f "$1" ]; then
+    rm -rf "$staging"
+    die "$BUNDLE holds no gatekey-<version>/gatekey"
+  fi
+  folder=$(dirname "$1")
+  "$folder/gatekey" version >/dev/null 2>&1 || { rm -rf "$staging"; die "the bundle's gatekey does not run on this machine"; }
+  if [ -f "$PREFIX/pyvenv.cfg" ]; then
+    say "replacing the virtual environment $PREFIX with the bundle"
+    for entry in bin lib lib64 include share pyvenv.cfg; do rm -rf "${PREFIX:?}/$entry"; done
+  elif [ -d "$PREFIX/bin" ]; then
+    say "upgrading the bundle in place: $PREFIX"
+  fi
+  # The old bin goes aside first, the new one takes its name: a run in between finds one or the
+  # other, never half of each.
+  rm -rf "$PREFIX/.bin.old"
+  [ ! -d "$PREFIX/bin" ] || mv "$PREFIX/bin" "$PREFIX/.bin.old"
+  mv "$folder" "$PREFIX/bin"
+  rm -rf "$PREFIX/.bin.old" "$staging"
+  basename "$folder" >"$PREFIX/$BUNDLE_MARK"
+}
+
 # The interpreter: a real one, never a pyenv/asdf shim (the console scripts' shebang must start
 # Python directly; a shim adds ~110 ms to every run and depends on the user's shell setup).
 resolve_python() { # CANDIDATE: prints the real executable of a usable Python 3.10+, or fails
   "$1" -c 'import os, sys; assert sys.version_info >= (3, 10); print(os.path.realpath(sys.executable))' 2>/dev/null
 }
+if [ -n "$BUNDLE" ]; then
+  BUNDLE=$(absolute "$BUNDLE")
+  install_bundle
+else
 if [ -n "$PYTHON" ]; then
   PY=$(resolve_python "$PYTHON") || die "$PYTHON is not a working Python 3.10 or newer"
 else
@@ -343,6 +409,7 @@ elif [ -n "$CHECKOUT" ]; then
 else
   say "installing gatekey${WHEELHOUSE:+ from $WHEELHOUSE}${INDEX_URL:+ from $INDEX_URL}"
   "$VENV_PY" -m pip install "$@" --upgrade gatekey
+fi
 fi
 "$PREFIX/bin/gatekey" version >/dev/null 2>&1 || die "the installed $PREFIX/bin/gatekey does not run"
 lock_down "$PREFIX"

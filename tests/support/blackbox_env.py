@@ -17,7 +17,12 @@ from pathlib import Path
 
 from deadlines import HARNESS_S
 
-BIN = Path(sys.executable).parent
+# The installed executables the black-box tests run: the test venv's console scripts, or, with
+# GATEKEY_TEST_BIN_DIR set, another installation's (the bundle: install/build-bundle.sh, which
+# scripts/test.sh builds and runs a part of the suite against).
+BIN = Path(sys.executable).parent  # the test venv's: python, keyring, and gatekey by default
+GATEKEY_BIN = Path(os.environ.get("GATEKEY_TEST_BIN_DIR") or BIN)
+FROZEN = bool(os.environ.get("GATEKEY_TEST_BIN_DIR"))  # the executables carry their own Python
 SUPPORT = Path(__file__).parent
 REPO = SUPPORT.resolve().parent.parent  # the checkout: install/, benchmarks/, tests/
 COUNTING_SOURCE = SUPPORT / "counting_source.py"
@@ -26,7 +31,8 @@ SILENT_CONTEXTS = CONTEXTS[1:]
 
 
 def exe(name: str = "gatekey") -> str:
-    path = BIN / name
+    """An installed executable: gatekey's from GATEKEY_BIN, any other (keyring, ...) from BIN."""
+    path = (GATEKEY_BIN if name.startswith("gatekey") else BIN) / name
     assert path.exists(), f"{path} is not installed; run the README's test command"
     return str(path)
 
