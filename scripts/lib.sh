@@ -96,6 +96,6 @@ ensure_test_bundle() {
     printf '%s\n' "$want" >"$out/.inputs"
   fi
   local dir
-  for dir in "$out"/gatekey-*/; do printf '%s\n' "${dir%/}"; done
+  for dir in "$PWD/$out"/gatekey-*/; do printf '%s\n' "${dir%/}"; done
 }
 # --- end bundle --------------------------------------------------------------------------------

@@ -186,11 +186,13 @@ def json_profile(gk: Env, token: str, extra: str = "") -> None:
         gk.counting_profile(
             "gw",
             'output = "json"\n'
-            f'headers = {{ "X-Org-Route" = "{ROUTE}", "x-portkey-api-key" = "{USER_KEY}" }}\n'
+            # a credential header by reference: a literal one is refused (exit 78)
+            f'headers = {{ "X-Org-Route" = "{ROUTE}", "x-portkey-api-key" = {{ env = "PK_KEY" }} }}\n'
             + extra,
         )
     )
     gk.vars["TOKEN"] = token
+    gk.vars["PK_KEY"] = USER_KEY
 
 
 def test_the_helpers_json_output_piped_into_inspect(gk: Env):
