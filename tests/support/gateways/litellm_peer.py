@@ -32,6 +32,8 @@ from pathlib import Path
 
 import pytest
 
+from gateways import app_client
+from gateways.upstream import MODEL, AnthropicUpstream
 from peers import stop_group
 
 PEER_DIR = Path(__file__).resolve().parents[2] / "peers" / "litellm"
@@ -183,6 +185,43 @@ class LiteLLM:
         """An assertion message: the answer's status and start, and the end of the log."""
         said = self.redact(body[:400].decode("utf-8", "replace"))
         return f"LiteLLM answered {status}: {said}\n{self.log()}"
+
+    def serves(
+        self, headers: Mapping[str, str], upstream: AnthropicUpstream, upstream_key: str
+    ) -> None:
+        """Assert that the app's requests with ``headers`` work through LiteLLM: the model list,
+        a streamed message, a streamed tool use, the last two forwarded to ``upstream`` with
+        LiteLLM's own key (never the caller's credential)."""
+        ca = self.tls["ca"]
+        listed = app_client.models(self.url, headers, ca=ca)
+        assert listed.status == 200, self.explain(listed.status, listed.body)
+        assert MODEL in [m["id"] for m in listed.json()["data"]]  # type: ignore[index]
+        before = len(upstream.seen)
+        text = app_client.stream_message(self.url, headers, model=MODEL, ca=ca)
+        assert text.status == 200, self.explain(text.status, text.body)
+        assert text.headers["content-type"].startswith("text/event-stream")
+        assert text.event_names == app_client.COMPLETE_STREAM
+        assert text.text == "pong"
+        tool = app_client.stream_message(self.url, headers, model=MODEL, tools=True, ca=ca)
+        assert tool.status == 200, self.explain(tool.status, tool.body)
+        assert tool.event_names == app_client.COMPLETE_STREAM
+        assert tool.tool_input == {"city": "Paris"}
+        assert len(upstream.seen) == before + 2, "LiteLLM did not forward both to the upstream"
+        assert upstream.saw("x-api-key", upstream_key), "not LiteLLM's own key upstream"
+
+    def refuses(self, headers: Mapping[str, str], upstream: AnthropicUpstream) -> list[int]:
+        """The statuses of the model list and a streamed message with ``headers``, asserting
+        LiteLLM refused both and forwarded nothing."""
+        ca = self.tls["ca"]
+        before = len(upstream.seen)
+        answers = [
+            app_client.models(self.url, headers, ca=ca),
+            app_client.stream_message(self.url, headers, model=MODEL, ca=ca),
+        ]
+        for answer in answers:
+            assert answer.status >= 400, self.explain(answer.status, answer.body)
+        assert len(upstream.seen) == before, "a refused request reached the upstream"
+        return [a.status for a in answers]
 
     def stop(self) -> None:
         stop_group(self.proc)
