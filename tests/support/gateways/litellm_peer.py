@@ -51,8 +51,10 @@ JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 def venv() -> Path:
     """Where install.sh puts the proxy (installed or not)."""
     out = subprocess.run(
-        ["bash", str(INSTALL), "--path"], capture_output=True, text=True, timeout=60, check=True
+        ["bash", str(INSTALL), "--path"], capture_output=True, text=True, timeout=60
     )
+    if out.returncode != 0:
+        pytest.fail(f"`{INSTALL_COMMAND} --path` failed: {out.stderr.strip()}")
     return Path(out.stdout.strip())
 
 
