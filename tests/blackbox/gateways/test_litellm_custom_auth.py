@@ -83,11 +83,12 @@ def signed_in(machine: Env, oidc_provider: OidcProvider) -> Env:
             "litellm-custom-auth-jwt",
             {
                 "https://login.example.com/oauth2/default": oidc_provider.issuer,
-                "claude-desktop": PUBLIC_CLIENT,
+                "0oa-litellm-public": PUBLIC_CLIENT,
+                "gateway.use": "api.read",
             },
         )
     )
-    r = device_sign_in(machine, oidc_provider, ("login", "--device-code"))
+    r = device_sign_in(machine, oidc_provider, ("login", "-p", "litellm-sso", "--device-code"))
     assert r.code == 0, r.err
     return machine
 
@@ -143,7 +144,7 @@ def test_doctor_fails_the_gateway_check_for_a_key_custom_auth_refuses(
     machine: Env, litellm: LiteLLM
 ):
     machine.write_config(recipes.recipe("litellm-master-key", {}))
-    assert machine.run("store", stdin=MASTER_KEY.encode()).code == 0
+    assert machine.run("store", "-p", "litellm", stdin=MASTER_KEY.encode()).code == 0
     r = machine.run("doctor", "--gateway-url", litellm.url)
     verdict, text = gateway_check(r)
     assert verdict == "FAIL", r.out

@@ -73,9 +73,14 @@ def gw(secret_service: Env, litellm: LiteLLM, oidc_tls: dict[str, str], secret_h
     return secret_service
 
 
+PROFILES = {"litellm-master-key": "litellm", "litellm-virtual-key": "litellm-user"}
+
+
 def use_recipe(gk: Env, name: str, key: str) -> None:
+    """The recipe as the only profile (so a run with no arguments uses it), its key stored as
+    the recipe says."""
     gk.write_config(recipes.recipe(name, {}))
-    stored = gk.run("store", stdin=key.encode())
+    stored = gk.run("store", "-p", PROFILES[name], stdin=key.encode())
     assert stored.code == 0, stored.err
 
 
