@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 ensure_apt_packages dbus gnome-keyring libsecret-tools hyperfine chromium shellcheck faketime strace
 ensure_npm_deps tests/peers/oidc  # the OpenID provider test peer (node-oidc-provider)
 ensure_npm_deps tests/peers/portkey  # Portkey's open-source AI gateway (tests/blackbox/gateways)
+bash tests/peers/litellm/install.sh --background  # LiteLLM gateway peer: installs (once) while gatekey installs and is linted; its fixture waits
 ensure_venv
 step "installing gatekey with its test extras into .venv"
 # setuptools copies the package into build/lib and never removes a file from it: a module that was
