@@ -252,6 +252,10 @@ def test_people_sign_in_once_then_every_context_gets_through(
         assert upstream.saw("x-gateway-subject", "alice")
         assert upstream.saw("x-api-key", UPSTREAM_KEY)  # the caller's token stays at the gateway
     assert doctor(env, gateway.url()) == (0, "OK")
+    probe = env.run("doctor", "--gateway-url", gateway.url(), "--probe-messages")
+    verdict, _ = doctor_lines(probe)["messages"]
+    assert (verdict, probe.code) == ("OK", 0), probe.out + probe.err
+    assert upstream.saw("x-user", "alice")  # the probe sends the helper's headers too
 
 
 # --- services: client credentials, both schemes ---------------------------------------------------

@@ -117,6 +117,18 @@ def test_doctor_says_litellm_accepts_the_master_key(gw: Env, litellm: LiteLLM):
     verdict, text = gateway_check(r)
     assert (verdict, r.code) == ("OK", 0), r.out + r.err
     assert f"GET {litellm.url}/v1/models answered 200" in text
+    # A keychain source has no server of its own: the clock is compared with LiteLLM's Date.
+    clock = doctor_lines(r)["clock"]
+    assert clock[0] == "OK", clock
+    assert "127.0.0.1" in clock[1], clock
+
+
+def test_doctor_probe_messages_streams_one_inference_through_litellm(gw: Env, litellm: LiteLLM):
+    use_recipe(gw, "litellm-master-key", MASTER_KEY)
+    r = gw.run("doctor", "--gateway-url", litellm.url, "--probe-messages")
+    verdict, text = doctor_lines(r)["messages"]
+    assert (verdict, r.code) == ("OK", 0), r.out + r.err
+    assert "message_stop" in text, text
 
 
 # --- a virtual-key profile, as x-api-key --------------------------------------------------------
@@ -165,6 +177,9 @@ def test_doctor_fails_the_gateway_check_naming_the_status_for_an_unknown_key(
     assert verdict == "FAIL", r.out
     assert r.code != 0
     assert "answered 400" in text
+    # LiteLLM's own words (no_db_connection) explained: not "check the gateway's logs".
+    assert "master key" in r.out, r.out
+    assert "check the gateway's logs" not in r.out, r.out
 
 
 def test_log_excerpts_shown_on_failure_hold_no_litellm_key(litellm: LiteLLM):

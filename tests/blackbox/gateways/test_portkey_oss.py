@@ -264,6 +264,14 @@ def test_doctor_passes_the_keychain_recipe_and_fails_a_wrong_key(
     verdict, text = doctor_lines(r)["gateway"]
     assert verdict == "OK", text
     assert PROVIDER_KEY not in r.out + r.err
+    # The opt-in inference probe streams through Portkey (with @hono/node-server 1.14.2 it
+    # would answer 500 here, while the model list above still passed).
+    r = gk.run("doctor", "-p", "portkey", "--gateway-url", portkey.url, "--probe-messages")
+    verdict, text = doctor_lines(r)["messages"]
+    assert (verdict, r.code) == ("OK", 0), r.out + r.err
+    assert "message_stop" in text, text
+    clock = doctor_lines(r)["clock"]  # a keychain source: compared with Portkey's Date
+    assert clock[0] == "OK", clock
 
     assert gk.run("store", "-p", "portkey", stdin=WRONG_KEY.encode()).code == 0
     r = gk.run("doctor", "-p", "portkey", "--gateway-url", portkey.url)
