@@ -62,8 +62,10 @@ trap 'rm -rf "$work"' EXIT
 # gatekey from a clean copy of the checkout (setuptools keeps stale files in build/), into the
 # build venv without dependencies: those came from the lock, hash-checked.
 mkdir "$work/src"
-(cd "$ROOT" && tar -cf - --exclude=./.git --exclude=./.venv --exclude=./build --exclude=./dist \
-  --exclude=node_modules .) | (cd "$work/src" && tar -xf -)
+# (nothing a concurrent test run writes: caches, build folders, egg-info)
+(cd "$ROOT" && tar -cf - --exclude=./.git --exclude=./.venv --exclude=build --exclude=./dist \
+  --exclude=node_modules --exclude='*.egg-info' --exclude=__pycache__ --exclude=.mypy_cache \
+  --exclude=.ruff_cache --exclude=.pytest_cache --exclude=.hypothesis .) | (cd "$work/src" && tar -xf -)
 "$vpy" -m pip install --isolated --quiet --disable-pip-version-check --no-deps --no-build-isolation \
   --force-reinstall "$work/src" >&2 2>/dev/null ||
   "$vpy" -m pip install --isolated --quiet --disable-pip-version-check --no-deps --force-reinstall "$work/src" >&2

@@ -60,7 +60,8 @@ ensure_npm_deps() {
 # a vault secret. About a minute on two workers; the rest of the suite exercises the same code.
 # shellcheck disable=SC2034 # used by scripts/test.sh, which sources this file
 BUNDLE_TESTS=(
-  tests/blackbox/run
+  tests/blackbox/run/test_contract.py
+  tests/blackbox/run/test_header_secret_refs.py
   tests/blackbox/sources/test_source_contract.py
   tests/blackbox/sources/test_keychain.py::test_store_then_print_byte_exact_in_every_context
   tests/blackbox/sources/test_keychain.py::test_a_stored_item_is_readable_by_secret_tool_and_keyring
@@ -78,6 +79,8 @@ BUNDLE_TESTS=(
 # shellcheck disable=SC2034 # used by scripts/test.sh
 BUNDLE_DESELECT=(
   --deselect tests/blackbox/run/test_contract.py::test_cache_hit_imports_only_the_standard_library
+  --deselect tests/blackbox/run/test_contract.py::test_installed_script_runs_the_venv_python_directly
+  --deselect tests/blackbox/run/test_header_secret_refs.py::test_the_hit_imports_what_a_vault_secret_hit_imports
   -k "not token-file"
 )
 
