@@ -341,3 +341,58 @@ def printed_token_of_other(token: str) -> str:
     """A token that is not the user's: the same with its signature's last character changed."""
     last = "A" if token[-1] != "A" else "B"
     return token[:-1] + last
+
+
+# --- hosted Portkey's shape: its API key from the keychain beside the user's token -------------
+PORTKEY_API_KEY = "9c41e07b2fd85a36"  # shares no run of text with a header name
+
+
+@pytest.mark.oidc
+@pytest.mark.keychain
+def test_the_hosted_recipe_prints_portkeys_key_from_the_keychain_beside_the_token(
+    secret_service: Env,
+    secret_hygiene: Recorder,
+    oidc_provider: OidcProvider,
+    portkey: PortkeyGateway,
+) -> None:
+    """Hosted Portkey checks ``x-portkey-api-key`` in its cloud, which cannot run here; the open
+    gateway ignores that header. What is proven: the recipe's key comes from the real Secret
+    Service by reference into every context's output (never the config), beside the user's token,
+    and Portkey routes that request to the custom host."""
+    gk = secret_service
+    secret_hygiene.register(PORTKEY_API_KEY, "hosted Portkey's API key")
+    with AnthropicUpstream(keys=[]) as inhouse:
+        gk.write_config(
+            recipes.recipe(
+                "portkey-hosted",
+                {
+                    "https://login.example.com/oauth2/default": oidc_provider.issuer,
+                    '"0oa1gatekey"': f'"{PUBLIC_CLIENT}"',
+                    '["gateway.use"]': '["api.read"]',
+                    README_UPSTREAM: inhouse.url + UPSTREAM_PATH,
+                },
+            )
+            + f'ca_bundle = "{oidc_provider.ca}"\nflow = "device-code"\nmin_ttl = "10m"\n'
+        )
+        stored = gk.run("store", "-p", "portkey-key", stdin=PORTKEY_API_KEY.encode())
+        assert stored.code == 0, stored.err
+        signed_in = device_sign_in(gk, oidc_provider, ("login", "-p", "portkey-sso"))
+        assert signed_in.code == 0, signed_in.err
+        claude_settings(gk, "portkey-sso")
+        for context in CONTEXTS:
+            r = helper_run(gk, context)
+            payload = json.loads(r.stdout)
+            token = payload["token"]
+            assert claims(token)["sub"] == "alice"
+            key_printed = payload["headers"].pop("x-portkey-api-key") == PORTKEY_API_KEY
+            assert key_printed, f"{context}: Portkey's key is not in the output"
+            assert payload["headers"] == {
+                "x-portkey-provider": "anthropic",
+                "x-portkey-custom-host": inhouse.url + UPSTREAM_PATH,
+                "x-portkey-metadata": '{"_user": "alice"}',
+            }, context
+        inhouse.keys = (token,)
+        headers = app_headers(gk, r)
+        streams_through(portkey, headers, token, PORTKEY_API_KEY)
+        assert inhouse.saw("x-api-key", token), "Portkey did not forward the user's token"
+        assert not inhouse.saw("x-portkey-api-key", PORTKEY_API_KEY)  # Portkey keeps its own
