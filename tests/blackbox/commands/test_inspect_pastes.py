@@ -187,8 +187,8 @@ def json_profile(gk: Env, token: str, extra: str = "") -> None:
             "gw",
             'output = "json"\n'
             # a credential header by reference: a literal one is refused (exit 78)
-            f'headers = {{ "X-Org-Route" = "{ROUTE}", "x-portkey-api-key" = {{ env = "PK_KEY" }} }}\n'
-            + extra,
+            f'headers = {{ "X-Org-Route" = "{ROUTE}", '
+            '"x-portkey-api-key" = { env = "PK_KEY" } }\n' + extra,
         )
     )
     gk.vars["TOKEN"] = token
