@@ -64,7 +64,8 @@ def _trusted_helper(ctx: click.Context, _param: click.Parameter, value: str | No
     "--force",
     is_flag=True,
     is_eager=True,  # known when --helper's check runs
-    help="Use a --helper path that others could replace (warns what it risks).",
+    help="Use a helper path (--helper, --mcp-helper, --otlp-helper, --marketplace-helper) "
+    "that others could replace (warns what it risks).",
 )
 @click.option("--ttl", type=int, metavar="SEC", help="inferenceCredentialHelperTtlSec.")
 @click.option("--timeout", type=int, metavar="SEC", help="inferenceCredentialHelperTimeoutSec.")

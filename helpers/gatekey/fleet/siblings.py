@@ -94,8 +94,8 @@ def _pairs(option: str, pairs: tuple[str, ...], what: str) -> dict[str, str]:
             # Not echoed whole: a mistyped value may hold a secret.
             raise UsageProblem(
                 option,
-                f"expected NAME={what} with a name of letters, digits, '.', '_' or '-' "
-                "(the server's name), e.g. tools=...",
+                f"expected NAME={what} with a name of letters, digits, '.', '_' or '-', "
+                "e.g. tools=...",
             )
         if name in found:
             raise UsageProblem(option, f"{name} is given twice")
@@ -142,7 +142,7 @@ def _helper(option: str, path: str, target: Target) -> str:
     return path
 
 
-def served_profile(path: str, target: Target) -> tuple[str, str]:
+def served_profile(option: str, path: str, target: Target) -> tuple[str, str]:
     """The profile the helper at ``path`` serves, and how we know: a ``gatekey wrap`` wrapper
     names the profile it pins; gatekey itself serves its no-argument profile; a helper we cannot
     read here is taken to serve ``-p``'s (the admin is told to make it so)."""
@@ -150,8 +150,8 @@ def served_profile(path: str, target: Target) -> tuple[str, str]:
     if found is not None and found.kind == "wrapper" and found.pinned:
         if found.pinned not in target.cfg.profile_names:
             raise UsageProblem(
-                path,
-                f'the wrapper pins profile "{found.pinned}", which the config does not have '
+                option,
+                f'{path} pins profile "{found.pinned}", which the config does not have '
                 f"(its profiles: {', '.join(target.cfg.profile_names)})",
             )
         return found.pinned, f"pinned by {path}"
@@ -164,7 +164,7 @@ def _mcp_timing(
     name: str, helper: str, ttl_text: str | None, buffer_text: str | None, target: Target
 ) -> tuple[int, int, str]:
     """(headersHelperTtlSec, headersHelperRefreshBufferSec, where they came from)."""
-    profile, how = served_profile(helper, target)
+    profile, how = served_profile("--mcp-helper", helper, target)
     min_ttl = float(target.cfg.profile(profile).values["min_ttl"])
     silent = target.cfg.timeout("silent")
     buffer = (

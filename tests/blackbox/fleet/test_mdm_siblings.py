@@ -217,7 +217,7 @@ def test_a_wrapper_pinning_a_profile_the_config_lacks_is_refused(gk: Env) -> Non
     gk.write_config('[profiles.idp]\nsource = "command"\ncommand = ["/bin/echo", "tok"]\n')
     server = ("--mcp-server", "tools=https://m.example.com")
     r = mdm(gk, "plist", *server, "--mcp-helper", f"tools={helper}")
-    refused(r, str(helper), 'pins profile "short"', "idp")
+    refused(r, "--mcp-helper", f'{helper} pins profile "short"', "idp")
 
 
 S = ("--mcp-server", "tools=https://mcp.example.com/mcp")
