@@ -9,7 +9,7 @@ import click
 
 from gatekey.cli.common import State, guarded, note, pass_state
 from gatekey.errors import SetError
-from gatekey.fleet import claude_keys, managed
+from gatekey.fleet import claude_keys, managed, siblings
 from gatekey.fleet import mdm as generate
 from gatekey.fleet.wrap import write_wrapper
 
@@ -64,7 +64,8 @@ def _trusted_helper(ctx: click.Context, _param: click.Parameter, value: str | No
     "--force",
     is_flag=True,
     is_eager=True,  # known when --helper's check runs
-    help="Use a --helper path that others could replace (warns what it risks).",
+    help="Use a helper path (--helper, --mcp-helper, --otlp-helper, --marketplace-helper) "
+    "that others could replace (warns what it risks).",
 )
 @click.option("--ttl", type=int, metavar="SEC", help="inferenceCredentialHelperTtlSec.")
 @click.option("--timeout", type=int, metavar="SEC", help="inferenceCredentialHelperTimeoutSec.")
@@ -98,6 +99,52 @@ def _trusted_helper(ctx: click.Context, _param: click.Parameter, value: str | No
     help="Another documented Claude key (listed below), checked against its type; repeatable.",
 )
 @click.option(
+    "--mcp-server",
+    "mcp_servers",
+    multiple=True,
+    metavar="NAME=URL",
+    help="A managedMcpServers entry (Streamable HTTP) whose headers come from --mcp-helper "
+    "NAME=PATH; repeatable.",
+)
+@click.option(
+    "--mcp-helper",
+    "mcp_helpers",
+    multiple=True,
+    metavar="NAME=PATH",
+    help="Its headersHelper: absolute path of a `gatekey wrap --output headers` wrapper.",
+)
+@click.option(
+    "--mcp-ttl",
+    "mcp_ttls",
+    multiple=True,
+    metavar="NAME=SEC",
+    help="Its headersHelperTtlSec (default: min_ttl - 5 min of the helper's profile).",
+)
+@click.option(
+    "--mcp-refresh-buffer",
+    "mcp_buffers",
+    multiple=True,
+    metavar="NAME=SEC",
+    help=f"Its headersHelperRefreshBufferSec (default {siblings.DEFAULT_BUFFER}).",
+)
+@click.option("--otlp-endpoint", metavar="URL", help="otlpEndpoint: the OpenTelemetry collector.")
+@click.option(
+    "--otlp-helper",
+    metavar="PATH",
+    help="otlpHeadersHelper: a `gatekey wrap --output headers` wrapper.",
+)
+@click.option(
+    "--marketplace",
+    metavar="NAME=URL",
+    help="An allowedPluginMarketplaces entry: NAME as its marketplace.json names itself, URL a "
+    "hosted marketplace.json (ending .json) or an https Git remote.",
+)
+@click.option(
+    "--marketplace-helper",
+    metavar="PATH",
+    help="Its credentialHelper (default on the gateway's origin: the inference credential).",
+)
+@click.option(
     "--identifier",
     default=managed.DEFAULT_IDENTIFIER,
     show_default=True,
@@ -128,6 +175,14 @@ def mdm(
     headers: tuple[str, ...],
     allow_credential_headers: tuple[str, ...],
     sets: tuple[str, ...],
+    mcp_servers: tuple[str, ...],
+    mcp_helpers: tuple[str, ...],
+    mcp_ttls: tuple[str, ...],
+    mcp_buffers: tuple[str, ...],
+    otlp_endpoint: str | None,
+    otlp_helper: str | None,
+    marketplace: str | None,
+    marketplace_helper: str | None,
     identifier: str,
     out: str | None,
 ) -> None:
@@ -135,9 +190,20 @@ def mdm(
     as inferenceCredentialHelper; or, with --gatekey-config, gatekey's own system config."""
     if gatekey_config == bool(fmt):
         raise click.UsageError("give --format FORMAT or --gatekey-config (one of them)")
-    if gatekey_config and sets:
+    sibling = siblings.Request(
+        mcp_servers=mcp_servers,
+        mcp_helpers=mcp_helpers,
+        mcp_ttls=mcp_ttls,
+        mcp_buffers=mcp_buffers,
+        otlp_endpoint=otlp_endpoint,
+        otlp_helper=otlp_helper,
+        marketplace=marketplace,
+        marketplace_helper=marketplace_helper,
+    )
+    if gatekey_config and (sets or sibling != siblings.Request()):
         raise click.UsageError(
-            "--set adds Claude keys, so it goes with --format, not --gatekey-config"
+            "--set and the --mcp-*, --otlp-* and --marketplace* options add Claude keys, so "
+            "they go with --format, not --gatekey-config"
         )
     try:
         extra = claude_keys.parse(sets, windows=fmt in managed.WINDOWS_FORMATS)
@@ -183,6 +249,8 @@ def mdm(
                 extra=extra,
                 out=out,
                 note=note,
+                sibling=sibling,
+                force=force,
             )
         )
 

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gatekey import credential_headers
 from gatekey.errors import SetError
 from gatekey.output import header_name_problem, header_value_problem
 
@@ -134,6 +135,18 @@ def _servers(value: str, windows: bool) -> str:
                 _path(helper, windows)
             except SetError as e:
                 raise SetError(f"headersHelper: {e}") from None
+        static = server.get("headers")
+        if static is not None:
+            if not isinstance(static, dict):
+                raise SetError("headers: expected a JSON object of header names to values")
+            for name in static:
+                why = credential_headers.why(str(name))
+                if why is not None:
+                    # The same value in every machine's settings: per user, from headersHelper.
+                    raise SetError(
+                        f"headers: {why}; a static header is the same on every machine and "
+                        "readable there, so give the credential from a headersHelper instead"
+                    )
         for field in ("headersHelperTtlSec", "headersHelperRefreshBufferSec"):
             seconds = server.get(field)
             if seconds is not None and (

@@ -90,7 +90,7 @@ def gateway_url_warning(url: str) -> str | None:
     return None
 
 
-def check_helper_path(path: str, *, windows: bool, exists: bool) -> str:
+def check_helper_path(path: str, *, windows: bool, exists: bool, option: str = "--helper") -> str:
     """The helper as one absolute path the app can spawn with no arguments.
 
     The app takes the whole value as one file name, so ``/opt/gatekey/bin/gatekey -p corp``
@@ -98,8 +98,8 @@ def check_helper_path(path: str, *, windows: bool, exists: bool) -> str:
     ``/Library/Application Support/...``), so a value with spaces is refused only when it looks
     like a command line: a later word starting with ``-`` or holding no path separator (an
     argument such as ``get``), unless ``exists`` (the file is on this machine, so it is a path).
+    ``option`` names the value in errors (``--helper``, ``--mcp-helper``...).
     """
-    option = "--helper"
     if not path or _control(path) or path != path.strip():
         raise UsageProblem(
             option, "must be an absolute path without control characters or surrounding spaces"

@@ -17,7 +17,9 @@ Defaults come from the profile (``-p``, else the usual selection):
   entra / oidc profile with a browser or device-code flow, or a vault / Key Vault logging in
   through one), else ``[timeouts] silent`` + 15 s.
 
-Claude's other documented keys come from ``--set KEY=VALUE`` (checked in fleet/claude_keys.py).
+Claude's other documented keys come from ``--set KEY=VALUE`` (checked in fleet/claude_keys.py);
+the sibling helpers' keys (MCP servers, the OTLP exporter, a plugin marketplace) from their own
+options (fleet/siblings.py), checked by the same rules against the profile each helper serves.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from collections.abc import Iterator
 
 from gatekey import config, kinds, output
 from gatekey.errors import ConfigError, UsageProblem
-from gatekey.fleet import managed, system_config
+from gatekey.fleet import managed, siblings, system_config
 from gatekey.fleet.files import Note, write_file
 from gatekey.schema import BUILTIN_ORIGIN
 
@@ -85,10 +87,13 @@ def claude_config(
     extra: dict[str, str],
     out: str | None,
     note: Note,
+    sibling: siblings.Request | None = None,
+    force: bool = False,
 ) -> None:
     """Claude's managed configuration in ``fmt`` (managed.FORMATS), on stdout or into ``out``;
     the values not given come from the profile (see the module docstring). ``extra``: further
-    documented keys, already checked (claude_keys.parse)."""
+    documented keys, already checked (claude_keys.parse); ``sibling``: the sibling helpers' keys
+    to add; ``force``: use sibling helper paths others could replace (with a warning)."""
     cfg, name, prof, source = _selected(family, profile, config_file)
     if not gateway_url:
         raise UsageProblem("--gateway-url", "is required, e.g. https://llm-gw.example.com")
@@ -161,6 +166,21 @@ def claude_config(
             "it for everyone if it leaks"
         )
     values.update(extra)  # never a key settings() wrote: claude_keys refuses those
+    chosen = _no_argument_profile(cfg, family, config_file)
+    if sibling is not None:
+        target = siblings.Target(
+            cfg=cfg,
+            profile=name,
+            no_argument=chosen,
+            windows=windows,
+            gateway_url=url,
+            ttl_margin=TTL_MARGIN,
+            force=force,
+            note=note,
+        )
+        more, origins = siblings.values(sibling, target, extra)
+        values.update(more)  # managedMcpServers: --set's entries and ours, merged
+        derived += origins
     _emit(managed.render(fmt, values, identifier=identifier), out, note)
     warning = managed.gateway_url_warning(url)
     if warning:
@@ -173,7 +193,6 @@ def claude_config(
         note("to generate from the fleet's gatekey config alone, give --config FILE")
     if not exists and not windows:
         note(f"{helper} does not exist on this machine; make sure it does on the endpoints")
-    chosen = _no_argument_profile(cfg, family, config_file)
     if default_helper and profile and chosen != name:
         note(
             f'a no-argument run of {helper} selects profile "{chosen}", '
