@@ -171,6 +171,9 @@ def judge_key(data: bytes, j: Judgement) -> None:
             f"{NOT_KEY} ({len(text.splitlines())} lines: the key is the whole output)"
         )
         return
+    if text.split(" ", 1)[0].lower() in ("bearer", "basic") and " " in text.strip():
+        j.problems.append(f"{NOT_KEY} (starts with an auth scheme: Claude Code adds its own)")
+        return
     if not printable(text):
         what = (
             "whitespace around the key"
