@@ -174,6 +174,11 @@ def judge_key(data: bytes, j: Judgement) -> None:
     if text.split(" ", 1)[0].lower() in ("bearer", "basic") and " " in text.strip():
         j.problems.append(f"{NOT_KEY} (starts with an auth scheme: Claude Code adds its own)")
         return
+    if not text.isascii():
+        j.problems.append(
+            f"{NOT_KEY} (non-ASCII characters: not valid in X-Api-Key or Authorization)"
+        )
+        return
     if not printable(text):
         what = (
             "whitespace around the key"
@@ -181,11 +186,6 @@ def judge_key(data: bytes, j: Judgement) -> None:
             else "whitespace or controls in it"
         )
         j.problems.append(f"{NOT_KEY} ({what})")
-        return
-    if not text.isascii():
-        j.problems.append(
-            f"{NOT_KEY} (non-ASCII characters: not valid in X-Api-Key or Authorization)"
-        )
         return
     if not BEARER_TOKEN.fullmatch(text):
         j.warnings.append("the key has characters a Bearer token (RFC 6750) does not allow")
