@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from gatekey import output
+from gatekey.diagnostics.surfaces import NAMES as SURFACES
 from gatekey.errors import CheckFailed, ChecksFailed, HelperError
 
 if TYPE_CHECKING:
@@ -189,6 +190,14 @@ def doctor_command(
 @click.option(
     "--interactive", is_flag=True, help="Also run the interactive context (may open a browser)."
 )
+@click.option(
+    "--surface",
+    type=click.Choice(SURFACES),
+    default=SURFACES[0],
+    show_default=True,
+    help="Which helper Claude runs it as: the inference helper, an MCP server's headersHelper, "
+    "otlpHeadersHelper, a plugin marketplace's credentialHelper, or Claude Code's apiKeyHelper.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def check_command(
@@ -197,6 +206,7 @@ def check_command(
     helper: str | None,
     app_timeout: float | None,
     interactive: bool,
+    surface: str,
     force: bool,
     as_json: bool,
 ) -> None:
@@ -210,24 +220,41 @@ def check_command(
     exactly one bare token line or one {"token", "headers"} JSON object on stdout, and no trace
     of the token on stderr. Runs are real: they may refresh cached tokens. Exit 0 only if every
     context passes; the token is never shown.
+
+    --surface checks another helper Claude runs, as it runs that one: mcp and otlp (a flat
+    JSON object of headers), marketplace (a bare token or git-credential lines, no JSON),
+    api-key-helper (one bare key). Without CLAUDE_HELPER_CONTEXT, with the surface's limit
+    (MCP: 30 s), run twice where the app re-runs it (the re-run should be a cache hit); for
+    mcp and otlp a prompt on stderr or a browser is a breach. Its default helper is the one
+    Claude's managed settings name for that surface (managedMcpServers' first headersHelper,
+    otlpHeadersHelper), else this gatekey.
     """
     if profile is not None and helper is not None:
         raise click.UsageError("give -p/--profile or --helper, not both")
+    if surface != SURFACES[0] and (app_timeout is not None or interactive):
+        raise click.UsageError(
+            f"--timeout and --interactive are for the inference helper; --surface {surface} "
+            "runs it without a context, within that surface's own limit"
+        )
 
     def do() -> None:
         from gatekey.cli.common import note
         from gatekey.diagnostics import report
         from gatekey.diagnostics.check import check
 
-        found = check(st.family, profile, helper, app_timeout, interactive, force=force, note=note)
+        found = check(
+            st.family, profile, helper, app_timeout, interactive, surface=surface, force=force,
+            note=note,
+        )  # fmt: skip
         if as_json:
             output.write_text(json.dumps(found, indent=2))
         else:
             for line in report.check_text(found):
                 output.write_text(line)
-        failed = [r["context"] for r in found["runs"] if r["verdict"] == "fail"]
+        failed = [r.get("run", r["context"]) for r in found["runs"] if r["verdict"] == "fail"]
         if failed:
-            raise CheckFailed(f"check failed in {len(failed)} context(s): {', '.join(failed)}")
+            runs = "context(s)" if surface == SURFACES[0] else f"{surface} run(s)"
+            raise CheckFailed(f"check failed in {len(failed)} {runs}: {', '.join(failed)}")
 
     st.guard(do)
 

@@ -35,6 +35,11 @@ a browser.
 For tests only (not in --help): GATEKEY_CHECK_TIME_SCALE=0.05 multiplies every limit, so a
 helper that overruns the 20 s clamp is caught in one second.
 
+``--surface mcp|otlp|marketplace|api-key-helper`` runs a sibling helper as that surface does
+instead (surfaces.py holds each one's contract; check_surface.py runs it): no
+CLAUDE_HELPER_CONTEXT, the surface's limit and parser, run again as the app re-runs it. Its
+default helper is the one Claude's managed settings name for that surface, when they do.
+
 Here: the contexts, their limits and the report. check_harness.py runs a helper, check_judge.py
 judges a run, report.py renders the table.
 """
@@ -50,7 +55,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gatekey import config, context
-from gatekey.diagnostics import advice, claude_settings, helper_path
+from gatekey.diagnostics import advice, claude_settings, helper_path, surfaces
 from gatekey.diagnostics.check_harness import SCALE_ENV, minimal_env, run_helper
 from gatekey.diagnostics.check_judge import judge, stderr_tail
 from gatekey.errors import ConfigError, HelperError
@@ -123,23 +128,37 @@ def check(
     app_timeout: float | None,
     interactive: bool,
     *,
+    surface: str = surfaces.INFERENCE,
     force: bool = False,
     note: Callable[[str], None] = _quiet,
 ) -> dict[str, Any]:
-    """Run every context and return the report (no secret in it). ``force``: run a helper that
-    others could replace, after ``note`` warns of it."""
+    """Run every context (or the surface's runs) and return the report (no secret in it).
+    ``force``: run a helper that others could replace, after ``note`` warns of it."""
+    spec = surfaces.SURFACES[surface]
     notes: list[str] = []
+    named: surfaces.Named | None = None
     if helper is not None:
         target = _given(helper, "--helper", notes, force, note)
         target.profile, target.app_timeout = profile, app_timeout
-    else:
+    elif spec.contexts:
         target = _default(family, profile, app_timeout, notes, force, note)
+    else:
+        target, named = _surface_default(spec, family, profile, notes, force, note)
     path, cfg, app_timeout = target.path, target.cfg, target.app_timeout
     scale = _time_scale()
     if scale != 1:
         notes.append(f"limits scaled by {scale:g} ({SCALE_ENV}; for tests)")
-    limits = _limits(cfg, app_timeout)
     environ = dict(os.environ)
+    found: dict[str, Any] = {"helper": path, "profile": target.profile, "surface": spec.name}
+    found.update(setting=spec.what, expects=spec.expects)
+    if not spec.contexts:
+        from gatekey.diagnostics.check_surface import run_surface
+
+        notes += [n for n in (spec.context_note, spec.limit_note, spec.rerun_note) if n]
+        ttl = surfaces.app_ttl(spec, named, environ)
+        runs = run_surface(spec, path, profile, scale, ttl, environ)
+        return _report(found, runs, scale, minimal_env("unset", profile, environ), notes)
+    limits = _limits(cfg, app_timeout)
     runs = []
     for ctx in CONTEXTS:
         nominal = limits[ctx]
@@ -173,16 +192,65 @@ def check(
             stderr=stderr_tail(cap.stderr) if j.problems else None,
         )
         runs.append(row)
-    env_names = sorted(minimal_env("setup-test", profile, environ))
-    return {
-        "helper": path,
-        "profile": target.profile,
-        "passed": all(r["verdict"] != "fail" for r in runs),
-        "time_scale": scale,
-        "environment": env_names,
-        "notes": notes,
-        "runs": runs,
-    }
+    return _report(found, runs, scale, minimal_env("setup-test", profile, environ), notes)
+
+
+def _report(
+    found: dict[str, Any],
+    runs: list[dict[str, Any]],
+    scale: float,
+    env: dict[str, str],
+    notes: list[str],
+) -> dict[str, Any]:
+    """The report: ``env`` is a run's environment (its names are shown, never its values)."""
+    env_names = sorted(env)
+    found.update(
+        passed=all(r["verdict"] != "fail" for r in runs),
+        time_scale=scale,
+        environment=env_names,
+        notes=notes,
+        runs=runs,
+    )
+    return found
+
+
+def _surface_default(
+    spec: surfaces.Surface,
+    family: str | None,
+    profile: str | None,
+    notes: list[str],
+    force: bool,
+    note: Callable[[str], None],
+) -> tuple[Target, surfaces.Named | None]:
+    """Without --helper: the helper Claude's managed settings name for the surface (unless -p),
+    else this gatekey (pinned to -p's profile, or the one a run with no arguments selects)."""
+    named, where = None, None
+    if spec.settings_key is not None:
+        claude = claude_settings.read()
+        where = claude.where
+        named = surfaces.named_helper(spec, claude.values.get(spec.settings_key))
+        if named is not None and claude.problem:
+            notes.append(f"{claude.problem}: checking this gatekey, not the helper it names")
+            named = None
+        if named is not None and profile is not None:
+            notes.append(f"Claude runs {named.path} ({named.where}); without -p, check runs that")
+            named = None
+    elif spec.settings_note and profile is None:
+        notes.append(spec.settings_note)
+    if named is None:
+        cfg = config.load()
+        selected = config.select_profile(cfg, profile, family)
+        prof = cfg.profile(selected)  # an unknown or broken profile stops here, exit 78
+        notes.append(f"profile {selected} (source {prof.kind})")
+        return Target(default_helper(family), cfg, selected), None
+    option = f"{named.where} in {where}"
+    notes.append(f"the helper Claude runs: {option}")
+    notes += [f"also named: {other} (check it with --helper)" for other in named.others]
+    target = _given(named.path, option, notes, force, note)
+    found = helper_path.read_helper(target.path)
+    if found.is_gatekey:
+        target.cfg, target.profile = _gatekey_config(found, notes)
+    return target, named
 
 
 def _given(

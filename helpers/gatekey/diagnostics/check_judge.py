@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -39,9 +40,11 @@ HELD_OPEN = "a child process kept stdout/stderr open after the helper exited"
 class Payload:
     """What a successful run printed, without the token (only its length)."""
 
-    kind: str  # "token" | "json"
+    kind: str  # "token" | "json" | "headers" | "git-credential" | "key"
     token: str = field(repr=False)
     headers: int = 0
+    secrets: list[str] = field(default_factory=list, repr=False)  # else [token]: leak-checked
+    names: list[str] = field(default_factory=list)  # header names or git-credential keys
 
 
 @dataclass
@@ -51,7 +54,7 @@ class Judgement:
     payload: Payload | None = None
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
     for kind, name in ((bool, "boolean"), (int, "number"), (float, "number"), (str, "string")):
         if isinstance(value, kind):
             return name
@@ -70,16 +73,16 @@ def _judge_json(doc: object, j: Judgement) -> None:
         j.problems.append(f'{NOT_PAYLOAD} (the JSON "token" has whitespace or control characters)')
     headers = doc.get("headers", {})
     if not isinstance(headers, dict):
-        j.problems.append(f'{HEADER_TYPES} ("headers" is a JSON {_json_type(headers)})')
+        j.problems.append(f'{HEADER_TYPES} ("headers" is a JSON {json_type(headers)})')
         headers = {}
-    wrong = [f"{name}: {_json_type(v)}" for name, v in headers.items() if not isinstance(v, str)]
+    wrong = [f"{name}: {json_type(v)}" for name, v in headers.items() if not isinstance(v, str)]
     if wrong:
         j.problems.append(f"{HEADER_TYPES} ({', '.join(wrong)})")
     bad_names = [name for name in headers if not HEADER_NAME.fullmatch(name)]
     if bad_names:
         j.problems.append(f"header names not valid in HTTP: {', '.join(map(repr, bad_names))}")
     # Names only: a header value may itself be a secret.
-    broken = [n for n, v in headers.items() if isinstance(v, str) and not _header_safe(v)]
+    broken = [n for n, v in headers.items() if isinstance(v, str) and not header_safe(v)]
     if broken:
         names = ", ".join(broken)
         j.problems.append(f"header values must not contain line breaks or controls ({names})")
@@ -89,7 +92,7 @@ def _judge_json(doc: object, j: Judgement) -> None:
     j.payload = Payload("json", token, len(headers))
 
 
-def _header_safe(value: str) -> bool:
+def header_safe(value: str) -> bool:
     return not any((ord(c) < 0x20 and c != "\t") or c == "\x7f" for c in value)
 
 
@@ -194,7 +197,16 @@ def leaks(token: str, stderr: str) -> str | None:
     return None
 
 
-def judge(ctx: str, cap: Capture, limit: float, nominal: float) -> Judgement:
+def judge(
+    ctx: str,
+    cap: Capture,
+    limit: float,
+    nominal: float,
+    parse: Callable[[bytes, Judgement], None] = judge_stdout,
+    slow: tuple[float, str] | None = None,
+) -> Judgement:
+    """One run: ``parse`` reads its stdout (the surface's parser); ``slow``: (seconds, warning)
+    when the app warns about a slow run (default: Claude Code's 10 s without a context)."""
     j = Judgement()
     if cap.start_error is not None:
         j.problems.append(f"could not start: {cap.start_error}")
@@ -219,12 +231,14 @@ def judge(ctx: str, cap: Capture, limit: float, nominal: float) -> Judgement:
         elif not cap.stdout:
             j.problems.append(f"exited {code}")
         return j
-    judge_stdout(cap.stdout, j)
+    parse(cap.stdout, j)
     if j.payload is None:
         return j
     token = j.payload.token
-    logs.register_secret(token)  # masks it in anything this process logs or shows
-    leak = leaks(token, stderr)
+    secrets = j.payload.secrets or [token]
+    for secret in secrets:
+        logs.register_secret(secret)  # masks it in anything this process logs or shows
+    leak = next(filter(None, (leaks(secret, stderr) for secret in secrets)), None)
     if leak:
         j.problems.append(leak)
     if not token.isascii():
@@ -235,8 +249,11 @@ def judge(ctx: str, cap: Capture, limit: float, nominal: float) -> Judgement:
         return j  # its time is the limit's: nothing more to say about it
     if cap.seconds > 0.75 * limit:
         j.warnings.append(f"took {cap.seconds / limit:.0%} of the {nominal:g} s limit")
-    elif ctx == "unset" and cap.seconds > CLAUDE_CODE_SLOW * limit / nominal:
-        j.warnings.append("Claude Code (apiKeyHelper) warns when a helper takes over 10 s")
+        return j
+    if slow is None and ctx == "unset":
+        slow = (CLAUDE_CODE_SLOW, "Claude Code (apiKeyHelper) warns when a helper takes over 10 s")
+    if slow is not None and cap.seconds > slow[0] * limit / nominal:
+        j.warnings.append(slow[1])
     return j
 
 

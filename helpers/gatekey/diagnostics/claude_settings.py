@@ -34,8 +34,13 @@ PROVIDER_KEY = "inferenceProvider"  # "gateway": the app uses the gateway keys (
 KIND_KEY = "inferenceCredentialKind"  # "helper-script": the helper is the credential
 API_KEY_KEY = "inferenceGatewayApiKey"  # a static key: a secret, never read into values
 OIDC_KEY = "inferenceGatewayOidc"  # the app's own single sign-on
+# The sibling helpers' keys `check --surface` reads (diagnostics/surfaces.py): the MCP servers
+# (a JSON array of objects; as_text keeps a native array as JSON) and the OTLP headers helper.
+MCP_SERVERS_KEY = "managedMcpServers"
+OTLP_HELPER_KEY = "otlpHeadersHelper"
 KEYS = (
     TTL_KEY, TIMEOUT_KEY, BASE_URL_KEY, SCHEME_KEY, HEADERS_KEY, HELPER_KEY, PROVIDER_KEY, KIND_KEY,
+    MCP_SERVERS_KEY, OTLP_HELPER_KEY,
 )  # fmt: skip
 # Each gives the app a credential. With inferenceCredentialKind unset and more than one of them
 # present, which the app uses (and falls back to) is its own precedence, not the admin's choice.

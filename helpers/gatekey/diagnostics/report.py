@@ -242,14 +242,28 @@ def _output(out: dict[str, Any] | None) -> str:
     if out is None:
         return "-"
     shown = f"{out['kind']} ({out['token']}, {out['token_length']} chars)"
+    if out.get("names"):  # a headers helper's header names, git-credential's keys: no values
+        return f"{out['kind']}: {', '.join(out['names'])} ({out['token']})"
     return shown + (f", {out['headers']} header(s)" if out["kind"] == "json" else "")
 
 
 def check_text(report: dict[str, Any]) -> list[str]:
     lines = [f"helper: {report['helper']}"] + [f"  {note}" for note in report["notes"]]
+    # A sibling helper (check --surface): one row per run, not per context.
+    by_run = any("run" in r for r in report["runs"])
+    if by_run:
+        lines.insert(0, f"surface: {report['surface']} ({report['setting']}): {report['expects']}")
     lines.append("environment: " + " ".join(report["environment"]))
     lines.append("")
-    header = ("CONTEXT", "VERDICT", "EXIT", "TIME", "LIMIT", "OUTPUT", "WHAT'S WRONG")
+    header = (
+        "RUN" if by_run else "CONTEXT",
+        "VERDICT",
+        "EXIT",
+        "TIME",
+        "LIMIT",
+        "OUTPUT",
+        "WHAT'S WRONG",
+    )
     rows = []
     for r in report["runs"]:
         wrong = r["problems"] + [f"warning: {w}" for w in r["warnings"]]
@@ -262,7 +276,7 @@ def check_text(report: dict[str, Any]) -> list[str]:
             exit_code = "killed"
         rows.append(
             (
-                r["context"],
+                r.get("run", r["context"]),
                 verdict(r["verdict"]),
                 exit_code,
                 _seconds(r["seconds"]),
@@ -272,11 +286,12 @@ def check_text(report: dict[str, Any]) -> list[str]:
             )
         )
     lines += table(rows, header)  # fits the terminal; coloured verdicts take no width
-    failed = [r["context"] for r in report["runs"] if r["verdict"] == "fail"]
+    failed = [r.get("run", r["context"]) for r in report["runs"] if r["verdict"] == "fail"]
     ran = [r for r in report["runs"] if r["verdict"] != "skip"]
+    what = "runs" if by_run else "contexts"
     lines.append("")
     if failed:
-        lines.append(f"{len(failed)} of {len(ran)} contexts failed: {', '.join(failed)}")
+        lines.append(f"{len(failed)} of {len(ran)} {what} failed: {', '.join(failed)}")
     else:
-        lines.append(f"all {len(ran)} contexts passed")
+        lines.append(f"all {len(ran)} {what} passed")
     return lines
