@@ -38,9 +38,10 @@ OIDC_KEY = "inferenceGatewayOidc"  # the app's own single sign-on
 # (a JSON array of objects; as_text keeps a native array as JSON) and the OTLP headers helper.
 MCP_SERVERS_KEY = "managedMcpServers"
 OTLP_HELPER_KEY = "otlpHeadersHelper"
+MARKETPLACES_KEY = "allowedPluginMarketplaces"  # a JSON array of marketplace objects, too
 KEYS = (
     TTL_KEY, TIMEOUT_KEY, BASE_URL_KEY, SCHEME_KEY, HEADERS_KEY, HELPER_KEY, PROVIDER_KEY, KIND_KEY,
-    MCP_SERVERS_KEY, OTLP_HELPER_KEY,
+    MCP_SERVERS_KEY, OTLP_HELPER_KEY, MARKETPLACES_KEY,
 )  # fmt: skip
 # Each gives the app a credential. With inferenceCredentialKind unset and more than one of them
 # present, which the app uses (and falls back to) is its own precedence, not the admin's choice.

@@ -124,10 +124,8 @@ SURFACES: dict[str, Surface] = {
             limit_note=NO_LIMIT_DOCUMENTED,
             context_note=NO_CONTEXT_ASSUMED,
             no_prompt=True,
-            settings_note=(
-                "the managed key holding marketplace entries is not in gatekey's reference: "
-                "give the helper with --helper PATH (or -p for this gatekey)"
-            ),
+            settings_key="allowedPluginMarketplaces",
+            entry_field="credentialHelper",
         ),
         Surface(
             API_KEY_HELPER,
@@ -193,11 +191,16 @@ def named_helper(surface: Surface, raw: str | None) -> Named | None:
     if not found:
         return None
     index, first = found[0]
-    label = f"{key}[{first.get('name', index)!s}].{field}"
+    label = f"{key}[{_entry_name(first, index)}].{field}"
     others = tuple(
-        f"{e.get('name', i)!s}: {e[field]}" for i, e in found[1:] if e[field] != first[field]
+        f"{_entry_name(e, i)}: {e[field]}" for i, e in found[1:] if e[field] != first[field]
     )
     return Named(first[field], label, _entry_ttl(first, surface.default_ttl), others)
+
+
+def _entry_name(entry: dict[str, Any], index: int) -> str:
+    """An entry's name: an MCP server's ``name``, a marketplace's ``expectedName``."""
+    return str(entry.get("name") or entry.get("expectedName") or index)
 
 
 def _entry_ttl(entry: dict[str, Any], default: float | None) -> float | None:

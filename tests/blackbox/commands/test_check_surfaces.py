@@ -305,3 +305,26 @@ def test_inference_stays_the_default_surface(gk: Env) -> None:
     assert found["surface"] == "inference"
     assert found["runs"]
     assert all("run" not in run for run in found["runs"])
+
+
+def test_marketplace_helper_named_by_claudes_managed_settings(gk: Env) -> None:
+    """Without --helper or -p: the allowedPluginMarketplaces entry with a credentialHelper (as
+    `gatekey mdm --marketplace … --marketplace-helper …` writes it), named by expectedName."""
+    entries = [
+        {"source": "url", "url": "https://llm-gw.example.test/marketplace.json",
+         "expectedName": "gateway-plugins", "credentialKind": "inferenceCredential"},
+        {"source": "git", "url": "https://git.example.test/claude/plugins.git",
+         "expectedName": "corp-plugins", "credentialKind": "credentialHelper",
+         "credentialHelper": helper("git_credential_good")},
+    ]  # fmt: skip
+    path = write_managed_settings(gk, {"allowedPluginMarketplaces": json.dumps(entries)})
+    r = check(gk, "--surface", "marketplace", "--json")
+    assert r.code == 0, r.out + r.err
+    found = report(r)
+    assert found["helper"] == helper("git_credential_good")
+    expected = (
+        "the helper Claude runs: allowedPluginMarketplaces[corp-plugins].credentialHelper "
+        f"in {path}"
+    )
+    assert expected in found["notes"]
+    assert report(r)["runs"][0]["output"]["kind"] == "git-credential"
