@@ -7,8 +7,7 @@
 #   sudo sh "/Library/Application Support/gatekey/uninstall-gatekey.sh" [--purge]
 # which removes what the package installed and forgets its receipt (pkgutil --forget).
 #
-#   install/build-wheelhouse.sh --platform macosx_11_0_arm64 --platform macosx_11_0_x86_64 \
-#       --python-version 3.12 --pip-python python3.12 --out build/wh-mac
+#   install/build-wheelhouse.sh --platform macosx_11_0_arm64 --python-version 3.12 --out build/wh-mac
 #   install/macos/build-pkg.sh --wheelhouse build/wh-mac --config corp.toml \
 #       --python /Library/Frameworks/Python.framework/Versions/3.12/bin/python3.12 \
 #       --version 0.1.0 --sign "Developer ID Installer: Example Corp (TEAMID)" --out gatekey.pkg
@@ -62,6 +61,9 @@ done
 [ -z "$CONFIG" ] || [ -f "$CONFIG" ] || die "no such config file: $CONFIG"
 case "$IDENTIFIER" in *[!A-Za-z0-9.-]* | "") die "--identifier wants letters, digits, dots and dashes: $IDENTIFIER" ;; esac
 ls "$WHEELHOUSE"/gatekey-*.whl >/dev/null 2>&1 || die "$WHEELHOUSE holds no gatekey wheel"
+# The postinstall installs with pip --require-hashes -r requirements.txt (every wheel's SHA-256).
+[ -f "$WHEELHOUSE/requirements.txt" ] ||
+  die "$WHEELHOUSE has no requirements.txt (the SHA-256 of every wheel); build it with install/build-wheelhouse.sh"
 if [ -z "$STAGE" ]; then
   command -v pkgbuild >/dev/null 2>&1 || die "pkgbuild not found: build the package on macOS"
 fi
@@ -78,7 +80,7 @@ fi
 # (a venv cannot be built on one machine and copied, its paths and interpreter are the target's).
 mkdir -p "$work/root" "$scripts/wheelhouse"
 cp "$here/jamf-gatekey.sh" "$scripts/"
-cp "$WHEELHOUSE"/*.whl "$scripts/wheelhouse/"
+cp "$WHEELHOUSE"/*.whl "$WHEELHOUSE/requirements.txt" "$scripts/wheelhouse/"
 [ -z "$CONFIG" ] || cp "$CONFIG" "$scripts/config.toml"
 [ -z "$PYTHON" ] || printf '%s\n' "$PYTHON" >"$scripts/python.txt"
 printf '%s\n' "$IDENTIFIER" >"$scripts/identifier.txt"

@@ -111,6 +111,11 @@ if ($Wheel) {
 if ($Wheelhouse) {
   if (-not (Test-Path -LiteralPath $Wheelhouse -PathType Container)) { Fail "no such wheelhouse directory: $Wheelhouse" }
   $Wheelhouse = (Resolve-Path -LiteralPath $Wheelhouse).Path
+  # Every wheel is installed by its SHA-256 (pip --require-hashes): a wheelhouse without its list
+  # is refused rather than installed unchecked.
+  if (-not (Test-Path -LiteralPath (Join-Path $Wheelhouse 'requirements.txt') -PathType Leaf)) {
+    Fail "$Wheelhouse has no requirements.txt (the SHA-256 of every wheel); build it with install/build-wheelhouse.sh"
+  }
 }
 if ($Config) {
   if (-not (Test-Path -LiteralPath $Config -PathType Leaf)) { Fail "cannot read the config file: $Config" }
@@ -140,6 +145,7 @@ $PyVersion = & $Py -c 'import sys; print("%d.%d" % sys.version_info[:2])'
 
 # --- the virtual environment ------------------------------------------------------------------
 $keep = $false
+$newVenv = $false
 if ((Test-Path -LiteralPath (Join-Path $Prefix 'pyvenv.cfg')) -and (Test-Path -LiteralPath $VenvPy)) {
   $have = & $VenvPy -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>$null
   $keep = ($LASTEXITCODE -eq 0 -and $have -eq $PyVersion)
@@ -157,12 +163,44 @@ if ($keep) {
   Say "creating the virtual environment $Prefix with $Py"
   & $Py -m venv $Prefix
   if ($LASTEXITCODE -ne 0) { Fail "$Py -m venv failed" }
+  $newVenv = $true
 }
 
 $pipArgs = @('-m', 'pip', 'install', '--disable-pip-version-check', '--no-input', '--quiet')
+# --isolated: only the wheelhouse, whatever pip configuration the machine has. --require-hashes:
+# only the bytes requirements.txt names (the lock's dependencies and the gatekey wheel).
 if ($Wheelhouse) { $pipArgs += @('--isolated', '--no-index', '--find-links', $Wheelhouse) }
 elseif ($IndexUrl) { $pipArgs += @('--index-url', $IndexUrl) }
-if ($Wheel) {
+if ($Wheelhouse) {
+  $requirements = Join-Path $Wheelhouse 'requirements.txt'
+  $lines = Get-Content -LiteralPath $requirements
+  $scratch = Join-Path ([IO.Path]::GetTempPath()) ("gatekey-req-" + [guid]::NewGuid())
+  New-Item -ItemType Directory -Path $scratch | Out-Null
+  $deps = Join-Path $scratch 'deps.txt'
+  $gatekeyReq = Join-Path $scratch 'gatekey.txt'
+  Set-Content -LiteralPath $deps -Value @($lines | Where-Object { $_ -notlike 'gatekey==*' })
+  Set-Content -LiteralPath $gatekeyReq -Value @($lines | Where-Object { $_ -like 'gatekey==*' })
+  # pip checks every hash before it installs anything: a refusal leaves the venv as it was.
+  if ($Wheel) {
+    Say "installing $(Split-Path -Leaf $Wheel), its dependencies from $Wheelhouse (each checked against requirements.txt)"
+    $wanted = $deps
+  } else {
+    if (-not ($lines | Where-Object { $_ -like 'gatekey==*' })) { Fail "$requirements names no gatekey wheel" }
+    Say "installing gatekey from $Wheelhouse (every wheel checked against requirements.txt)"
+    $wanted = $requirements
+  }
+  & $VenvPy @pipArgs --require-hashes -r $wanted
+  if ($LASTEXITCODE -ne 0) {
+    Remove-Item -LiteralPath $scratch -Recurse -Force
+    # No half-made venv left behind when this run created it.
+    if ($newVenv) { Remove-Item -LiteralPath $Prefix -Recurse -Force -ErrorAction SilentlyContinue }
+    Fail "pip refused the wheelhouse $Wheelhouse (above): a wheel missing, or not the one its requirements.txt names; nothing was installed"
+  }
+  # gatekey once more, alone: a rebuild with the same version number is what gets installed.
+  if ($Wheel) { & $VenvPy @pipArgs --no-deps --force-reinstall $Wheel }
+  else { & $VenvPy @pipArgs --require-hashes --no-deps --force-reinstall -r $gatekeyReq }
+  Remove-Item -LiteralPath $scratch -Recurse -Force
+} elseif ($Wheel) {
   Say "installing $(Split-Path -Leaf $Wheel)"
   & $VenvPy @pipArgs --upgrade $Wheel
   if ($LASTEXITCODE -ne 0) { Fail 'pip install failed' }
