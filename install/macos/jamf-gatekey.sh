@@ -6,7 +6,8 @@
 # Jamf parameters (Jamf itself passes 1 to 3: the target volume, the computer, the user):
 #   4  action: install (the default), uninstall, or purge (uninstall and remove the config)
 #   5  where gatekey comes from: a wheelhouse folder on the Mac (install/build-wheelhouse.sh; a
-#      Jamf package can put it there), or the https:// URL of your package index that hosts
+#      Jamf package can put it there), a bundle .tar.gz with its .sha256 beside it
+#      (install/build-bundle.sh: then parameter 6 is not needed), or the https:// URL of your package index that hosts
 #      gatekey (gatekey is not on PyPI yet: a "gatekey" there is not this project's)
 #   6  the Python for gatekey's virtual environment (default: the newest python3.x on PATH;
 #      python.org's framework build is the one to use, see install/README.md)
@@ -70,6 +71,7 @@ main() {
       case "$source" in
         "") ;;
         https://*) set -- --index-url "$source" ;;
+        *.tar.gz) set -- --bundle "$source" ;;
         *) set -- --wheelhouse "$source" ;;
       esac
       [ -z "$python" ] || set -- "$@" --python "$python"
