@@ -52,7 +52,11 @@ CACHED = b"tok-bench-" + b"c" * 40 + b"\n"
 
 def find_bundle(given: str | None) -> Path:
     if given:
-        return Path(given).resolve()
+        bundle = Path(given).resolve()
+        # One line, not a traceback from the first run of a missing executable.
+        if not (bundle / "gatekey").is_file():
+            raise SystemExit(f"bench: no bundle at {bundle} (no gatekey executable in it)")
+        return bundle
     found = sorted(p for p in (ROOT / "dist" / "bundle").glob("gatekey-*") if p.is_dir())
     if not found:
         raise SystemExit("bench: no bundle in dist/bundle; run: bash install/build-bundle.sh")
@@ -80,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     bundle_arg = None
     if "--bundle" in args_list:
         i = args_list.index("--bundle")
+        if i + 1 == len(args_list):
+            raise SystemExit("bench: --bundle needs a folder (install/build-bundle.sh's)")
         bundle_arg = args_list[i + 1]
         del args_list[i : i + 2]
     args = parse_args(args_list, __doc__ or "", runs=40, warmup=3, results="bundle-latest")

@@ -11,11 +11,13 @@
 # names something else. gatekey is not published on PyPI yet: a package called "gatekey" there is
 # not this project's, so the script never asks the index for it unless --from says so.
 #
-# pip evaluates dependencies' environment markers (sys_platform, python_version) against the
-# machine running pip, not the target. So this script adds the per-OS dependencies by name
-# (pywin32-ctypes and colorama on Windows, secretstorage on Linux), and should be run
-# with an interpreter of the target's Python version (--pip-python python3.12) so version markers
-# (tomli, importlib_metadata, backports.tarfile) come out right; it warns when they differ.
+# The dependencies are exactly those of the target OS's hash lock, install/locks/wheelhouse-<os>
+# [-aws].txt (sh install/lock.sh writes them), downloaded with --require-hashes; the wheelhouse's
+# requirements.txt is that lock plus one line for the gatekey wheel with its SHA-256, and the
+# installers install with `pip --require-hashes --no-index -r requirements.txt`: a wheel whose
+# bytes differ is refused. The result is checked by a dry run of that install for each platform
+# and Python version (the locks are resolved for Python 3.11; another version may need its own:
+# sh install/lock.sh --python-version X.Y).
 set -eu
 
 usage() {
@@ -30,8 +32,14 @@ Usage: build-wheelhouse.sh --platform TAG --python-version X.Y --out DIR [option
   --from SPEC           gatekey to package: a wheel, an sdist, a source folder, or a requirement
                         such as gatekey==0.1.0 from your own index (default: the checkout this
                         script sits in, built into a wheel; gatekey is not on PyPI yet)
-  --extra NAME          a gatekey extra to include (aws, broker); repeatable
+  --extra NAME          a gatekey extra to include: aws (the extras with a hash lock)
+  --lock FILE           the hash lock of the dependencies (default: install/locks/wheelhouse-
+                        <os>[-aws].txt beside this script, <os> from --platform)
   --pip-python PY       the interpreter that runs pip (default: python3)
+  --sbom                also write DIR/requirements.cdx.json, the wheelhouse's CycloneDX SBOM
+                        (cyclonedx-py, from install/tools-venv.sh)
+
+Writes DIR/requirements.txt: the lock and the gatekey wheel, every file with its SHA-256.
 USAGE
 }
 
@@ -45,6 +53,8 @@ PYVER=""
 OUT=""
 FROM=""
 EXTRAS=""
+LOCK=""
+SBOM=0
 PIP_PY=python3
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -53,7 +63,9 @@ while [ $# -gt 0 ]; do
     --out) [ $# -ge 2 ] || die "$1 needs a value"; OUT=$2; shift 2 ;;
     --from) [ $# -ge 2 ] || die "$1 needs a value"; FROM=$2; shift 2 ;;
     --extra) [ $# -ge 2 ] || die "$1 needs a value"; EXTRAS="${EXTRAS:+$EXTRAS,}$2"; shift 2 ;;
+    --lock) [ $# -ge 2 ] || die "$1 needs a value"; LOCK=$2; shift 2 ;;
     --pip-python) [ $# -ge 2 ] || die "$1 needs a value"; PIP_PY=$2; shift 2 ;;
+    --sbom) SBOM=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown option: $1 (see --help)" ;;
   esac
@@ -63,11 +75,20 @@ done
 [ -n "$OUT" ] || die "--out is required"
 case "$PYVER" in [0-9].[0-9] | [0-9].[0-9][0-9]) ;; *) die "--python-version wants X.Y: $PYVER" ;; esac
 
-host=$("$PIP_PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])') || die "cannot run $PIP_PY"
-if [ "$host" != "$PYVER" ]; then
-  printf 'build-wheelhouse.sh: warning: pip runs on Python %s, the target is %s; dependencies ' "$host" "$PYVER" >&2
-  printf 'that depend on the Python version may be missing (use --pip-python python%s)\n' "$PYVER" >&2
-fi
+# (pip's own Python does not matter: it downloads and checks for --python-version, not for itself)
+"$PIP_PY" -m pip --version >/dev/null 2>&1 || die "cannot run pip with $PIP_PY"
+# One OS per wheelhouse: its requirements.txt is that OS's lock.
+os=""
+for platform in $PLATFORMS; do
+  case "$platform" in
+    win*) this=windows ;;
+    macosx*) this=macos ;;
+    *linux*) this=linux ;;
+    *) die "unknown platform tag: $platform (a wheel platform tag such as win_amd64)" ;;
+  esac
+  [ -z "$os" ] || [ "$os" = "$this" ] || die "one OS per wheelhouse: $PLATFORMS"
+  os=$this
+done
 if [ -z "$FROM" ]; then
   # The checkout around this script (install/..), when it is gatekey's.
   checkout=$(cd "$(dirname "$0")/.." && pwd)
@@ -76,14 +97,29 @@ if [ -z "$FROM" ]; then
   FROM=$checkout
   printf 'build-wheelhouse.sh: gatekey from the checkout %s\n' "$checkout" >&2
 fi
+if [ -z "$LOCK" ]; then
+  case ",$EXTRAS," in
+    ,,) suffix="" ;;
+    ,aws,) suffix=-aws ;;
+    *) die "no hash lock for the extras $EXTRAS (install/locks/ has aws); pass --lock FILE" ;;
+  esac
+  LOCK="$(cd "$(dirname "$0")" && pwd)/locks/wheelhouse-$os$suffix.txt"
+fi
+[ -f "$LOCK" ] || die "no hash lock $LOCK (sh install/lock.sh writes it); pass --lock FILE"
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
 
-# A local sdist or source folder becomes a wheel first: --only-binary=:all: downloads wheels only.
+# gatekey's wheel, in OUT: the one given, built from a local sdist or source folder, or
+# downloaded (a requirement such as gatekey==0.1.0 from your own index).
+built=$(mktemp -d)
+trap 'rm -rf "$built"' EXIT
 case "$FROM" in
-  *.whl) [ -f "$FROM" ] || die "no such wheel file: $FROM" ;;
+  *.whl)
+    [ -f "$FROM" ] || die "no such wheel file: $FROM"
+    cp "$FROM" "$built/"
+    ;;
   *.tar.gz | *.zip | */* | .)
     [ -e "$FROM" ] || die "no such file or folder: $FROM"
-    built=$(mktemp -d)
     source=$FROM
     if [ -d "$FROM" ]; then
       # Build from a copy: setuptools builds in the source folder's build/ and never removes a
@@ -95,31 +131,66 @@ case "$FROM" in
         --exclude=./dist --exclude=node_modules .) | (cd "$source" && tar -xf -)
     fi
     "$PIP_PY" -m pip wheel --quiet --disable-pip-version-check --no-deps -w "$built" "$source"
-    for wheel in "$built"/gatekey-*.whl; do
-      [ -f "$wheel" ] || die "pip built no gatekey wheel from $FROM"
-      cp "$wheel" "$OUT/"
-      FROM="$OUT/$(basename "$wheel")"
-    done
-    rm -rf "$built"
+    ;;
+  *)
+    "$PIP_PY" -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+      -d "$built" "$FROM"
     ;;
 esac
-if [ -n "$EXTRAS" ]; then
-  case "$FROM" in
-    *.whl) FROM="gatekey[$EXTRAS] @ file://$(cd "$(dirname "$FROM")" && pwd)/$(basename "$FROM")" ;;
-    *) FROM="${FROM}[$EXTRAS]" ;;
-  esac
-fi
+set -- "$built"/gatekey-*.whl
+if [ $# -ne 1 ] || [ ! -f "$1" ]; then die "no gatekey wheel from $FROM"; fi
+wheel=$(basename "$1")
+cp "$1" "$OUT/$wheel"
+gk_version=$(printf '%s\n' "$wheel" | cut -d- -f2)
+gk_hash=$("$PIP_PY" -m pip hash --algorithm sha256 "$OUT/$wheel" | sed -n 's/^--hash=sha256://p')
+[ -n "$gk_hash" ] || die "cannot hash $OUT/$wheel"
 
 for platform in $PLATFORMS; do
-  case "$platform" in
-    win*) extra_deps="pywin32-ctypes>=0.2.0 colorama" ;; # keyring, click
-    *linux*) extra_deps="secretstorage>=3.3 jeepney>=0.4.2" ;;
-    *) extra_deps="" ;;
-  esac
-  printf 'build-wheelhouse.sh: %s, Python %s\n' "$platform" "$PYVER" >&2
-  # shellcheck disable=SC2086 # extra_deps is a list of requirement words
-  "$PIP_PY" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
-    --platform "$platform" --python-version "$PYVER" --implementation cp \
-    -d "$OUT" "$FROM" $extra_deps
+  printf 'build-wheelhouse.sh: %s, Python %s, from %s\n' "$platform" "$PYVER" "$LOCK" >&2
+  "$PIP_PY" -m pip download --quiet --disable-pip-version-check --require-hashes --no-deps \
+    --only-binary=:all: --platform "$platform" --python-version "$PYVER" --implementation cp \
+    -d "$OUT" -r "$LOCK" ||
+    die "pip could not download $LOCK for $platform, Python $PYVER (above); the lock may be for another Python: sh install/lock.sh --python-version $PYVER"
 done
-printf 'build-wheelhouse.sh: %s wheels in %s\n' "$(find "$OUT" -name '*.whl' | wc -l | tr -d ' ')" "$OUT" >&2
+
+{
+  printf '# gatekey %s and its dependencies, every wheel with its SHA-256 (install/build-wheelhouse.sh):\n' "$gk_version"
+  printf '#   pip install --require-hashes --no-index --find-links DIR -r DIR/requirements.txt\n'
+  printf '# dependencies: %s\n' "$(basename "$LOCK")"
+  grep -v '^ *#' "$LOCK"
+  printf '# %s\n' "$wheel"
+  printf 'gatekey==%s --hash=sha256:%s\n' "$gk_version" "$gk_hash"
+} >"$OUT/requirements.txt"
+
+# The install the endpoints will run, dry, for each target: every requirement found, every hash
+# matched. pip judges environment markers by the machine it runs on, not --platform: for the
+# machine's own OS the dry run resolves gatekey's dependencies too (nothing missing, e.g. a
+# dependency of another Python than the lock's); for another OS it checks each pinned wheel.
+case "$(uname -s)" in
+  Linux) here_os=linux ;;
+  Darwin) here_os=macos ;;
+  *) here_os=windows ;;
+esac
+deps=--no-deps
+[ "$here_os" != "$os" ] || deps=""
+for platform in $PLATFORMS; do
+  # shellcheck disable=SC2086 # deps is empty or one option
+  if ! "$PIP_PY" -m pip install --quiet --disable-pip-version-check --isolated --dry-run \
+    --ignore-installed --target "$built/dry-run" --require-hashes --no-index --find-links "$OUT" \
+    --only-binary=:all: --platform "$platform" --python-version "$PYVER" --implementation cp \
+    $deps -r "$OUT/requirements.txt" >&2; then
+    die "the wheelhouse does not install on $platform, Python $PYVER (above); the lock may be for another Python: sh install/lock.sh --python-version $PYVER"
+  fi
+done
+if [ "$SBOM" = 1 ]; then
+  # Every component with its version and the SHA-256s it may have (cyclonedx-py reads the
+  # requirements file); the root component is gatekey, from the checkout's pyproject.toml.
+  here=$(cd "$(dirname "$0")" && pwd)
+  tools=$(sh "$here/tools-venv.sh")
+  set --
+  [ ! -f "$here/../pyproject.toml" ] || set -- --pyproject "$here/../pyproject.toml"
+  "$tools/bin/cyclonedx-py" requirements "$@" --output-reproducible --output-format JSON \
+    --output-file "$OUT/requirements.cdx.json" "$OUT/requirements.txt" 2>/dev/null ||
+    die "cyclonedx-py could not write $OUT/requirements.cdx.json"
+fi
+printf 'build-wheelhouse.sh: %s wheels and requirements.txt in %s\n' "$(find "$OUT" -name '*.whl' | wc -l | tr -d ' ')" "$OUT" >&2

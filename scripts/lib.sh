@@ -57,7 +57,8 @@ ensure_npm_deps() {
 # codes, hygiene), the source contract (every built-in kind, the cache hit and the cached
 # fallback), and the done-when cases: a keychain credential (real Secret Service), an IdP token
 # (the real OIDC provider: client credentials, device code, the silent refresh in the worker) and
-# a vault secret. About a minute on two workers; the rest of the suite exercises the same code.
+# a vault secret; and a refresh killed mid-way losing no sign-in (the frozen worker, ~11 s).
+# About a minute on two workers; the rest of the suite exercises the same code.
 # shellcheck disable=SC2034 # used by scripts/test.sh, which sources this file
 BUNDLE_TESTS=(
   tests/blackbox/run/test_contract.py
@@ -70,6 +71,7 @@ BUNDLE_TESTS=(
   tests/blackbox/sources/test_idp_flows.py::test_client_credentials_token_then_cache_hit
   tests/blackbox/sources/test_idp_flows.py::test_device_code_login_then_silent_in_every_context
   tests/blackbox/sources/test_idp_flows.py::test_silent_refresh_rotates_the_refresh_token
+  tests/reliability/test_frozen_worker_kill.py
 )
 # Not for a frozen gatekey: `python -X importtime` on the executable (the bundle is not a Python
 # script; its entry imports what the console script's does), and the example plugin kind (a

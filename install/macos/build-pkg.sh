@@ -7,13 +7,19 @@
 #   sudo sh "/Library/Application Support/gatekey/uninstall-gatekey.sh" [--purge]
 # which removes what the package installed and forgets its receipt (pkgutil --forget).
 #
-#   install/build-wheelhouse.sh --platform macosx_11_0_arm64 --platform macosx_11_0_x86_64 \
-#       --python-version 3.12 --pip-python python3.12 --out build/wh-mac
+#   install/build-wheelhouse.sh --platform macosx_11_0_arm64 --python-version 3.12 --out build/wh-mac
 #   install/macos/build-pkg.sh --wheelhouse build/wh-mac --config corp.toml \
 #       --python /Library/Frameworks/Python.framework/Versions/3.12/bin/python3.12 \
 #       --version 0.1.0 --sign "Developer ID Installer: Example Corp (TEAMID)" --out gatekey.pkg
 #
-# The endpoints need that Python (python.org's universal2 installer, deployed first by the MDM);
+# Or it wraps the self-contained bundle (install/build-bundle.sh on a Mac: no Python needed on the
+# endpoints), which the postinstall checks against its SHA-256 and unpacks into
+# "/Library/Application Support/gatekey/bin":
+#   bash install/build-bundle.sh --out build/bundle
+#   install/macos/build-pkg.sh --bundle build/bundle/gatekey-0.1.0-macos-arm64.tar.gz \
+#       --config corp.toml --version 0.1.0 --sign "Developer ID Installer: …" --out gatekey.pkg
+#
+# With a wheelhouse, the endpoints need that Python (python.org's universal2 installer, deployed first by the MDM);
 # the package holds no interpreter. Run on macOS (pkgbuild, productsign come with Xcode's tools).
 # --stage DIR only writes the package's scripts folder (any OS): what the postinstall will run.
 #
@@ -36,6 +42,7 @@ die() {
 }
 
 WHEELHOUSE=""
+BUNDLE=""
 CONFIG=""
 PYTHON=""
 VERSION=""
@@ -46,6 +53,7 @@ STAGE=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --wheelhouse) [ $# -ge 2 ] || die "$1 needs a value"; WHEELHOUSE=$2; shift 2 ;;
+    --bundle) [ $# -ge 2 ] || die "$1 needs a value"; BUNDLE=$2; shift 2 ;;
     --config) [ $# -ge 2 ] || die "$1 needs a value"; CONFIG=$2; shift 2 ;;
     --python) [ $# -ge 2 ] || die "$1 needs a value"; PYTHON=$2; shift 2 ;;
     --version) [ $# -ge 2 ] || die "$1 needs a value"; VERSION=$2; shift 2 ;;
@@ -57,11 +65,27 @@ while [ $# -gt 0 ]; do
     *) die "unknown option: $1 (see --help)" ;;
   esac
 done
-[ -d "$WHEELHOUSE" ] || die "--wheelhouse DIR is required (install/build-wheelhouse.sh makes one)"
 [ -n "$VERSION" ] || die "--version is required (the package version MDMs compare)"
 [ -z "$CONFIG" ] || [ -f "$CONFIG" ] || die "no such config file: $CONFIG"
 case "$IDENTIFIER" in *[!A-Za-z0-9.-]* | "") die "--identifier wants letters, digits, dots and dashes: $IDENTIFIER" ;; esac
-ls "$WHEELHOUSE"/gatekey-*.whl >/dev/null 2>&1 || die "$WHEELHOUSE holds no gatekey wheel"
+sha256_file() {
+  if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1" | cut -d' ' -f1; else shasum -a 256 "$1" | cut -d' ' -f1; fi
+}
+if [ -n "$BUNDLE" ]; then
+  [ -z "$WHEELHOUSE$PYTHON" ] || die "--bundle brings its own Python: it takes no --wheelhouse or --python"
+  [ -f "$BUNDLE" ] || die "no such bundle file: $BUNDLE"
+  case "$BUNDLE" in *.tar.gz) ;; *) die "--bundle needs the .tar.gz install/build-bundle.sh writes: $BUNDLE" ;; esac
+  [ -f "$BUNDLE.sha256" ] || die "no $BUNDLE.sha256 (install/build-bundle.sh writes it beside the bundle)"
+  # Checked here too: a package must not carry a bundle its own checksum already refuses.
+  [ "$(cut -d' ' -f1 "$BUNDLE.sha256")" = "$(sha256_file "$BUNDLE")" ] ||
+    die "$BUNDLE does not match its SHA-256 ($BUNDLE.sha256); not packaged"
+else
+  [ -d "$WHEELHOUSE" ] || die "--wheelhouse DIR or --bundle FILE is required (install/build-wheelhouse.sh, install/build-bundle.sh)"
+  ls "$WHEELHOUSE"/gatekey-*.whl >/dev/null 2>&1 || die "$WHEELHOUSE holds no gatekey wheel"
+  # The postinstall installs with pip --require-hashes -r requirements.txt (every wheel's SHA-256).
+  [ -f "$WHEELHOUSE/requirements.txt" ] ||
+    die "$WHEELHOUSE has no requirements.txt (the SHA-256 of every wheel); build it with install/build-wheelhouse.sh"
+fi
 if [ -z "$STAGE" ]; then
   command -v pkgbuild >/dev/null 2>&1 || die "pkgbuild not found: build the package on macOS"
 fi
@@ -76,9 +100,16 @@ fi
 
 # The payload is empty: everything lives in the scripts folder, and the postinstall installs it
 # (a venv cannot be built on one machine and copied, its paths and interpreter are the target's).
-mkdir -p "$work/root" "$scripts/wheelhouse"
+mkdir -p "$work/root" "$scripts"
 cp "$here/jamf-gatekey.sh" "$scripts/"
-cp "$WHEELHOUSE"/*.whl "$scripts/wheelhouse/"
+if [ -n "$BUNDLE" ]; then
+  # The archive and its checksum as built: the postinstall checks one against the other.
+  cp "$BUNDLE" "$scripts/bundle.tar.gz"
+  cp "$BUNDLE.sha256" "$scripts/bundle.tar.gz.sha256"
+else
+  mkdir "$scripts/wheelhouse"
+  cp "$WHEELHOUSE"/*.whl "$WHEELHOUSE/requirements.txt" "$scripts/wheelhouse/"
+fi
 [ -z "$CONFIG" ] || cp "$CONFIG" "$scripts/config.toml"
 [ -z "$PYTHON" ] || printf '%s\n' "$PYTHON" >"$scripts/python.txt"
 printf '%s\n' "$IDENTIFIER" >"$scripts/identifier.txt"
@@ -89,7 +120,12 @@ cat >"$scripts/postinstall" <<'POSTINSTALL'
 #!/bin/sh
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-set -- install --root "${3:-/}" --pkg-id "$(cat "$here/identifier.txt")" --wheelhouse "$here/wheelhouse"
+set -- install --root "${3:-/}" --pkg-id "$(cat "$here/identifier.txt")"
+if [ -f "$here/bundle.tar.gz" ]; then
+  set -- "$@" --bundle "$here/bundle.tar.gz" --sha256 "$(cut -d' ' -f1 "$here/bundle.tar.gz.sha256")"
+else
+  set -- "$@" --wheelhouse "$here/wheelhouse"
+fi
 [ ! -f "$here/python.txt" ] || set -- "$@" --python "$(cat "$here/python.txt")"
 [ ! -f "$here/config.toml" ] || set -- "$@" --config "$here/config.toml"
 exec sh "$here/jamf-gatekey.sh" "$@"

@@ -6,7 +6,8 @@
 # Jamf parameters (Jamf itself passes 1 to 3: the target volume, the computer, the user):
 #   4  action: install (the default), uninstall, or purge (uninstall and remove the config)
 #   5  where gatekey comes from: a wheelhouse folder on the Mac (install/build-wheelhouse.sh; a
-#      Jamf package can put it there), or the https:// URL of your package index that hosts
+#      Jamf package can put it there), a bundle .tar.gz with its .sha256 beside it
+#      (install/build-bundle.sh: then parameter 6 is not needed), or the https:// URL of your package index that hosts
 #      gatekey (gatekey is not on PyPI yet: a "gatekey" there is not this project's)
 #   6  the Python for gatekey's virtual environment (default: the newest python3.x on PATH;
 #      python.org's framework build is the one to use, see install/README.md)
@@ -70,6 +71,7 @@ main() {
       case "$source" in
         "") ;;
         https://*) set -- --index-url "$source" ;;
+        *.tar.gz) set -- --bundle "$source" ;;
         *) set -- --wheelhouse "$source" ;;
       esac
       [ -z "$python" ] || set -- "$@" --python "$python"
@@ -198,7 +200,8 @@ Install gatekey into an isolated virtual environment (re-run to upgrade in place
                       no Python needed), checked against FILE.sha256 or --sha256 first
   --sha256 HEX        the bundle's expected SHA-256 (instead of FILE.sha256)
   --wheel FILE        install this gatekey wheel (dependencies from --wheelhouse, else the index)
-  --wheelhouse DIR    install offline from this folder of wheels (pip --no-index --find-links)
+  --wheelhouse DIR    install offline from this folder of wheels (install/build-wheelhouse.sh's):
+                      pip --require-hashes --no-index -r DIR/requirements.txt
   --index-url URL     the package index to use (default: pip's configuration, else PyPI); given
                       alone, gatekey itself comes from it too (an index of yours that hosts it)
   --config FILE       install FILE as the system config after 'gatekey config validate' passes
@@ -426,6 +429,10 @@ fi
 if [ -n "$WHEELHOUSE" ]; then
   [ -d "$WHEELHOUSE" ] || die "no such wheelhouse directory: $WHEELHOUSE"
   WHEELHOUSE=$(absolute "$WHEELHOUSE")
+  # Every wheel is installed by its SHA-256 (pip --require-hashes): a wheelhouse without its list
+  # is refused rather than installed unchecked.
+  [ -f "$WHEELHOUSE/requirements.txt" ] ||
+    die "$WHEELHOUSE has no requirements.txt (the SHA-256 of every wheel); build it with install/build-wheelhouse.sh"
 fi
 if [ -n "$CONFIG" ]; then
   if [ ! -f "$CONFIG" ] || [ ! -r "$CONFIG" ]; then die "cannot read the config file: $CONFIG"; fi
@@ -544,6 +551,7 @@ PY_VERSION=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
 # --- the virtual environment ------------------------------------------------------------------
 VENV_PY="$PREFIX/bin/python"
+NEW_VENV=0
 if [ -f "$PREFIX/pyvenv.cfg" ] && [ -x "$VENV_PY" ] &&
   [ "$("$VENV_PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || true)" = "$PY_VERSION" ]; then
   say "upgrading in place: $PREFIX (Python $PY_VERSION)"
@@ -555,17 +563,60 @@ else
   say "creating the virtual environment $PREFIX with $PY"
   make_dir "$PREFIX"
   "$PY" -m venv "$PREFIX"
+  NEW_VENV=1
 fi
+
+# A failed install from a wheelhouse (a wheel whose SHA-256 differs from requirements.txt, one
+# missing) leaves no half-made venv behind when this run created it.
+refused() { # WHAT
+  if [ "$NEW_VENV" = 1 ]; then
+    # The venv's own entries only: on macOS the prefix also holds the config.
+    for entry in bin lib lib64 include share pyvenv.cfg; do rm -rf "${PREFIX:?}/$entry"; done
+    rmdir "$PREFIX" 2>/dev/null || true
+    printf '%s\n' "$CREATED" | awk '{ print length($0) "\t" $0 }' | sort -rn | cut -f2- |
+      while IFS= read -r dir; do
+        if [ -n "$dir" ] && [ -d "$dir" ]; then rmdir "$dir" 2>/dev/null || true; fi
+      done
+  fi
+  die "$1"
+}
 
 # pip's arguments, built in "$@" (POSIX sh has no arrays).
 set -- --disable-pip-version-check --no-input --quiet
 if [ -n "$WHEELHOUSE" ]; then
-  # --isolated: only the wheelhouse, whatever pip configuration the machine has.
-  set -- "$@" --isolated --no-index --find-links "$WHEELHOUSE"
+  # --isolated: only the wheelhouse, whatever pip configuration the machine has. --require-hashes:
+  # only the bytes requirements.txt names (the lock's dependencies and the gatekey wheel).
+  set -- "$@" --isolated --no-index --find-links "$WHEELHOUSE" --require-hashes
 elif [ -n "$INDEX_URL" ]; then
   set -- "$@" --index-url "$INDEX_URL"
 fi
-if [ -n "$WHEEL" ]; then
+if [ -n "$WHEELHOUSE" ]; then
+  scratch=$(mktemp -d)
+  grep -v '^gatekey==' "$WHEELHOUSE/requirements.txt" >"$scratch/deps.txt"
+  grep '^gatekey==' "$WHEELHOUSE/requirements.txt" >"$scratch/gatekey.txt" || true
+  # pip checks every hash before it installs anything: a refusal leaves the venv as it was.
+  if [ -n "$WHEEL" ]; then
+    say "installing $(basename "$WHEEL"), its dependencies from $WHEELHOUSE (each checked against requirements.txt)"
+    wanted="$scratch/deps.txt"
+  else
+    [ -s "$scratch/gatekey.txt" ] || { rm -rf "$scratch"; refused "$WHEELHOUSE/requirements.txt names no gatekey wheel"; }
+    say "installing gatekey from $WHEELHOUSE (every wheel checked against requirements.txt)"
+    wanted="$WHEELHOUSE/requirements.txt"
+  fi
+  if ! "$VENV_PY" -m pip install "$@" -r "$wanted"; then
+    rm -rf "$scratch"
+    refused "pip refused the wheelhouse $WHEELHOUSE (above): a wheel missing, or not the one its requirements.txt names; nothing was installed"
+  fi
+  # gatekey once more, alone: a rebuild with the same version number is what gets installed.
+  if [ -n "$WHEEL" ]; then
+    # The wheel the admin named, as named (requirements.txt does not name it: no hash mode).
+    set -- --disable-pip-version-check --no-input --quiet --isolated --no-index --find-links "$WHEELHOUSE"
+    "$VENV_PY" -m pip install "$@" --no-deps --force-reinstall "$WHEEL" || { rm -rf "$scratch"; die "pip could not install $WHEEL"; }
+  else
+    "$VENV_PY" -m pip install "$@" --no-deps --force-reinstall -r "$scratch/gatekey.txt" || { rm -rf "$scratch"; die "pip could not reinstall gatekey from $WHEELHOUSE"; }
+  fi
+  rm -rf "$scratch"
+elif [ -n "$WHEEL" ]; then
   say "installing $(basename "$WHEEL")"
   "$VENV_PY" -m pip install "$@" --upgrade "$WHEEL"
   # The same version number can be a different build: the wheel given is what gets installed.
@@ -584,7 +635,7 @@ elif [ -n "$CHECKOUT" ]; then
   fi
   rm -rf "$source"
 else
-  say "installing gatekey${WHEELHOUSE:+ from $WHEELHOUSE}${INDEX_URL:+ from $INDEX_URL}"
+  say "installing gatekey${INDEX_URL:+ from $INDEX_URL}"
   "$VENV_PY" -m pip install "$@" --upgrade gatekey
 fi
 fi

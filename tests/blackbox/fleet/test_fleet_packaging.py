@@ -107,6 +107,7 @@ def test_build_pkg_needs_macos_to_build_but_stages_anywhere(tmp_path: Path) -> N
     wheelhouse = tmp_path / "wh"
     wheelhouse.mkdir()
     (wheelhouse / "gatekey-0.0.0-py3-none-any.whl").write_bytes(b"")
+    (wheelhouse / "requirements.txt").write_text("gatekey==0.0.0 --hash=sha256:00\n")
     argv = ["sh", str(MACOS / "build-pkg.sh"), "--wheelhouse", str(wheelhouse), "--version", "1"]
     proc = run([*argv, "--out", str(tmp_path / "g.pkg")])
     if proc.returncode == 0:

@@ -9,6 +9,7 @@ inputs), or one built here into a temporary folder (about 30 s, its build venv c
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -221,3 +222,63 @@ def test_pip_refuses_a_wheel_whose_bytes_differ_from_the_lock(tmp_path: Path):
     refused = install_offline()
     assert refused.returncode != 0
     assert "THESE PACKAGES DO NOT MATCH THE HASHES" in refused.stderr, refused.stderr
+
+
+@pytest.fixture(scope="module")
+def supply_chain(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The one documented command, with the committed locks (--no-lock: lock.sh rewrites them
+    from PyPI, which a test must not do to the checkout)."""
+    out = tmp_path_factory.mktemp("supply-chain")
+    proc = subprocess.run(
+        ["bash", str(INSTALL / "supply-chain.sh"), "--no-lock", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=BUILD_S,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def sbom_components(path: Path) -> dict[str, str]:
+    sbom = json.loads(path.read_text())
+    assert sbom["bomFormat"] == "CycloneDX", path
+    assert sbom["metadata"]["component"]["name"] == "gatekey", path
+    return {normalise(c["name"]): c["version"] for c in sbom["components"]}
+
+
+def test_every_package_of_each_lock_is_in_its_sbom(supply_chain: Path):
+    """install/supply-chain.sh: a wheelhouse per OS (and with the aws extra), each with its
+    requirements.txt and SBOM; an SBOM per bundle lock; the wheel's SBOM. Each SBOM holds every
+    package its lock pins, at that version (the tools locks have none: they build, not ship)."""
+    checked = []
+    for lock in sorted((INSTALL / "locks").glob("*.txt")):
+        kind = lock.stem.split("-", 1)[0]
+        if kind == "tools":
+            continue
+        sbom = (
+            supply_chain / lock.stem / "requirements.cdx.json"
+            if kind == "wheelhouse"
+            else supply_chain / f"{lock.stem}.cdx.json"
+        )
+        components = sbom_components(sbom)
+        want = pinned(lock)
+        assert want, f"{lock.name} pins nothing"
+        missing = {name: v for name, v in want.items() if components.get(name) != v}
+        assert missing == {}, f"{lock.name}: not in {sbom.name} at that version: {missing}"
+        checked.append(lock.stem)
+    assert len(checked) == 12, checked  # wheelhouse and bundle, 3 OSes, with and without aws
+
+    # The wheelhouse's SBOM names the very gatekey wheel it holds, by its SHA-256.
+    [wheel] = (supply_chain / "wheelhouse-linux").glob("gatekey-*.whl")
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    sbom = json.loads((supply_chain / "wheelhouse-linux" / "requirements.cdx.json").read_text())
+    [gatekey] = [c for c in sbom["components"] if c["name"] == "gatekey"]
+    hashes = {h["content"] for ref in gatekey["externalReferences"] for h in ref["hashes"]}
+    assert hashes == {digest}
+    assert (supply_chain / wheel.name).read_bytes() == wheel.read_bytes()
+
+    # The wheel's SBOM: the wheel installed with this machine's lock, every package in it.
+    components = sbom_components(supply_chain / f"{wheel.name.removesuffix('.whl')}.cdx.json")
+    lock = pinned(INSTALL / "locks" / "wheelhouse-linux.txt")
+    assert {n: v for n, v in lock.items() if components.get(n) != v} == {}
