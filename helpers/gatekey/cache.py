@@ -377,7 +377,7 @@ class FileCache:
                 f.write(body)
                 f.flush()
                 os.fsync(f.fileno())
-            regular.replace(tmp, target)
+            _replace(tmp, target)
         except BaseException:
             _remove(tmp)
             raise
@@ -480,3 +480,4 @@ def _remove(path: str) -> bool:
 
 
 _O_BINARY = getattr(os, "O_BINARY", 0)
+_replace = regular.replace  # looked up per write: a test makes it fail (a full disk)
