@@ -312,7 +312,7 @@ def helper_run(
     prof = cfg.profile(name)
     run = context.resolve(cfg, force_refresh=force_refresh, started=context.PROCESS_START)
     _run_log.update(path=cfg.log_file[0], profile=name, family=family, run=run)
-    fmt = fmt or output.pinned_shape() or prof.values["output"]  # get --format, a wrapper's
+    fmt = fmt or output.pinned_shape() or prof.values["output"]  # --format, then GATEKEY_OUTPUT
 
     def render(token: Token) -> bytes:
         try:
