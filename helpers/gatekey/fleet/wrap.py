@@ -67,8 +67,25 @@ def posix_script(profile: str, gatekey: str, shape: str | None = None) -> bytes:
     ]
     if shape is not None:
         lines += [f"{SHAPE_ENV}={sh_quote(shape)}", f"export {SHAPE_ENV}"]
+    if shape == GIT_CREDENTIAL:
+        lines += _GIT_PROTOCOL_SH
     lines.append(f'exec {sh_quote(gatekey)} "$@"')
     return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+GIT_CREDENTIAL = "git-credential"
+# A git-credential wrapper is also a git credential helper (credential.helper = its path): git
+# runs it with one argument, `get`, `store` or `erase`, and key=value lines on stdin. `get` is the
+# no-argument run; git's `store` and `erase` (after a refused credential) are not gatekey's `store`
+# and `erase`, which would replace or delete the profile's secret: they are read and ignored.
+_GIT_PROTOCOL_SH = [
+    'if [ "$#" -eq 1 ]; then',
+    '  case "$1" in',
+    "    get) set -- ;;",
+    "    store|erase) cat >/dev/null; exit 0 ;;",
+    "  esac",
+    "fi",
+]
 
 
 def _cmd_text(text: str, what: str) -> str:
@@ -88,7 +105,18 @@ def cmd_script(profile: str, gatekey: str, shape: str | None = None) -> bytes:
     ]
     if shape is not None:
         lines.append(f'set "{SHAPE_ENV}={shape}"')  # a shape name needs no quoting
-    lines += [f'"{_cmd_text(gatekey, "--gatekey")}" %*', "exit /b %ERRORLEVEL%"]
+    run = f'"{_cmd_text(gatekey, "--gatekey")}"'
+    if shape == GIT_CREDENTIAL:  # git's helper protocol, as in posix_script
+        lines += [
+            'if not "%~2"=="" goto run',
+            'if /i "%~1"=="store" exit /b 0',
+            'if /i "%~1"=="erase" exit /b 0',
+            'if /i not "%~1"=="get" goto run',
+            run,
+            "exit /b %ERRORLEVEL%",
+            ":run",
+        ]
+    lines += [f"{run} %*", "exit /b %ERRORLEVEL%"]
     return ("\r\n".join(lines) + "\r\n").encode("utf-8")
 
 
