@@ -85,7 +85,8 @@ def top_level_fields(body: bytes) -> list[int]:
         elif wire == 1:
             i += 8
         elif wire == 2:
-            i += varint()
+            length = varint()  # not ``i += varint()``: that adds to i as it was before the read
+            i += length
         elif wire == 5:
             i += 4
         else:
