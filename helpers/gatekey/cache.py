@@ -66,15 +66,15 @@ class IndexEntry:
     """What a no-argument run selected, for the next one's cache hit: one entry of index.json.
 
     The full path records it after validating the config (runner.py); the cache hit looks it up
-    (fastpath.py) and serves the token at ``key`` from ``store`` as ``output`` with these
-    headers, if the config files still have the stat fingerprint ``config`` (paths.py's) and
-    ``environment`` still holds these values. A plain class: the hit imports neither typing nor
-    dataclasses.
+    (fastpath.py) and serves the token at ``key`` from ``store`` as ``output`` (or the shape
+    GATEKEY_OUTPUT pins) with these headers and git username, if the config files still have
+    the stat fingerprint ``config`` (paths.py's) and ``environment`` still holds these values.
+    A plain class: the hit imports neither typing nor dataclasses.
     """
 
     __slots__ = FIELDS = (
         "config", "profile", "key", "store", "kernel_name", "environment", "min_ttl", "output",
-        "auth_scheme", "headers", "timeouts", "log_file",
+        "auth_scheme", "headers", "timeouts", "log_file", "git_username",
     )  # fmt: skip
 
     def __init__(
@@ -92,17 +92,18 @@ class IndexEntry:
         headers: dict[str, str],
         timeouts: dict[str, float],
         log_file: str | None,
+        git_username: str | None = None,
     ) -> None:
         self.config, self.profile, self.key, self.store = config, profile, key, store
         self.kernel_name, self.environment, self.min_ttl = kernel_name, environment, min_ttl
         self.output, self.auth_scheme, self.headers = output, auth_scheme, headers
-        self.timeouts, self.log_file = timeouts, log_file
+        self.timeouts, self.log_file, self.git_username = timeouts, log_file, git_username
 
     def to_json(self) -> dict[str, Any]:
         return {
             name: getattr(self, name)
             for name in self.FIELDS
-            if name != "kernel_name" or self.kernel_name is not None
+            if getattr(self, name) is not None or name not in ("kernel_name", "git_username")
         }
 
     @classmethod
@@ -130,7 +131,7 @@ class IndexEntry:
             and all(c in "0123456789abcdef" for c in key)
             and is_time(entry.get("min_ttl"))
             and entry["min_ttl"] >= 0
-            and entry.get("output") in ("token", "json")
+            and entry.get("output") in output.SHAPES
             and entry.get("auth_scheme") in ("bearer", "x-api-key")
             and isinstance(headers, dict)
             and all(
@@ -147,6 +148,7 @@ class IndexEntry:
                 for k, v in environment.items()
             )
             and (log_file is None or (isinstance(log_file, str) and os.path.isabs(log_file)))
+            and _git_username_usable(entry.get("git_username"))
             and (
                 store == "file"
                 or (
@@ -160,6 +162,12 @@ class IndexEntry:
             return None
         values: dict[str, Any] = {name: entry.get(name) for name in cls.FIELDS}
         return cls(**values)
+
+
+def _git_username_usable(name: object) -> bool:
+    return name is None or (
+        output.git_username_problem(name) is None and output.TOKEN_MARK not in str(name)
+    )
 
 
 def selection_id(family: str | None) -> str:
@@ -373,7 +381,7 @@ class FileCache:
         except BaseException:
             _remove(tmp)
             raise
-        _fsync_dir(directory)
+        regular.fsync_dir(directory)
 
 
 class _Locked:
@@ -471,29 +479,5 @@ def _remove(path: str) -> bool:
     return True
 
 
-def _replace(src: str, dst: str) -> None:
-    # Windows refuses to replace a file another process has open; readers hold it only briefly.
-    for attempt in range(50):
-        try:
-            os.replace(src, dst)
-            return
-        except PermissionError:
-            if sys.platform != "win32" or attempt == 49:
-                raise
-            time.sleep(0.01)
-
-
-def _fsync_dir(directory: str) -> None:
-    if sys.platform == "win32":
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        return  # a directory some filesystems cannot sync: the rename stands
-
-
 _O_BINARY = getattr(os, "O_BINARY", 0)
+_replace = regular.replace  # looked up per write: a test makes it fail (a full disk)

@@ -4,7 +4,9 @@ The app runs the helper with no arguments. When the full path last served this e
 recorded, in the cache index, which profile and cache key the config selects, together with a
 stat fingerprint of the config files. If the fingerprint still matches and the cached token is
 fresh enough for this CLAUDE_HELPER_CONTEXT, this module prints it having imported nothing
-outside the standard library (no click, keyring, msal, requests, nor even tomllib or typing).
+outside the standard library (no click, keyring, msal, requests, nor even tomllib or typing),
+in the profile's shape or the one a wrapper pins (GATEKEY_OUTPUT, read here on every run: one
+index entry serves every wrapper of a profile).
 Anything else (a miss, an edited config, any surprise) falls through to the full path, which
 parses and validates the config, does the work and reports errors properly.
 """
@@ -55,10 +57,11 @@ def cache_hit(family: str | None) -> tuple[bytes, IndexEntry] | None:
                 return None
         payload = output.render(
             token.value,
-            entry.output,
+            output.pinned_shape() or entry.output,  # a wrapper's GATEKEY_OUTPUT wins
             auth_scheme=entry.auth_scheme,
             headers=entry.headers,
             resolved=token.headers,  # the profile's references, kept with the credential
+            git_username=entry.git_username,
         )
         return payload, entry
     except Exception:  # the full path reports whatever this was

@@ -1,8 +1,15 @@
 """The stdout contract: the one module that writes a payload to stdout. Standard library only.
 
-Formats (``gatekey get --format``; the no-argument run uses the profile's ``output``):
-- ``token``  the bare credential
-- ``json``   ``{"token": "...", "headers": {...}}`` (header values are strings)
+Shapes: what a helper run prints, one per kind of consumer (a profile's ``output``, or
+``GATEKEY_OUTPUT`` as a ``gatekey wrap --format`` wrapper sets it):
+- ``token``          the bare credential (inferenceCredentialHelper, apiKeyHelper, a marketplace)
+- ``json``           ``{"token": "...", "headers": {...}}`` (inferenceCredentialHelper)
+- ``headers``        a flat JSON object of header names to strings: the credential under the
+                     profile's auth scheme plus its headers (MCP headersHelper, otlpHeadersHelper,
+                     bootstrapHeadersHelper)
+- ``git-credential`` ``username=<git_username>`` and ``password=<token>`` lines, as a git
+                     credential helper answers ``get`` (a plugin marketplace's credentialHelper)
+``gatekey get --format`` offers these and two for people:
 - ``header`` ``Authorization: Bearer <t>`` or ``x-api-key: <t>`` for curl debugging
 - ``env``    shell exports for Claude Code (``ANTHROPIC_AUTH_TOKEN`` / ``ANTHROPIC_API_KEY``)
 Every payload is one write of bytes ending in a newline.
@@ -13,14 +20,37 @@ from __future__ import annotations
 import json
 import os
 
-from gatekey.errors import BadHeader, BadToken, MissingClaim, StdoutUnavailable
+from gatekey.errors import BadHeader, BadToken, ConfigError, MissingClaim, StdoutUnavailable
 from gatekey.token import credential_problem
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the cache hit ~3 ms
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-FORMATS = ("token", "json", "header", "env")
+SHAPES = ("token", "json", "headers", "git-credential")
+FORMATS = (*SHAPES, "header", "env")
+# The shape a wrapper pins (gatekey wrap --format): it wins over the profile's ``output``.
+SHAPE_ENV = "GATEKEY_OUTPUT"
+# git's username when the profile sets no git_username: GitHub requires it for app installation
+# tokens and ignores the username for personal tokens; GitLab and Azure DevOps accept any
+# non-empty one for personal access tokens. (GitLab OAuth tokens want "oauth2", Bitbucket's
+# "x-token-auth": set git_username.) A gateway that checks the password alone ignores it.
+GIT_USERNAME = "x-access-token"
+
+
+def pinned_shape() -> str | None:
+    """The shape ``GATEKEY_OUTPUT`` pins (None when unset or blank); ConfigError for a value
+    that is not a shape (a wrapper edited by hand, a typo in an environment)."""
+    raw = os.environ.get(SHAPE_ENV, "").strip()
+    if not raw:
+        return None
+    if raw not in SHAPES:
+        shown = raw if len(raw) <= 40 and raw.isprintable() else "(not a shape name)"
+        raise ConfigError(
+            f"{SHAPE_ENV} is {shown!r}, which is not an output shape; expected one of "
+            f"{', '.join(SHAPES)} (gatekey wrap --format writes it)"
+        )
+    return raw
 
 
 def check_token(value: str) -> None:
@@ -74,13 +104,16 @@ CLAIM_MARK = "{claims."
 TOKEN_MARK = "{token}"  # noqa: S105 - the placeholder, not a secret
 
 
-def fill_claims(headers: Mapping[str, object], token: str) -> dict[str, str]:
+def fill_claims(
+    headers: Mapping[str, object], token: str, *, what: str = "header"
+) -> dict[str, str]:
     """The text headers with ``{claims.NAME}`` (dotted for nested claims) replaced by the
     token's claim values and ``{token}`` by the credential itself (a gateway that wants it twice).
 
     Only those placeholders are special, so JSON header values such as
     ``{"_user": "{claims.email}"}`` keep their own braces. Values that are not text (a profile's
-    references, resolved with the credential: Token.headers) are not headers to fill.
+    references, resolved with the credential: Token.headers) are not headers to fill. ``what``
+    names the template in messages (``git_username`` fills its claims here too).
     """
     texts = {name: value for name, value in headers.items() if isinstance(value, str)}
     if not any(CLAIM_MARK in v or TOKEN_MARK in v for v in texts.values()):
@@ -93,27 +126,28 @@ def fill_claims(headers: Mapping[str, object], token: str) -> dict[str, str]:
     filled = {}
     for name, template in texts.items():
         used: list[str] = []
+        label = f'header "{name}"' if what == "header" else what
 
-        def value(match: re.Match[str], name: str = name, used: list[str] = used) -> str:
+        def value(match: re.Match[str], label: str = label, used: list[str] = used) -> str:
             claim = match.group(1)
             if claim is None:  # {token}: checked by check_token
                 return token
             used.append(claim)
             if claims is None:
                 raise MissingClaim(
-                    f'header "{name}" inserts {{claims.{claim}}}, but the token is not a JWT '
+                    f"{label} inserts {{claims.{claim}}}, but the token is not a JWT "
                     "(it is opaque), so it has no claims"
                 )
             found: object = claims
             for part in claim.split("."):
                 found = found.get(part) if isinstance(found, dict) else None
             if found is None or isinstance(found, (dict, list)):
-                raise MissingClaim(f'header "{name}": the token has no claim {claim!r}')
+                raise MissingClaim(f"{label}: the token has no claim {claim!r}")
             return str(found).lower() if isinstance(found, bool) else str(found)
 
         filled[name] = re.sub(r"\{(?:token|claims\.([A-Za-z0-9_.:-]+))\}", value, template)
         problem = header_value_problem(filled[name])
-        if problem is not None:
+        if problem is not None and what == "header":  # git_user() says its own
             # A claim is often user-editable at the IdP (name, email): never let it add a header.
             raise BadHeader(
                 f'header "{name}": the token\'s claim {", ".join(used)} does not make a valid '
@@ -130,11 +164,13 @@ def render(
     auth_scheme: str,
     headers: Mapping[str, object],
     resolved: dict[str, str] | None = None,
+    git_username: str | None = None,
 ) -> bytes:
     """The payload. ``headers``: the profile's (its text ones are filled here); ``resolved``:
-    the values of its references, obtained with the credential (Token.headers)."""
+    the values of its references, obtained with the credential (Token.headers);
+    ``git_username``: the profile's (None: GIT_USERNAME)."""
     check_token(value)
-    if fmt in ("json", "env"):
+    if fmt in ("json", "env", "headers"):
         filled = fill_claims(headers, value)
         filled.update(resolved or {})
         for name, item in filled.items():  # static ones were checked with the config
@@ -145,6 +181,10 @@ def render(
         text = value
     elif fmt == "json":
         text = json.dumps({"token": value, "headers": filled}, ensure_ascii=False)
+    elif fmt == "headers":
+        text = json.dumps(header_map(value, auth_scheme, filled), ensure_ascii=False)
+    elif fmt == "git-credential":
+        text = f"username={git_user(git_username, value)}\npassword={value}"
     elif fmt == "header":
         text = (
             f"Authorization: Bearer {value}" if auth_scheme == "bearer" else f"x-api-key: {value}"
@@ -161,6 +201,46 @@ def render(
     else:
         raise ValueError(f"unknown format {fmt!r}")
     return (text + "\n").encode("utf-8")
+
+
+def header_map(value: str, auth_scheme: str, filled: dict[str, str]) -> dict[str, str]:
+    """The ``headers`` shape: the credential as the gateway expects it, then the profile's
+    headers. A profile may not set the credential's own header (config.py refuses it); one that
+    still arrives here (an edited cache index) must not replace or shadow the credential."""
+    name = "Authorization" if auth_scheme == "bearer" else "x-api-key"
+    if any(other.lower() == name.lower() for other in filled):
+        raise BadHeader(f"headers: {name} is the credential's own header and may not be set")
+    credential = f"Bearer {value}" if auth_scheme == "bearer" else value
+    return {name: credential, **filled}
+
+
+def git_username_problem(text: object) -> str | None:
+    """Why ``text`` cannot be git's username (after its claims are filled in), or None."""
+    problem = header_value_problem(text)  # a line break would end git's line and start another
+    if problem is not None:
+        return problem.replace("a header value", "git_username")
+    if not text:
+        return "git_username must not be empty"
+    if ":" in str(text):  # HTTP Basic (RFC 7617) ends the user-id at the first colon
+        return "git_username must not contain a colon (HTTP Basic cannot carry it)"
+    return None
+
+
+def git_user(template: str | None, value: str) -> str:
+    """git's username: the profile's ``git_username`` with its ``{claims.NAME}`` filled in
+    (never the credential: ``{token}`` is refused with the config and here)."""
+    if template is None:
+        return GIT_USERNAME
+    if TOKEN_MARK in template:
+        raise BadHeader("git_username may not hold {token}: the credential is the password")
+    user = fill_claims({"git_username": template}, value, what="git_username")["git_username"]
+    problem = git_username_problem(user)
+    if problem is not None:
+        raise BadHeader(
+            f"git_username: the token's claims do not make a valid username ({problem}); fix the "
+            "claim at the identity provider or change git_username"
+        )
+    return user
 
 
 def write_payload(payload: bytes, fd: int = 1) -> None:

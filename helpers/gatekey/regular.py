@@ -1,4 +1,6 @@
-"""Reading, appending to and locking files that must be regular files. Standard library only.
+"""Reading, appending to, locking and atomically replacing files that must be regular files.
+
+Standard library only.
 
 Every file gatekey reads or appends to (configs, cache entries, the run log, secret files) may
 have been replaced by a FIFO, a device or a socket: a plain open() of a FIFO blocks until a
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
+import time
 
 from gatekey.errors import NotRegular, TooLarge
 
@@ -114,3 +117,30 @@ else:
 
     def unlock(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def replace(src: str, dst: str) -> None:
+    """os.replace, retried briefly on Windows, which refuses to replace a file another process
+    has open (readers hold it only briefly)."""
+    for attempt in range(50):
+        try:
+            os.replace(src, dst)
+            return
+        except PermissionError:
+            if sys.platform != "win32" or attempt == 49:
+                raise
+            time.sleep(0.01)
+
+
+def fsync_dir(directory: str) -> None:
+    """Make a rename in ``directory`` durable, where the OS allows."""
+    if sys.platform == "win32":
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        return  # a directory some filesystems cannot sync: the rename stands

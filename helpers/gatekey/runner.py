@@ -312,7 +312,7 @@ def helper_run(
     prof = cfg.profile(name)
     run = context.resolve(cfg, force_refresh=force_refresh, started=context.PROCESS_START)
     _run_log.update(path=cfg.log_file[0], profile=name, family=family, run=run)
-    fmt = fmt or prof.values["output"]
+    fmt = fmt or output.pinned_shape() or prof.values["output"]  # get --format, a wrapper's
 
     def render(token: Token) -> bytes:
         try:
@@ -322,11 +322,12 @@ def helper_run(
                 auth_scheme=prof.values["auth_scheme"],
                 headers=prof.values["headers"],
                 resolved=token.headers,
+                git_username=prof.values["git_username"],
             )
         except MissingClaim as e:
-            raise ConfigError(
-                e.message, file=prof.origins.get("headers"), profile=name, key="headers"
-            ) from None
+            key = "git_username" if e.message.startswith("git_username") else "headers"
+            where = prof.origins.get(key)
+            raise ConfigError(e.message, file=where, profile=name, key=key) from None
 
     def remember_failure() -> None:
         from gatekey.errors import DeadlineExceeded
@@ -418,6 +419,7 @@ def _remember_selection(
         headers=header_templates(prof.values["headers"]),  # never a reference's value
         timeouts={name: cfg.timeout(name) for name in context.DEFAULT_TIMEOUTS},
         log_file=cfg.log_file[0],
+        git_username=prof.values["git_username"],
     )
     try:
         cache.record(selection, entry)

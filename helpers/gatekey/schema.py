@@ -6,7 +6,14 @@ import re
 from typing import Any, NamedTuple
 
 from gatekey.durations import parse_duration
-from gatekey.output import header_name_problem, header_value_problem
+from gatekey.output import (
+    GIT_USERNAME,
+    SHAPES,
+    TOKEN_MARK,
+    git_username_problem,
+    header_name_problem,
+    header_value_problem,
+)
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 # A default that means "the profile's own name" (e.g. the keychain account).
@@ -17,7 +24,7 @@ class KeySpec(NamedTuple):
     """One config key: its type, default and documentation."""
 
     # str | bool | int | duration | choice | str_table | header_table | str_list | secret_ref |
-    # https_url | table
+    # https_url | table | git_username
     type: str
     default: Any = None
     required: bool = False
@@ -94,6 +101,18 @@ def check_value(spec: KeySpec, value: Any) -> Any:
         return value.rstrip("/")
     if kind == "table":
         return _check_table(spec, value)
+    if kind == "git_username":
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {_type_name(value)}")
+        problem = git_username_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        if TOKEN_MARK in value:
+            raise ValueError("must not hold {token}: the credential is git's password")
+        bad = _bad_claim_placeholder(value)
+        if bad:
+            raise ValueError(f"{bad!r} is not a claim placeholder; write {{claims.NAME}}")
+        return value
     if kind in ("str_table", "header_table"):
         if not isinstance(value, dict):
             raise ValueError(f"expected a table of strings, got {_type_name(value)}")
@@ -205,6 +224,7 @@ def describe(spec: KeySpec) -> str:
         "secret_ref": "secret reference",
         "https_url": "https URL",
         "table": "table",
+        "git_username": "username (may hold {claims.NAME})",
     }
     return names.get(spec.type, spec.type)
 
@@ -239,12 +259,25 @@ COMMON_KEYS: dict[str, KeySpec] = {
     "auth_scheme": KeySpec(
         "choice", "bearer", choices=("bearer", "x-api-key"), doc="how the gateway expects it"
     ),
-    "output": KeySpec("choice", "token", choices=("token", "json"), doc="stdout format"),
+    "output": KeySpec(
+        "choice",
+        "token",
+        choices=SHAPES,
+        doc="stdout shape: token, json (inference helper), headers (a flat header map: MCP, "
+        "OTLP), git-credential (username=/password= lines: a plugin marketplace)",
+    ),
+    "git_username": KeySpec(
+        "git_username",
+        None,
+        doc=f"git's username in the git-credential output (default {GIT_USERNAME}); "
+        "{claims.NAME} inserts a token claim",
+    ),
     "headers": KeySpec(
         "header_table",
         {},
-        doc="headers for the json output; {claims.NAME} inserts a token claim, {token} the "
-        'credential; a secret by reference: { keychain = "<profile>" }, { env = "NAME" }, '
+        doc="headers for the json and headers outputs; {claims.NAME} inserts a token claim, "
+        '{token} the credential; a secret by reference: { keychain = "<profile>" }, '
+        '{ env = "NAME" }, '
         '{ file = "/path" }, { profile = "<profile>" }',
     ),
     "min_ttl": KeySpec(

@@ -25,7 +25,8 @@ MAX_SECRET_BYTES = 64 * 1024
     "fmt",
     type=click.Choice(output.FORMATS),
     default=None,
-    help="token | json (profile's output by default) | header (for curl) | env (for Claude Code).",
+    help="token | json | headers (MCP, OTLP) | git-credential (a marketplace): default the "
+    "profile's output, or a wrapper's GATEKEY_OUTPUT; header (for curl) | env (for Claude Code).",
 )
 @click.option(
     "--min-ttl",
