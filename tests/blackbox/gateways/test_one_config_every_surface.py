@@ -51,6 +51,7 @@ RECIPE = "every-surface"
 EXAMPLE_BIN = "/opt/gatekey/bin"
 WRAP_LINE = re.compile(r"^# sudo gatekey (wrap .+)$", re.M)
 MCP_SERVERS = ("docs", "tickets")
+SURFACES = ("marketplace", "mcp-docs", "mcp-tickets", "otlp")  # the wrappers: gatekey-<surface>
 GIT_USERNAME = "x-access-token"  # gatekey's git_username default (README)
 
 
@@ -144,7 +145,7 @@ def install(env: Env, op: OidcProvider) -> dict[str, str]:
         assert r.code == 0, f"gatekey {line}: {r.err}"
         path = Path(args[args.index("-o") + 1])
         wrappers[path.name] = str(path)
-    assert sorted(wrappers) == ["marketplace", "mcp-docs", "mcp-tickets", "otlp"]
+    assert sorted(wrappers) == [f"gatekey-{s}" for s in SURFACES]
     return wrappers
 
 
@@ -176,7 +177,7 @@ def assert_mcp_servers_reached(env: Env, gw: JwtGateway, wrappers: dict[str, str
     tokens = []
     for name in MCP_SERVERS:
         outcome = mcp_client.use_server(
-            wrappers[f"mcp-{name}"], gw.url(f"/mcp/{name}/mcp"), env.vars, ca=gw.ca
+            wrappers[f"gatekey-mcp-{name}"], gw.url(f"/mcp/{name}/mcp"), env.vars, ca=gw.ca
         )
         assert outcome.helper_error == "", (name, [run.err for run in outcome.runs])
         [run] = outcome.runs  # accepted the first time: no retry was needed
@@ -212,7 +213,7 @@ def test_one_sign_in_serves_inference_two_mcp_servers_telemetry_and_the_marketpl
     mcp_tokens = assert_mcp_servers_reached(env, gateway, wrappers)
 
     exported = otlp_peer.exporter_run(
-        wrappers["otlp"], gateway.url("/otlp"), env.vars, ca=gateway.ca
+        wrappers["gatekey-otlp"], gateway.url("/otlp"), env.vars, ca=gateway.ca
     )
     assert exported.helper_error == "", exported.run.err
     assert (exported.run.code, exported.run.stderr) == (0, b""), exported.run.err
@@ -224,7 +225,10 @@ def test_one_sign_in_serves_inference_two_mcp_servers_telemetry_and_the_marketpl
         assert receiver.saw("x-user", "alice", signal=signal)
 
     fetched = marketplace_peer.fetch_catalogue(
-        wrappers["marketplace"], gateway.url("/plugins/marketplace.json"), env.vars, ca=gateway.ca
+        wrappers["gatekey-marketplace"],
+        gateway.url("/plugins/marketplace.json"),
+        env.vars,
+        ca=gateway.ca,
     )
     assert fetched.helper_error == "", fetched.run.err
     assert (fetched.run.code, fetched.run.stderr) == (0, b""), fetched.run.err
