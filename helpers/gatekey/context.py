@@ -6,9 +6,17 @@
 | mid-session-refresh      | no              | mid_session_refresh, 15 s (*) | only if < 60 s old  |
 | scheduled-task,          | no              | silent, 10 s                  | used                |
 |   setup-test, background |                 |                               |                     |
-| unset                    | if a TTY is on  | interactive or silent         | used                |
-|                          | stdin or stderr |                               |                     |
+| unset                    | if a TTY is on  | interactive, or silent at     | used                |
+|                          | stdin or stderr | most 24 s (**)                |                     |
 (*) the app kills mid-session-refresh runs at 20 s.
+(**) The app's sibling helpers (MCP headersHelper, and Claude Code's apiKeyHelper) set no
+CLAUDE_HELPER_CONTEXT and give the helper no terminal; the MCP one kills it at 30 s. Without a
+terminal there is nobody to prompt, so such a run is silent, and it never waits longer than
+NO_CONTEXT_MAX whatever ``timeouts.silent`` says (that key also serves the inference helper's
+background runs, whose limit the admin sets up to 600 s, so it is clamped here, not refused):
+the run then ends on its own terms (a cached fallback, or one line and its exit code) before
+the kill, with 6 s left for interpreter start-up, the watchdog's grace and exit on a loaded
+machine.
 
 mid-session-refresh means the app's token was just rejected (HTTP 401) or its TTL ran out:
 printing the same cached token again would fail again, so the cache is bypassed unless another
@@ -175,6 +183,7 @@ def _has_tty() -> bool:
 
 
 DEFAULT_TIMEOUTS = {"interactive": 120.0, "mid_session_refresh": 15.0, "silent": 10.0}
+NO_CONTEXT_MAX = 24.0  # the MCP headersHelper's 30 s, less 6 s (see the module docstring)
 
 
 def resolve(
@@ -211,10 +220,14 @@ def resolve(
             "unset": f"{ENV} unset, no terminal",
             "unknown": f"{ENV} has a value this version does not know",
         }.get(name, f"{ENV}={name}")
+    limit = timeout(key)
+    if name == "unset" and not interactive and limit > NO_CONTEXT_MAX:
+        origin += f"; timeouts.silent ({limit:g} s) capped at {NO_CONTEXT_MAX:g} s"
+        limit = NO_CONTEXT_MAX
     run = RunContext(
         label,
         interactive=interactive,
-        timeout=timeout(key),
+        timeout=limit,
         force_refresh=force_refresh,
         started=started,
     )

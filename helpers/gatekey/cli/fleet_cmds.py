@@ -12,6 +12,7 @@ from gatekey.errors import SetError
 from gatekey.fleet import claude_keys, managed
 from gatekey.fleet import mdm as generate
 from gatekey.fleet.wrap import write_wrapper
+from gatekey.output import SHAPES
 
 
 def _trusted_helper(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -209,6 +210,13 @@ def mdm(
     help="sh (POSIX) or cmd (Windows); default: cmd for a .cmd/.bat name or on Windows.",
 )
 @click.option(
+    "--format",
+    "shape",
+    type=click.Choice(SHAPES),
+    help="Pin the output too (GATEKEY_OUTPUT): headers for an MCP server's headersHelper or "
+    "otlpHeadersHelper, git-credential for a marketplace; default: the profile's output.",
+)
+@click.option(
     "--force",
     is_flag=True,
     help="Replace an existing file with different content; write it (or run a --gatekey) where "
@@ -217,9 +225,23 @@ def mdm(
 @pass_state
 @guarded
 def wrap(
-    st: State, profile: str, out: str, gatekey_path: str | None, shell: str | None, force: bool
+    st: State,
+    profile: str,
+    out: str,
+    gatekey_path: str | None,
+    shell: str | None,
+    shape: str | None,
+    force: bool,
 ) -> None:
-    """Write a no-argument wrapper that runs gatekey pinned to one profile (GATEKEY_PROFILE)."""
+    """Write a no-argument wrapper that runs gatekey pinned to one profile (GATEKEY_PROFILE)
+    and, with --format, one output shape (GATEKEY_OUTPUT)."""
     write_wrapper(
-        st.family, profile, out, gatekey=gatekey_path, shell=shell, force=force, note=note
+        st.family,
+        profile,
+        out,
+        gatekey=gatekey_path,
+        shell=shell,
+        force=force,
+        note=note,
+        shape=shape,
     )

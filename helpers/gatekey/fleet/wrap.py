@@ -1,7 +1,12 @@
-"""`gatekey wrap`: a no-argument executable pinned to one profile, for inferenceCredentialHelper.
+"""`gatekey wrap`: a no-argument executable pinned to one profile (and shape), for any helper
+Claude runs: inferenceCredentialHelper, an MCP server's headersHelper, otlpHeadersHelper, a plugin
+marketplace's credentialHelper.
 
-The app runs the helper with no arguments, so a machine that needs a second gateway profile gets
-a wrapper per profile: it sets ``GATEKEY_PROFILE`` and execs gatekey by absolute path.
+The app runs each helper with no arguments, so a machine that needs a second gateway profile, or
+a second shape of the same credential (``--format headers`` for an MCP server), gets a wrapper
+per entry: it sets ``GATEKEY_PROFILE`` (and, with ``--format``, ``GATEKEY_OUTPUT``, which wins
+over the profile's ``output``) and execs gatekey by absolute path. The no-argument cache hit
+reads both, so a wrapper's hit is as fast as the default one.
 
 - POSIX: ``#!/bin/sh``, every value single-quoted (a ``'`` inside becomes ``'\\''``), mode 755.
 - Windows (``--shell cmd``, the default there or for a ``.cmd`` / ``.bat`` name): ``@echo off``,
@@ -28,21 +33,41 @@ from gatekey.diagnostics.helper_path import WRAP_MARKER, refuse_replaceable
 from gatekey.errors import HelperError, UsageProblem
 from gatekey.fleet.files import Note, write_file
 from gatekey.fleet.managed import check_helper_path
+from gatekey.output import SHAPE_ENV, SHAPES
 
 
 def sh_quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
 
-def posix_script(profile: str, gatekey: str) -> bytes:
+def _purpose(shape: str | None) -> tuple[str, str]:
+    """The wrapper's two comment lines after the marker: what it is pinned to, and for what."""
+    if shape is None:
+        return "gatekey pinned to one profile, for", "Claude's inferenceCredentialHelper"
+    return f"gatekey pinned to one profile and the {shape} output, for", SURFACES[shape]
+
+
+# Which of Claude's helpers print each shape (contract.md, "Other helpers").
+SURFACES = {
+    "token": "a helper that reads a bare token",
+    "json": "Claude's inferenceCredentialHelper",
+    "headers": "an MCP server's headersHelper or otlpHeadersHelper",
+    "git-credential": "a plugin marketplace's credentialHelper",
+}
+
+
+def posix_script(profile: str, gatekey: str, shape: str | None = None) -> bytes:
+    pinned, purpose = _purpose(shape)
     lines = [
         "#!/bin/sh",
-        f"# {WRAP_MARKER} ({__version__}): gatekey pinned to one profile, for",
-        "# Claude's inferenceCredentialHelper (run with no arguments). Do not edit; regenerate.",
+        f"# {WRAP_MARKER} ({__version__}): {pinned}",
+        f"# {purpose} (run with no arguments). Do not edit; regenerate.",
         f"GATEKEY_PROFILE={sh_quote(profile)}",
         "export GATEKEY_PROFILE",
-        f'exec {sh_quote(gatekey)} "$@"',
     ]
+    if shape is not None:
+        lines += [f"{SHAPE_ENV}={sh_quote(shape)}", f"export {SHAPE_ENV}"]
+    lines.append(f'exec {sh_quote(gatekey)} "$@"')
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
@@ -52,16 +77,18 @@ def _cmd_text(text: str, what: str) -> str:
     return text.replace("%", "%%")
 
 
-def cmd_script(profile: str, gatekey: str) -> bytes:
+def cmd_script(profile: str, gatekey: str, shape: str | None = None) -> bytes:
+    pinned, purpose = _purpose(shape)
     lines = [
         "@echo off",
-        f"rem {WRAP_MARKER} ({__version__}): gatekey pinned to one profile, for",
-        "rem Claude's inferenceCredentialHelper (run with no arguments). Do not edit; regenerate.",
+        f"rem {WRAP_MARKER} ({__version__}): {pinned}",
+        f"rem {purpose} (run with no arguments). Do not edit; regenerate.",
         "setlocal",
         f'set "GATEKEY_PROFILE={_cmd_text(profile, "--profile")}"',
-        f'"{_cmd_text(gatekey, "--gatekey")}" %*',
-        "exit /b %ERRORLEVEL%",
     ]
+    if shape is not None:
+        lines.append(f'set "{SHAPE_ENV}={shape}"')  # a shape name needs no quoting
+    lines += [f'"{_cmd_text(gatekey, "--gatekey")}" %*', "exit /b %ERRORLEVEL%"]
     return ("\r\n".join(lines) + "\r\n").encode("utf-8")
 
 
@@ -74,11 +101,15 @@ def write_wrapper(
     shell: str | None,
     force: bool,
     note: Note,
+    shape: str | None = None,
 ) -> None:
-    """Write the wrapper pinned to ``profile`` at ``out``: ``shell`` is sh or cmd (default: cmd
-    for a .cmd / .bat name or on Windows), ``gatekey`` the executable it runs (default: this
-    one). Only with ``force``: an existing file with other content is replaced, and a place
-    others could change (``out``'s directory, ``gatekey``) is used, after a warning."""
+    """Write the wrapper pinned to ``profile`` (and ``shape``, one of output.SHAPES; None: the
+    profile's output) at ``out``: ``shell`` is sh or cmd (default: cmd for a .cmd / .bat name
+    or on Windows), ``gatekey`` the executable it runs (default: this one). Only with
+    ``force``: an existing file with other content is replaced, and a place others could change
+    (``out``'s directory, ``gatekey``) is used, after a warning."""
+    if shape is not None and shape not in SHAPES:
+        raise UsageProblem("--format", f"expected one of {', '.join(SHAPES)}")
     cfg = config.load()
     name = config.select_profile(cfg, profile, family)
     cfg.profile(name)  # exists and is valid here (exit 78 otherwise)
@@ -93,7 +124,8 @@ def write_wrapper(
         gatekey = check_helper_path(gatekey, windows=shell == "cmd", exists=os.path.isfile(gatekey))
     except UsageProblem as e:
         raise UsageProblem("--gatekey", str(e).split(": ", 1)[1]) from None
-    data = cmd_script(name, gatekey) if shell == "cmd" else posix_script(name, gatekey)
+    script = cmd_script if shell == "cmd" else posix_script
+    data = script(name, gatekey, shape)
     target = os.path.abspath(out)
     refuse_replaceable(target, "--output", force=force, note=note, new_file=True)
     if shell == "sh":  # a Windows path names nothing on this machine
@@ -110,7 +142,10 @@ def write_wrapper(
         if not force:
             raise HelperError(f"{target} exists with other content; use --force to replace it")
     write_file(target, data, 0o755)
-    note(
-        f'wrote {target} (profile "{name}"); use it as the helper: gatekey mdm '
-        f"--helper {shlex.quote(target)} ..."
-    )
+    if shape is None:
+        note(
+            f'wrote {target} (profile "{name}"); use it as the helper: gatekey mdm '
+            f"--helper {shlex.quote(target)} ..."
+        )
+    else:
+        note(f'wrote {target} (profile "{name}", output {shape}); use it as {SURFACES[shape]}')
