@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from blackbox_env import CONTEXTS, Env
+from blackbox_env import CONTEXTS, Env, exe
 from gateways import app_client, marketplace_peer, mcp_client, otlp_peer, recipes
 from gateways.jwt_gateway import JwtGateway
 from gateways.jwt_gateway import missing as gateway_missing
@@ -52,6 +52,7 @@ EXAMPLE_BIN = "/opt/gatekey/bin"
 WRAP_LINE = re.compile(r"^# sudo gatekey (wrap .+)$", re.M)
 MCP_SERVERS = ("docs", "tickets")
 SURFACES = ("marketplace", "mcp-docs", "mcp-tickets", "otlp")  # the wrappers: gatekey-<surface>
+OTHER_API = "https://other-api.example.test"
 GIT_USERNAME = "x-access-token"  # gatekey's git_username default (README)
 
 
@@ -104,6 +105,8 @@ def gateway(
     routes = [
         dict(api, prefix=""),  # inference, to the Anthropic upstream
         *(dict(api, prefix=f"/mcp/{n}", upstream=s.url) for n, s in mcp_servers.items()),
+        # an MCP server behind another API: the token is for this one, so 401
+        dict(api, prefix="/mcp/elsewhere", audience=OTHER_API, upstream=mcp_servers["docs"].url),
         dict(api, prefix="/otlp", upstream=receiver.url),
         dict(api, prefix="/plugins", upstream=market.url),
     ]
@@ -153,6 +156,14 @@ def install(env: Env, op: OidcProvider) -> dict[str, str]:
 def inference(env: Env, gw: JwtGateway, upstream: AnthropicUpstream) -> str:
     """gatekey with no arguments in every context, and the app's calls with what it printed
     (through the gateway): the token, the same in each run."""
+    claude = env.root / "managed-settings.json"  # Claude's inference keys, as mdm writes them
+    r = env.run(
+        "mdm", "--format", "linux-json", "--gateway-url", gw.url(), "--helper", exe(),
+        "-o", str(claude),
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    keys = json.loads(claude.read_text())
+    assert keys["inferenceCredentialHelperTtlSec"] == "1800"  # the recipe's min_ttl allows it
     tokens = set()
     for ctx in CONTEXTS:
         r = env.run(context=ctx)
@@ -160,7 +171,7 @@ def inference(env: Env, gw: JwtGateway, upstream: AnthropicUpstream) -> str:
         payload = json.loads(r.stdout)
         assert payload["headers"] == {"X-User": "alice"}, ctx
         tokens.add(payload["token"])
-        headers = app_client.app_headers(r.stdout)
+        headers = app_client.app_headers(r.stdout, scheme=keys["inferenceGatewayAuthScheme"])
         listed = app_client.models(gw.url(), headers, ca=gw.ca)
         assert listed.status == 200, gw.log()
         answer = app_client.stream_message(gw.url(), headers, model=MODEL, ca=gw.ca)
@@ -245,6 +256,15 @@ def test_one_sign_in_serves_inference_two_mcp_servers_telemetry_and_the_marketpl
     ]
     same = all(t == token for t in served)
     assert same, "a surface was served another token than the inference helper's"
+
+    # A server that refuses the token (another API's route): the app runs the wrapper once more
+    # and retries once; gatekey answers both runs silently from its cache, and that is all.
+    refused = mcp_client.use_server(
+        wrappers["gatekey-mcp-docs"], gateway.url("/mcp/elsewhere/mcp"), env.vars, ca=gateway.ca
+    )
+    assert [(run.code, run.stderr) for run in refused.runs] == [(0, b""), (0, b"")]
+    assert [a.statuses for a in refused.attempts] == [[("POST", 401)], [("POST", 401)]]
+    assert not refused.ok
 
 
 def test_before_anyone_signs_in_no_surface_prompts_or_waits(
