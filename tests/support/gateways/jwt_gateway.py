@@ -29,7 +29,8 @@ credential in two places at once: 400 ``error="invalid_request"``; a missing sco
 An accepted request goes to ``upstream`` (or the route's own ``upstream``) with the route prefix
 removed, the caller's credential removed and the gateway's own ``x-api-key`` (environment
 ``JWT_GATEWAY_UPSTREAM_KEY``) in its place, plus ``x-gateway-subject: <sub>`` (Envoy's
-claim_to_headers); every other header is passed on. The answer comes back as it arrives: a
+claim_to_headers); every other header is passed on. GET, POST and DELETE are taken (DELETE: an
+MCP client ending its streamable HTTP session). The answer comes back as it arrives: a
 streamed answer is relayed chunk by chunk, flushed, never buffered whole. The log (stderr) has
 one line per request: method, path, status and the refusal's description; never a header value.
 """
@@ -226,6 +227,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle()
 
     def do_POST(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:  # an MCP client ends its streamable HTTP session with one
         self._handle()
 
     def _route(self) -> tuple[dict[str, Any], KeySet, str]:
