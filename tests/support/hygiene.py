@@ -323,6 +323,9 @@ def _find_all(text: str, part: str) -> Iterator[int]:
 
 
 def payload_values(stdout: bytes) -> Iterable[str]:
+    """The secrets in a payload, in every output shape: a bare token; json's token and header
+    values; the headers shape's values (and the token inside ``Bearer <t>``); git-credential's
+    password."""
     text = stdout.decode("utf-8", "replace").strip()
     if text.startswith("{"):
         try:
@@ -330,11 +333,18 @@ def payload_values(stdout: bytes) -> Iterable[str]:
         except ValueError:
             return [text]
         if isinstance(data, dict):
-            values = [data.get("token")]
-            headers = data.get("headers")
-            if isinstance(headers, dict):
-                values += list(headers.values())
-            return [v for v in values if isinstance(v, str)]
+            if "token" in data:
+                values = [data.get("token")]
+                headers = data.get("headers")
+                if isinstance(headers, dict):
+                    values += list(headers.values())
+            else:  # output = "headers": a flat map, the credential under its scheme
+                values = list(data.values())
+                values += [v[7:] for v in values if isinstance(v, str) and v[:7] == "Bearer "]
+            return [v for v in values if isinstance(v, str) and v]
+    if text.startswith("username=") or "\npassword=" in text:  # output = "git-credential"
+        lines = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+        return [lines["password"]] if lines.get("password") else [text]
     return [text] if text else []
 
 

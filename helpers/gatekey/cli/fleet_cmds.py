@@ -112,7 +112,7 @@ def _trusted_helper(ctx: click.Context, _param: click.Parameter, value: str | No
     "mcp_helpers",
     multiple=True,
     metavar="NAME=PATH",
-    help="Its headersHelper: absolute path of a `gatekey wrap --output headers` wrapper.",
+    help="Its headersHelper: absolute path of a `gatekey wrap --format headers` wrapper.",
 )
 @click.option(
     "--mcp-ttl",
@@ -132,7 +132,7 @@ def _trusted_helper(ctx: click.Context, _param: click.Parameter, value: str | No
 @click.option(
     "--otlp-helper",
     metavar="PATH",
-    help="otlpHeadersHelper: a `gatekey wrap --output headers` wrapper.",
+    help="otlpHeadersHelper: a `gatekey wrap --format headers` wrapper.",
 )
 @click.option(
     "--marketplace",

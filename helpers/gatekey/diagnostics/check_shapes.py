@@ -42,7 +42,7 @@ GIT_KEYS = frozenset(
     }
 )  # fmt: skip
 WRAP_HINT = {
-    "headers": "gatekey wrap -p PROFILE --output headers",
+    "headers": "gatekey wrap -p PROFILE --format headers",
     "git-credential": "gatekey wrap -p PROFILE --output git-credential",
     "key": "gatekey wrap -p PROFILE (output token)",
 }

@@ -243,7 +243,7 @@ def mcp_servers(request: Request, target: Target) -> tuple[list[dict[str, object
             raise UsageProblem(
                 "--mcp-helper",
                 f"{name}: give its headers helper, --mcp-helper {name}=PATH (a wrapper from "
-                "gatekey wrap -p PROFILE --output headers -o PATH)",
+                "gatekey wrap -p PROFILE --format headers -o PATH)",
             )
         helper = _helper("--mcp-helper", helpers[name], target)
         ttl, buffer, origin = _mcp_timing(name, helper, ttls.get(name), buffers.get(name), target)
@@ -280,7 +280,7 @@ def otlp(request: Request, target: Target, extra: dict[str, str]) -> dict[str, s
     elif OTLP_HELPER_KEY not in extra and "otlpAuthMode" not in extra:
         target.note(
             "warning: --otlp-endpoint without --otlp-helper: the collector gets no credential "
-            "from the helper (give --otlp-helper PATH, a gatekey wrap --output headers wrapper)"
+            "from the helper (give --otlp-helper PATH, a gatekey wrap --format headers wrapper)"
         )
     return values
 

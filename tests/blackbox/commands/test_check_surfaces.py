@@ -139,7 +139,7 @@ def test_mcp_wrapper_hint_for_a_bare_token(gk: Env) -> None:
     r = check(gk, "--surface", "mcp", "-p", "echo", "--json")
     assert r.code == 1, r.out + r.err
     assert report(r)["helper"] == exe()
-    assert "gatekey wrap -p PROFILE --output headers" in problems(r)
+    assert "gatekey wrap -p PROFILE --format headers" in problems(r)
 
 
 def test_mcp_rerun_printing_a_new_credential_is_a_warning(gk: Env) -> None:

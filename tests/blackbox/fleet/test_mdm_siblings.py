@@ -229,7 +229,7 @@ SET_OTLP = ("--set", "otlpHeadersHelper=/opt/p")
 @pytest.mark.parametrize(
     ("args", "option", "words"),
     [
-        ((*S,), "--mcp-helper", ("tools: give its headers helper", "--output headers")),
+        ((*S,), "--mcp-helper", ("tools: give its headers helper", "--format headers")),
         ((*S, "--mcp-helper", "tools=bin/wrapper"), "--mcp-helper", ("not an absolute path",)),
         (
             (*S, "--mcp-helper", "tools=/opt/gatekey/bin/gatekey -p corp"),
