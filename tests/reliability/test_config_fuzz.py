@@ -157,8 +157,9 @@ values = st.recursive(
 PLAUSIBLE: dict[str, list[Any]] = {
     "source": ["keychain", "command"],
     "auth_scheme": ["bearer", "x-api-key"],
-    "output": ["token", "json"],
-    "headers": [{}, {"X-Route": "prod"}],
+    "output": ["token", "json", "headers", "git-credential"],
+    "headers": [{}, {"X-Route": "prod"}, {"x-portkey-api-key": {"env": "PK"}}],
+    "git_username": ["x-access-token", "{claims.sub}"],
     "min_ttl": ["1m", "1h", 0, 120],
     "cache": [True, False],
     "cache_key_env": [[], ["AWS_PROFILE"], ["X", "Y_2"]],

@@ -255,6 +255,21 @@ def _what_it_runs(
             what = f'{name} itself: a run with no arguments uses profile "{profile}"'
             found.append(Check("helper", OK, what))
     data["profile"] = profile
+    shape = helper.shape
+    if shape is None and cfg is not None and profile in cfg.profile_names:
+        try:
+            shape = str(cfg.profile(profile).values.get("output", ""))
+        except ConfigError:  # the config check says what is wrong with it
+            shape = None
+    if shape in ("headers", "git-credential"):
+        found.append(
+            _fail(
+                f"it prints the {shape} output, which is for another of Claude's helpers (MCP, "
+                f"OTLP or a marketplace): as {HELPER_KEY} Claude would take all of it as the token",
+                "for inference use a wrapper without --format (or --format json|token), or a "
+                'profile with output = "token" or "json"',
+            )
+        )
     if profile is not None and checked is not None and checked != profile:
         found.append(
             Check(

@@ -52,6 +52,7 @@ class HelperFile:
     kind: str = "missing"  # gatekey / wrapper / other (also a directory...) / missing
     family: str | None = None  # gatekey-<family> (of the gatekey a wrapper runs)
     pinned: str | None = None  # the profile a wrapper pins
+    shape: str | None = None  # the output a wrapper pins (wrap --format: GATEKEY_OUTPUT)
     runs: str | None = None  # the gatekey a wrapper runs
     interpreter: str | None = None  # a script's #! program, when it is missing
 
@@ -87,7 +88,7 @@ def read_helper(value: str) -> HelperFile:
     entry = ENTRY_POINT.search(head)
     if WRAP_MARKER.encode() in head:
         found.kind = "wrapper"
-        found.pinned, found.runs = _wrapper_lines(head.decode("utf-8", "replace"))
+        found.pinned, found.runs, found.shape = _wrapper_lines(head.decode("utf-8", "replace"))
         target = GATEKEY_NAME.fullmatch(os.path.basename(found.runs or ""))
         found.family = target.group(1) if target else None
     elif entry is not None:
@@ -128,15 +129,18 @@ def _head(path: str) -> bytes:
         os.close(fd)
 
 
-def _wrapper_lines(text: str) -> tuple[str | None, str | None]:
-    """(profile, gatekey) from the lines fleet/wrap.py writes, sh or cmd."""
-    profile = runs = None
+def _wrapper_lines(text: str) -> tuple[str | None, str | None, str | None]:
+    """(profile, gatekey, output shape) from the lines fleet/wrap.py writes, sh or cmd."""
+    profile = runs = shape = None
     for raw in text.splitlines():
         line = raw.strip()
         try:
             if line.startswith("GATEKEY_PROFILE="):  # GATEKEY_PROFILE='name'
                 words = shlex.split(line.removeprefix("GATEKEY_PROFILE="))
                 profile = words[0] if len(words) == 1 else profile
+            elif line.startswith("GATEKEY_OUTPUT="):  # GATEKEY_OUTPUT='headers'
+                words = shlex.split(line.removeprefix("GATEKEY_OUTPUT="))
+                shape = words[0] if len(words) == 1 else shape
             elif line.startswith("exec "):  # exec '/path/to/gatekey' "$@"
                 words = shlex.split(line)
                 runs = words[1] if len(words) == 3 else runs
@@ -144,9 +148,11 @@ def _wrapper_lines(text: str) -> tuple[str | None, str | None]:
             continue
         if line.lower().startswith('set "gatekey_profile=') and line.endswith('"'):
             profile = line[len('set "GATEKEY_PROFILE=') : -1].replace("%%", "%")
+        elif line.lower().startswith('set "gatekey_output=') and line.endswith('"'):
+            shape = line[len('set "GATEKEY_OUTPUT=') : -1]
         elif line.startswith('"') and line.endswith('" %*'):  # "C:\...\gatekey.exe" %*
             runs = line[1:-4].replace("%%", "%")
-    return profile, runs
+    return profile, runs, shape
 
 
 # --- who could replace it ------------------------------------------------------------------------
