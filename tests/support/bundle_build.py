@@ -15,9 +15,14 @@ from blackbox_env import REPO
 BUILD_S = 900  # a first build creates the hash-locked build venv: downloads, then PyInstaller
 
 
-def built_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundle's .tar.gz (its .sha256 and .cdx.json beside it)."""
-    built = sorted((REPO / "dist" / "test-bundle").glob("gatekey-*.tar.gz"))
+def built_bundle(tmp_path_factory: pytest.TempPathFactory, *, unpacked: bool = False) -> Path:
+    """The bundle's .tar.gz (its .sha256 and .cdx.json beside it); ``unpacked``: its folder
+    (the executables), which the build leaves beside the archive."""
+    dist = REPO / "dist" / "test-bundle"
+    if unpacked:
+        built = sorted(p for p in dist.glob("gatekey-*") if p.is_dir())
+    else:
+        built = sorted(dist.glob("gatekey-*.tar.gz"))
     if built:
         return built[-1]
     out = tmp_path_factory.mktemp("bundle")
@@ -29,4 +34,5 @@ def built_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=BUILD_S,
     )
     assert proc.returncode == 0, proc.stderr
-    return Path(proc.stdout.strip().splitlines()[-1])
+    archive = proc.stdout.strip().splitlines()[-1]
+    return Path(archive.removesuffix(".tar.gz") if unpacked else archive)
