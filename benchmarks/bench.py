@@ -191,9 +191,12 @@ def fetches(root: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
-def summarize(times: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+# --- what every benchmark reports: bench_bundle.py and bench_shapes.py pass their own tables ---
+def summarize(
+    times: dict[str, list[float]], keys: tuple[str, ...] = COMMANDS
+) -> dict[str, dict[str, float]]:
     out = {}
-    for key in COMMANDS:
+    for key in keys:
         ms = sorted(t * 1000 for t in times[key])
         out[key] = {
             "median_ms": round(statistics.median(ms), 2),
@@ -205,9 +208,12 @@ def summarize(times: dict[str, list[float]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def ratios(summary: dict[str, dict[str, float]]) -> dict[str, dict[str, float | bool | None]]:
+def ratios(
+    summary: dict[str, dict[str, float]],
+    table: dict[str, tuple[str, str, float | None]] = RATIOS,
+) -> dict[str, dict[str, float | bool | None]]:
     out: dict[str, dict[str, float | bool | None]] = {}
-    for name, (num, den, limit) in RATIOS.items():
+    for name, (num, den, limit) in table.items():
         value = summary[num]["median_ms"] / summary[den]["median_ms"]
         out[name] = {
             "ratio": round(value, 3),
@@ -241,28 +247,53 @@ def machine() -> dict[str, str | int | None]:
     }
 
 
-def markdown(result: dict) -> str:
+def markdown(
+    result: dict,
+    title: str = "",
+    *,
+    labels: dict[str, str] = LABELS,
+    table: dict[str, tuple[str, str, float | None]] = RATIOS,
+    untargeted: str = "floor",
+) -> str:
+    """The medians and the ratios as Markdown tables under ``title`` (this benchmark's by
+    default); ``untargeted`` stands in the target column of a ratio without one."""
     s, r = result["medians"], result["ratios"]
     lines = [
-        f"Benchmark ({result['machine']['date']}, Python {result['machine']['python']}, "
-        f"{result['machine']['cpus']} CPUs, {result['runs']} runs after {result['warmup']} "
-        "warm-ups, interleaved):",
+        title
+        or (
+            f"Benchmark ({result['machine']['date']}, Python {result['machine']['python']}, "
+            f"{result['machine']['cpus']} CPUs, {result['runs']} runs after {result['warmup']} "
+            "warm-ups, interleaved):"
+        ),
         "",
         "| command | median ms | min ms | p90 ms |",
         "|---|---:|---:|---:|",
     ]
-    for key in COMMANDS:
+    for key in labels:
         m = s[key]
         lines.append(
-            f"| `{LABELS[key]}` | {m['median_ms']:.1f} | {m['min_ms']:.1f} | {m['p90_ms']:.1f} |"
+            f"| `{labels[key]}` | {m['median_ms']:.1f} | {m['min_ms']:.1f} | {m['p90_ms']:.1f} |"
         )
     lines += ["", "| ratio | value | target | met |", "|---|---:|---:|---|"]
-    for name, (num, den, _limit) in RATIOS.items():
+    for name, (num, den, _limit) in table.items():
         x = r[name]
-        target = "floor" if x["target"] is None else f"<= {x['target']}"
+        target = untargeted if x["target"] is None else f"<= {x['target']}"
         met = "-" if x["met"] is None else ("yes" if x["met"] else "**no**")
-        lines.append(f"| {LABELS[num]} / {LABELS[den]} | {x['ratio']:.2f} | {target} | {met} |")
+        lines.append(f"| {labels[num]} / {labels[den]} | {x['ratio']:.2f} | {target} | {met} |")
     return "\n".join(lines) + "\n"
+
+
+def report(args: argparse.Namespace, result: dict, stem: str, table: str) -> int:
+    """Write ``<stem>.json`` and ``<stem>.md`` into --out, print one of them (--json), and the
+    exit status: 1 with --check when a target is missed."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / f"{stem}.md").write_text(table)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(table, end="")
+    return exit_status(result["ratios"], check=args.check)
 
 
 def use_venv_interpreter(script: str = __file__) -> None:
@@ -330,16 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         "medians": summary,
         "ratios": ratios(summary),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
-    table = markdown(result)
-    (args.out / "latest.md").write_text(table)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(table, end="")
-
-    return exit_status(result["ratios"], check=args.check)
+    return report(args, result, "latest", markdown(result))
 
 
 def exit_status(ratio_results: dict[str, dict[str, float | bool | None]], *, check: bool) -> int:

@@ -16,7 +16,6 @@ Writes bundle-latest.json and bundle-latest.md into benchmarks/results (or --out
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -29,9 +28,13 @@ from bench import (  # noqa: E402
     base_env,
     fetches,
     machine,
+    markdown,
     measure,
     parse_args,
+    ratios,
+    report,
     run_checked,
+    summarize,
     use_venv_interpreter,
     write_config,
 )
@@ -63,21 +66,6 @@ def find_bundle(given: str | None) -> Path:
     return found[-1]
 
 
-def summarize(times: dict[str, list[float]]) -> dict[str, dict[str, float]]:
-    import statistics
-
-    out = {}
-    for key in COMMANDS:
-        ms = sorted(t * 1000 for t in times[key])
-        out[key] = {
-            "median_ms": round(statistics.median(ms), 2),
-            "min_ms": round(ms[0], 2),
-            "p90_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.9))], 2),
-            "runs": len(ms),
-        }
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     use_venv_interpreter(__file__)
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -106,50 +94,18 @@ def main(argv: list[str] | None = None) -> int:
         times = measure(commands, env, args.runs, args.warmup)
         if fetches(root) != 1:
             raise SystemExit(f"bench: the source ran {fetches(root)} times; hits expected")
-    summary = summarize(times)
-    ratios = {}
-    for name, (num, den, limit) in RATIOS.items():
-        value = summary[num]["median_ms"] / summary[den]["median_ms"]
-        met = None if limit is None else value <= limit
-        ratios[name] = {"ratio": round(value, 3), "target": limit, "met": met}
+    summary = summarize(times, COMMANDS)
     result = {
         "machine": {**machine(), "bundle": str(bundle)},
         "runs": args.runs,
         "warmup": args.warmup,
         "commands": {key: LABELS[key] for key in COMMANDS},
         "medians": summary,
-        "ratios": ratios,
+        "ratios": ratios(summary, RATIOS),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bundle-latest.json").write_text(json.dumps(result, indent=2) + "\n")
-    table = markdown(result)
-    (args.out / "bundle-latest.md").write_text(table)
-    print(json.dumps(result, indent=2) if args.json else table, end="" if not args.json else "\n")
-    missed = [n for n, r in ratios.items() if r["met"] is False]
-    if missed:
-        print(f"bench: targets missed: {', '.join(missed)}", file=sys.stderr)
-    return 1 if missed and args.check else 0
-
-
-def markdown(result: dict) -> str:
-    lines = [
-        f"Bundle benchmark ({result['machine']['date']}, {result['runs']} runs, interleaved):",
-        "",
-        "| command | median ms | min ms | p90 ms |",
-        "|---|---:|---:|---:|",
-    ]
-    for key in COMMANDS:
-        m = result["medians"][key]
-        lines.append(
-            f"| `{LABELS[key]}` | {m['median_ms']:.1f} | {m['min_ms']:.1f} | {m['p90_ms']:.1f} |"
-        )
-    lines += ["", "| ratio | value | target | met |", "|---|---:|---:|---|"]
-    for name, (num, den, _limit) in RATIOS.items():
-        x = result["ratios"][name]
-        target = "-" if x["target"] is None else f"<= {x['target']}"
-        met = "-" if x["met"] is None else ("yes" if x["met"] else "**no**")
-        lines.append(f"| {LABELS[num]} / {LABELS[den]} | {x['ratio']:.2f} | {target} | {met} |")
-    return "\n".join(lines) + "\n"
+    title = f"Bundle benchmark ({result['machine']['date']}, {args.runs} runs, interleaved):"
+    table = markdown(result, title, labels=LABELS, table=RATIOS, untargeted="-")
+    return report(args, result, "bundle-latest", table)
 
 
 if __name__ == "__main__":

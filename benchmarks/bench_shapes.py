@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import json
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -35,9 +34,13 @@ from bench import (  # noqa: E402
     base_env,
     fetches,
     machine,
+    markdown,
     measure,
     parse_args,
+    ratios,
+    report,
     run_checked,
+    summarize,
     use_venv_interpreter,
 )
 
@@ -91,41 +94,6 @@ def write_config(root: Path) -> None:
     )
 
 
-def summarize(times: dict[str, list[float]]) -> dict[str, dict[str, float]]:
-    out = {}
-    for key in COMMANDS:
-        ms = sorted(t * 1000 for t in times[key])
-        out[key] = {
-            "median_ms": round(statistics.median(ms), 2),
-            "min_ms": round(ms[0], 2),
-            "p90_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.9))], 2),
-            "runs": len(ms),
-        }
-    return out
-
-
-def markdown(result: dict[str, Any]) -> str:
-    lines = [
-        f"Shapes benchmark ({result['machine']['date']}, {result['machine']['cpus']} CPUs, "
-        f"{result['runs']} runs after {result['warmup']} warm-ups, interleaved):",
-        "",
-        "| command | median ms | min ms | p90 ms |",
-        "|---|---:|---:|---:|",
-    ]
-    for key in COMMANDS:
-        m = result["medians"][key]
-        lines.append(
-            f"| `{LABELS[key]}` | {m['median_ms']:.1f} | {m['min_ms']:.1f} | {m['p90_ms']:.1f} |"
-        )
-    lines += ["", "| ratio | value | target | met |", "|---|---:|---:|---|"]
-    for name, (num, den, _limit) in RATIOS.items():
-        x = result["ratios"][name]
-        target = "-" if x["target"] is None else f"<= {x['target']}"
-        met = "-" if x["met"] is None else ("yes" if x["met"] else "**no**")
-        lines.append(f"| {LABELS[num]} / {LABELS[den]} | {x['ratio']:.2f} | {target} | {met} |")
-    return "\n".join(lines) + "\n"
-
-
 def main(argv: list[str] | None = None) -> int:
     use_venv_interpreter(__file__)
     args = parse_args(argv, __doc__ or "", runs=40, warmup=3, results="shapes-latest")
@@ -150,29 +118,21 @@ def main(argv: list[str] | None = None) -> int:
         times = measure(commands, env, args.runs, args.warmup)
         if fetches(root) != 1:
             raise SystemExit(f"bench: the source ran {fetches(root)} times; hits expected")
-    summary = summarize(times)
-    ratios = {}
-    for name, (num, den, limit) in RATIOS.items():
-        value = summary[num]["median_ms"] / summary[den]["median_ms"]
-        met = None if limit is None else value <= limit
-        ratios[name] = {"ratio": round(value, 3), "target": limit, "met": met}
+    summary = summarize(times, COMMANDS)
     result = {
         "machine": machine(),
         "runs": args.runs,
         "warmup": args.warmup,
         "commands": {key: LABELS[key] for key in COMMANDS},
         "medians": summary,
-        "ratios": ratios,
+        "ratios": ratios(summary, RATIOS),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "shapes-latest.json").write_text(json.dumps(result, indent=2) + "\n")
-    table = markdown(result)
-    (args.out / "shapes-latest.md").write_text(table)
-    print(json.dumps(result, indent=2) if args.json else table, end="" if not args.json else "\n")
-    missed = [n for n, r in ratios.items() if r["met"] is False]
-    if missed:
-        print(f"bench: targets missed: {', '.join(missed)}", file=sys.stderr)
-    return 1 if missed and args.check else 0
+    title = (
+        f"Shapes benchmark ({result['machine']['date']}, {result['machine']['cpus']} CPUs, "
+        f"{args.runs} runs after {args.warmup} warm-ups, interleaved):"
+    )
+    table = markdown(result, title, labels=LABELS, table=RATIOS, untargeted="-")
+    return report(args, result, "shapes-latest", table)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """The JWT gateway test peer (tests/support/gateways/jwt_gateway.py) refuses what a strict
 gateway must, so a gateway test that passes through it proves something.
 
-Its issuer here is a small HTTPS issuer in this module (discovery and a JWKS whose keys the tests
-change) and the tokens are signed here with PyJWT, so each claim can be made exactly wrong: one
-second expired, a foreign audience, a key the issuer never published, ``alg: none``... The
-gateway runs as a process of its own, in front of the Anthropic upstream.
+Its issuer here is the peer tests' small HTTPS issuer (gateways/jwt_issuer.py: discovery and a
+JWKS whose keys the tests change) and the tokens are signed here with PyJWT, so each claim can
+be made exactly wrong: one second expired, a foreign audience, a key the issuer never
+published, ``alg: none``... The gateway runs as a process of its own, in front of the
+Anthropic upstream.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
@@ -28,97 +28,45 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateways import app_client
 from gateways.jwt_gateway import JwtGateway, missing
+from gateways.jwt_issuer import AUDIENCE, Issuer, new_key
+from gateways.serving import LocalServer, QuietHandler
 from gateways.upstream import MODEL, AnthropicUpstream
 from oidc_peer import make_tls
 
-AUDIENCE = "https://api.example.test"
 UPSTREAM_KEY = "upstream-key-jwt-peer-51c2"
 REALM = 'Bearer realm="llm-gateway"'
 STALL_S = 10.0  # spent only when the gateway buffers (the test then fails)
 
 
-class Issuer:
-    """An HTTPS issuer at ``https://127.0.0.1:P/iss``: discovery and a JWKS of ``published``."""
+class _Stalling(QuietHandler):
+    server: Any  # its owner: StallingUpstream
 
-    def __init__(self, tls: dict[str, str]) -> None:
-        self.published: dict[str, rsa.RSAPrivateKey] = {}
-        self.jwks_fetches = 0
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                if self.path == "/iss/.well-known/openid-configuration":
-                    body: object = {"issuer": owner.issuer, "jwks_uri": f"{owner.issuer}/jwks"}
-                elif self.path == "/iss/jwks":
-                    owner.jwks_fetches += 1
-                    body = {"keys": [owner.jwk(kid) for kid in list(owner.published)]}
-                else:
-                    self.send_error(404)
-                    return
-                content = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
-
-        self.ca = tls["ca"]
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(tls["cert"], tls["key"])
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        self.issuer = f"https://127.0.0.1:{self.server.server_address[1]}/iss"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def jwk(self, kid: str) -> dict[str, Any]:
-        public = self.published[kid].public_key()
-        jwk: dict[str, Any] = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(public))
-        return dict(jwk, kid=kid, use="sig", alg="RS256")
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def do_POST(self) -> None:
+        owner = self.server.owner
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        self.wfile.write(b'event: message_start\ndata: {"type": "message_start"}\n\n')
+        self.wfile.flush()
+        owner.timed_out = not owner.gate.wait(STALL_S)
+        self.wfile.write(b'event: message_stop\ndata: {"type": "message_stop"}\n\n')
 
 
-class StallingUpstream:
+class StallingUpstream(LocalServer):
     """Streams ``message_start``, then holds the rest of the answer until ``gate`` is set (or
     STALL_S passes: ``timed_out``). A gateway that buffers the answer delivers nothing before."""
 
     def __init__(self) -> None:
         self.gate = threading.Event()
         self.timed_out = False
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(b'event: message_start\ndata: {"type": "message_start"}\n\n')
-                self.wfile.flush()
-                owner.timed_out = not owner.gate.wait(STALL_S)
-                self.wfile.write(b'event: message_stop\ndata: {"type": "message_stop"}\n\n')
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(_Stalling)
 
     def stop(self) -> None:
         self.gate.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def new_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        super().stop()
 
 
 KEY_A = new_key()
@@ -127,10 +75,8 @@ KEY_UNPUBLISHED = new_key()
 
 @pytest.fixture(scope="module")
 def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Issuer]:
-    peer = Issuer(make_tls(tmp_path_factory.mktemp("jwt-peer-tls")))
-    peer.published["a"] = KEY_A
-    yield peer
-    peer.stop()
+    with Issuer(make_tls(tmp_path_factory.mktemp("jwt-peer-tls")), key=KEY_A, kid="a") as peer:
+        yield peer
 
 
 @pytest.fixture(scope="module")
@@ -141,9 +87,8 @@ def upstream() -> Iterator[AnthropicUpstream]:
 
 @pytest.fixture(scope="module")
 def stalling() -> Iterator[StallingUpstream]:
-    peer = StallingUpstream()
-    yield peer
-    peer.stop()
+    with StallingUpstream() as peer:
+        yield peer
 
 
 @pytest.fixture(scope="module")

@@ -16,20 +16,11 @@ import pytest
 
 from gateways import marketplace_peer
 from gateways.jwt_gateway import JwtGateway
-from gateways.jwt_gateway import missing as gateway_missing
-from gateways.jwt_issuer import AUDIENCE, Issuer
+from gateways.jwt_issuer import Issuer
 from gateways.marketplace_peer import CATALOGUE, Marketplace
+from gateways.peer_setup import GATEWAY_KEY, gateway_in_front
 from gateways.sibling_helpers import HelperOutputError, fake_helper, marketplace_credential
 from hygiene import Recorder
-from oidc_peer import make_tls
-
-GATEWAY_KEY = "gateway-upstream-key-market-c04f"
-
-
-@pytest.fixture(scope="module")
-def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Issuer]:
-    with Issuer(make_tls(tmp_path_factory.mktemp("issuer-tls"))) as peer:
-        yield peer
 
 
 @pytest.fixture(scope="module")
@@ -42,21 +33,8 @@ def market() -> Iterator[Marketplace]:
 def gateway(
     issuer: Issuer, market: Marketplace, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[JwtGateway]:
-    assert gateway_missing() is None, f"{gateway_missing()} missing: run scripts/test.sh"
-    config = {
-        "ca": issuer.ca,
-        "tls": make_tls(tmp_path_factory.mktemp("gateway-tls")),
-        "upstream": market.url,
-        "routes": [{"prefix": "/plugins", "issuer": issuer.issuer, "audience": AUDIENCE}],
-    }
-    with JwtGateway(config, tmp_path_factory.mktemp("jwt-gateway"), upstream_key=GATEWAY_KEY) as gw:
+    with gateway_in_front(issuer, market.url, tmp_path_factory, {"prefix": "/plugins"}) as gw:
         yield gw
-
-
-@pytest.fixture
-def hygiene(secret_hygiene: Recorder) -> Recorder:
-    secret_hygiene.register(GATEWAY_KEY, "the gateway's upstream key")
-    return secret_hygiene
 
 
 def catalogue_url(gw: JwtGateway) -> str:

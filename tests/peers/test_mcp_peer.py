@@ -10,7 +10,6 @@ in tests/blackbox/gateways/test_one_config_every_surface.py.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,10 +17,10 @@ import pytest
 
 from gateways import mcp_client
 from gateways.jwt_gateway import JwtGateway
-from gateways.jwt_gateway import missing as gateway_missing
-from gateways.jwt_issuer import AUDIENCE, Issuer
+from gateways.jwt_issuer import Issuer
 from gateways.mcp_peer import McpServer
 from gateways.mcp_peer import missing as mcp_missing
+from gateways.peer_setup import GATEWAY_KEY, gateway_in_front, headers_of
 from gateways.sibling_helpers import (
     HelperOutputError,
     fake_helper,
@@ -30,15 +29,6 @@ from gateways.sibling_helpers import (
     run_helper,
 )
 from hygiene import Recorder
-from oidc_peer import make_tls
-
-GATEWAY_KEY = "gateway-upstream-key-mcp-7d1e"
-
-
-@pytest.fixture(scope="module")
-def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Issuer]:
-    with Issuer(make_tls(tmp_path_factory.mktemp("issuer-tls"))) as peer:
-        yield peer
 
 
 @pytest.fixture(scope="module")
@@ -54,29 +44,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[McpServer]:
 def gateway(
     issuer: Issuer, server: McpServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[JwtGateway]:
-    assert gateway_missing() is None, f"{gateway_missing()} missing: run scripts/test.sh"
-    route = {"issuer": issuer.issuer, "audience": AUDIENCE, "upstream": server.url}
-    config = {
-        "ca": issuer.ca,
-        "tls": make_tls(tmp_path_factory.mktemp("gateway-tls")),
-        "upstream": server.url,
-        "routes": [
-            dict(route, prefix="/docs"),
-            dict(route, prefix="/scoped", scope="mcp.write"),
-        ],
-    }
-    with JwtGateway(config, tmp_path_factory.mktemp("jwt-gateway"), upstream_key=GATEWAY_KEY) as gw:
+    route = {"upstream": server.url}
+    with gateway_in_front(
+        issuer,
+        server.url,
+        tmp_path_factory,
+        dict(route, prefix="/docs"),
+        dict(route, prefix="/scoped", scope="mcp.write"),
+    ) as gw:
         yield gw
-
-
-@pytest.fixture
-def hygiene(secret_hygiene: Recorder) -> Recorder:
-    secret_hygiene.register(GATEWAY_KEY, "the gateway's upstream key")
-    return secret_hygiene
-
-
-def headers_of(token: str, **extra: str) -> bytes:
-    return json.dumps({"Authorization": f"Bearer {token}", **extra}).encode()
 
 
 def endpoint(gw: JwtGateway, prefix: str = "/docs") -> str:

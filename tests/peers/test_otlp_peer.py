@@ -20,20 +20,11 @@ import pytest
 
 from gateways import otlp_peer
 from gateways.jwt_gateway import JwtGateway
-from gateways.jwt_gateway import missing as gateway_missing
-from gateways.jwt_issuer import AUDIENCE, Issuer
+from gateways.jwt_issuer import Issuer
 from gateways.otlp_peer import JSON, PROTOBUF, OtlpReceiver
+from gateways.peer_setup import GATEWAY_KEY, gateway_in_front, headers_of
 from gateways.sibling_helpers import fake_helper, fake_runs
 from hygiene import Recorder
-from oidc_peer import make_tls
-
-GATEWAY_KEY = "gateway-upstream-key-otlp-3b9a"
-
-
-@pytest.fixture(scope="module")
-def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Issuer]:
-    with Issuer(make_tls(tmp_path_factory.mktemp("issuer-tls"))) as peer:
-        yield peer
 
 
 @pytest.fixture(scope="module")
@@ -46,25 +37,8 @@ def receiver() -> Iterator[OtlpReceiver]:
 def gateway(
     issuer: Issuer, receiver: OtlpReceiver, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[JwtGateway]:
-    assert gateway_missing() is None, f"{gateway_missing()} missing: run scripts/test.sh"
-    config = {
-        "ca": issuer.ca,
-        "tls": make_tls(tmp_path_factory.mktemp("gateway-tls")),
-        "upstream": receiver.url,
-        "routes": [{"prefix": "/otlp", "issuer": issuer.issuer, "audience": AUDIENCE}],
-    }
-    with JwtGateway(config, tmp_path_factory.mktemp("jwt-gateway"), upstream_key=GATEWAY_KEY) as gw:
+    with gateway_in_front(issuer, receiver.url, tmp_path_factory, {"prefix": "/otlp"}) as gw:
         yield gw
-
-
-@pytest.fixture
-def hygiene(secret_hygiene: Recorder) -> Recorder:
-    secret_hygiene.register(GATEWAY_KEY, "the gateway's upstream key")
-    return secret_hygiene
-
-
-def headers_of(token: str, **extra: str) -> bytes:
-    return json.dumps({"Authorization": f"Bearer {token}", **extra}).encode()
 
 
 def post(

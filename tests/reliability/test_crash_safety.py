@@ -49,21 +49,19 @@ from pathlib import Path
 
 import pytest
 
-from blackbox_env import Env, exe
+from blackbox_env import Env
 from fault_proxy import FaultProxy
 from gatekey.worker import WORKER_GRACE  # a refresh worker ends by its run's deadline plus this
 from idp_helpers import (
-    DEVICE_URL,
-    age_msal_access_token,
     idp_profile,
     login,
     make_expired,
     printed_token,
     read_msal,
-    read_stderr_until,
     refresh_token,
 )
-from oidc_peer import OidcProvider, approve
+from killed_runs import CONTEXT, cache_locked, proxied_sign_in, stale_everywhere, start
+from oidc_peer import OidcProvider
 from orphans import kill_later_orphans
 
 pytestmark = [pytest.mark.slow, pytest.mark.blackbox]
@@ -74,25 +72,9 @@ COMMAND_ROUNDS = ROUNDS or 25
 SILENT_S = 5.0  # the profile's silent deadline: a stale lock would show as a run this long
 SLACK = 1.0  # process start and exit beyond gatekey's own budget
 TIMEOUTS = f'[timeouts]\nsilent = "{SILENT_S:g}s"\n'
-CONTEXT = "background"
 
 
 # --- processes ---------------------------------------------------------------------------------
-def start(gk: Env, *args: str, group: bool = False, pipes: bool = False) -> subprocess.Popen[bytes]:
-    """A run as the app starts it; ``group``: in a process group of its own (to kill the group),
-    ``pipes``: stdout and stderr on pipes (else /dev/null)."""
-    out = subprocess.PIPE if pipes else subprocess.DEVNULL
-    return subprocess.Popen(
-        [exe(), *args],
-        stdin=subprocess.DEVNULL,
-        stdout=out,
-        stderr=out,
-        env=dict(gk.vars, CLAUDE_HELPER_CONTEXT=CONTEXT),
-        cwd=gk.root,
-        start_new_session=group,
-    )
-
-
 def kill_after(proc: subprocess.Popen[bytes], delay: float) -> bool:
     """SIGKILL ``proc`` ``delay`` s after its start; True if it was still running then."""
     try:
@@ -114,33 +96,6 @@ def measure_refresh(gk: Env, prepare: Callable[[], None], *args: str, n: int = 3
         assert proc.wait(30) == 0
         times.append(time.monotonic() - t0)
     return statistics.median(times)
-
-
-@contextlib.contextmanager
-def cache_locked(gk: Env, within: float) -> Iterator[float]:
-    """Hold every lock of ``gk``'s cache, as gatekey takes them (a profile's lock before MSAL's
-    state lock), waiting at most ``within`` s for them: the refresh worker of a killed run holds
-    its lock until it has saved and exited. Yields how long the wait took."""
-    locks = gk.cache_dir / "locks"
-    states = {path.stem for path in gk.cache_dir.glob("msal/*.json")}
-    paths = sorted(locks.glob("*.lock"), key=lambda path: (path.stem in states, path.name))
-    t0 = time.monotonic()
-    fds: list[int] = []
-    try:
-        for path in paths:
-            fds.append(os.open(path, os.O_RDWR))
-            while True:
-                try:
-                    fcntl.flock(fds[-1], fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    waited = time.monotonic() - t0
-                    assert waited < within, f"a lock still held after {waited:.1f} s: a lingerer"
-                    time.sleep(0.005)
-        yield time.monotonic() - t0
-    finally:
-        for fd in fds:
-            os.close(fd)  # releases its lock
 
 
 def lock_held(gk: Env) -> bool:
@@ -237,13 +192,6 @@ def _drop_kernel_keys(gk: Env) -> Iterator[None]:
 
 
 # --- the identity provider ---------------------------------------------------------------------
-def stale_everywhere(gk: Env) -> None:
-    """Both caches too old to serve: the next run must redeem the refresh token."""
-    if list((gk.cache_dir / "tokens").glob("*.json")):
-        make_expired(gk)
-    age_msal_access_token(gk, -60)
-
-
 def rotated(gk: Env, before: str) -> bool:
     """Whether the saved refresh token is no longer ``before`` (a bool: an assertion on the
     comparison itself would print both tokens when it fails)."""
@@ -414,34 +362,6 @@ def test_a_stop_when_the_provider_takes_the_refresh_keeps_the_sign_in(gk: Env, i
 SLOW_SILENT_S = 20.0  # room for the held request; never waited for in full
 HANG_SILENT_S = 5.0  # a hung refresh ends at this deadline (the worker's too)
 HELD_S = 2.0  # how long the proxy holds the refresh request before the provider sees it
-
-
-def proxied_sign_in(
-    gk: Env, op: OidcProvider, proxy: FaultProxy, silent_s: float
-) -> Callable[[str, str], bool]:
-    """A device-code sign-in through ``proxy`` (issuer and CA the proxy's); returns the test of
-    a refresh-token request as the proxy sees it, (method, path)."""
-    profile = idp_profile(op).replace(op.issuer, proxy.origin + op.issuer_path)
-    gk.write_config(f'[timeouts]\nsilent = "{silent_s:g}s"\n' + profile.replace(op.ca, proxy.ca))
-    proc = subprocess.Popen(
-        [exe(), "login", "-p", "user"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=gk.vars,
-        cwd=gk.root,
-    )
-    try:
-        match, _seen = read_stderr_until(proc, DEVICE_URL, 30)
-        approve(match.group(1).replace(proxy.origin, op.origin), op.ca, user="alice")
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert (proc.returncode, out) == (0, b""), err
-    printed_token(gk.run(context=CONTEXT))
-    token_path = f"{op.issuer_path}/token"
-    return lambda method, path: method == "POST" and path == token_path
 
 
 def wait_for_request(proxy: FaultProxy, before: int, proc: subprocess.Popen[bytes]) -> None:

@@ -18,32 +18,25 @@ bundle); against the venv it is skipped, test_crash_safety.py holds the same the
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import signal
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from blackbox_env import FROZEN, Env, exe
+from blackbox_env import FROZEN, Env
 from fault_proxy import FaultProxy
 from gatekey.worker import WORKER_GRACE  # a refresh worker ends by its run's deadline plus this
 from idp_helpers import (
-    DEVICE_URL,
-    age_msal_access_token,
-    idp_profile,
-    make_expired,
     printed_token,
     read_msal,
-    read_stderr_until,
     refresh_token,
 )
-from oidc_peer import OidcProvider, approve
+from killed_runs import CONTEXT, cache_locked, proxied_sign_in, stale_everywhere, start
+from oidc_peer import OidcProvider
 
 pytestmark = [
     pytest.mark.slow,
@@ -53,80 +46,9 @@ pytestmark = [
                        "is test_crash_safety.py's"),
 ]  # fmt: skip
 
-CONTEXT = "background"
 SILENT_S = 20.0  # the profile's silent deadline: room for the held request, never waited in full
 HELD_S = 2.0  # how long the proxy holds the refresh request before the provider sees it
 SLACK = 1.0  # process start and exit beyond gatekey's own budget
-
-
-def start(gk: Env, *, group: bool) -> subprocess.Popen[bytes]:
-    """A run as the app starts it (no arguments, stdin closed), in its own process group."""
-    return subprocess.Popen(
-        [exe()],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=dict(gk.vars, CLAUDE_HELPER_CONTEXT=CONTEXT),
-        cwd=gk.root,
-        start_new_session=group,
-    )
-
-
-@contextlib.contextmanager
-def cache_locked(gk: Env, within: float) -> Iterator[None]:
-    """Every lock of the cache, as gatekey takes them (a profile's before MSAL's state lock):
-    the killed run's worker holds its lock until it has saved and exited."""
-    states = {path.stem for path in gk.cache_dir.glob("msal/*.json")}
-    paths = sorted(
-        (gk.cache_dir / "locks").glob("*.lock"), key=lambda p: (p.stem in states, p.name)
-    )
-    t0 = time.monotonic()
-    fds: list[int] = []
-    try:
-        for path in paths:
-            fds.append(os.open(path, os.O_RDWR))
-            while True:
-                try:
-                    fcntl.flock(fds[-1], fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    waited = time.monotonic() - t0
-                    assert waited < within, f"a lock still held after {waited:.1f} s"
-                    time.sleep(0.005)
-        yield
-    finally:
-        for fd in fds:
-            os.close(fd)
-
-
-def sign_in(gk: Env, op: OidcProvider, proxy: FaultProxy) -> None:
-    """A device-code sign-in through ``proxy`` (issuer and CA the proxy's), then one hit."""
-    profile = idp_profile(op).replace(op.issuer, proxy.origin + op.issuer_path)
-    gk.write_config(f'[timeouts]\nsilent = "{SILENT_S:g}s"\n' + profile.replace(op.ca, proxy.ca))
-    proc = subprocess.Popen(
-        [exe(), "login", "-p", "user"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=gk.vars,
-        cwd=gk.root,
-    )
-    try:
-        match, _seen = read_stderr_until(proc, DEVICE_URL, 30)
-        approve(match.group(1).replace(proxy.origin, op.origin), op.ca, user="alice")
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert (proc.returncode, out) == (0, b""), err
-    printed_token(gk.run(context=CONTEXT))
-
-
-def stale_everywhere(gk: Env) -> None:
-    """Both caches too old to serve: the next run must redeem the refresh token."""
-    if list((gk.cache_dir / "tokens").glob("*.json")):
-        make_expired(gk)
-    age_msal_access_token(gk, -60)
 
 
 def check_idp_cache(root: Path) -> None:
@@ -142,9 +64,7 @@ def test_a_kill_while_the_provider_rotates_keeps_the_sign_in_in_the_bundle(
 ):
     op = make_oidc_provider(DEBUG_EVENTS="1")
     with FaultProxy(tmp_path / "proxy", op.origin, upstream_ca=op.ca) as proxy:
-        token_path = f"{op.issuer_path}/token"
-        proxy.applies = lambda method, path: method == "POST" and path == token_path
-        sign_in(gk, op, proxy)
+        proxy.applies = proxied_sign_in(gk, op, proxy, SILENT_S)
         for group in (False, True):
             what = "the run's process group" if group else "the run"
             stale_everywhere(gk)

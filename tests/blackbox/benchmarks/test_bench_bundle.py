@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from blackbox_env import REPO
+from bundle_build import built_bundle
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import figures
@@ -25,24 +26,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.blackbox]
 
 BENCH = REPO / "benchmarks" / "bench_bundle.py"
 COMMANDS = ("python", "venv_hit", "bundle_hit")
-BUILD_S = 900  # a first build creates the hash-locked build venv: downloads, then PyInstaller
 
 
 @pytest.fixture(scope="module")
 def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    built = sorted(p for p in (REPO / "dist" / "test-bundle").glob("gatekey-*") if p.is_dir())
-    if built:
-        return built[-1]
-    out = tmp_path_factory.mktemp("bundle")
-    proc = subprocess.run(
-        ["bash", str(REPO / "install" / "build-bundle.sh"), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=BUILD_S,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return Path(proc.stdout.strip().splitlines()[-1].removesuffix(".tar.gz"))
+    return built_bundle(tmp_path_factory, unpacked=True)
 
 
 def run_bench(*args: str) -> subprocess.CompletedProcess[str]:

@@ -21,30 +21,12 @@ from pathlib import Path
 import pytest
 
 from blackbox_env import REPO, Env
+from bundle_build import BUILD_S
 
 pytestmark = [pytest.mark.slow, pytest.mark.blackbox]
 
 INSTALL = REPO / "install"
 LINUX_INSTALLER = INSTALL / "linux" / "install.sh"
-BUILD_S = 900  # a first build creates the hash-locked build venv: downloads, then PyInstaller
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundle's .tar.gz (its .sha256 and .cdx.json beside it)."""
-    built = sorted((REPO / "dist" / "test-bundle").glob("gatekey-*.tar.gz"))
-    if built:
-        return built[-1]
-    out = tmp_path_factory.mktemp("bundle")
-    proc = subprocess.run(
-        ["bash", str(INSTALL / "build-bundle.sh"), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=BUILD_S,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return Path(proc.stdout.strip().splitlines()[-1])
 
 
 def install(bundle: Path, root: Path, *extra: str) -> subprocess.CompletedProcess[str]:

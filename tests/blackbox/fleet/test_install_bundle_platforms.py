@@ -30,31 +30,12 @@ UNIX = INSTALL / "common" / "install-unix.sh"
 MAC_PREFIX = Path("Library/Application Support/gatekey")
 PKG_ID = "com.example.gatekey-bundle"
 EXES = ("gatekey", "gatekey-keychain", "gatekey-idp", "gatekey-vault")
-BUILD_S = 900  # a first build creates the hash-locked build venv: downloads, then PyInstaller
 
 
 def run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300
     )
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundle's .tar.gz (its .sha256 beside it): scripts/test.sh's, else one built here."""
-    built = sorted((REPO / "dist" / "test-bundle").glob("gatekey-*.tar.gz"))
-    if built:
-        return built[-1]
-    out = tmp_path_factory.mktemp("bundle")
-    proc = subprocess.run(
-        ["bash", str(INSTALL / "build-bundle.sh"), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=BUILD_S,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return Path(proc.stdout.strip().splitlines()[-1])
 
 
 # --- macOS: the .pkg wraps a bundle --------------------------------------------------------------

@@ -17,9 +17,8 @@ from collections.abc import Iterator
 import pytest
 
 from blackbox_env import CONTEXTS, Env, Result
-from claude_managed import doctor_lines, gateway_with_helper
 from gateways import app_client, recipes
-from gateways.litellm_peer import LiteLLM
+from gateways.litellm_peer import LiteLLM, gateway_check, litellm_before, machine_using
 from gateways.upstream import AnthropicUpstream
 from idp_helpers import claims, device_sign_in, printed_token
 from oidc_peer import API_AUDIENCE, PUBLIC_CLIENT, OidcProvider
@@ -43,36 +42,29 @@ def litellm(
     oidc_tls: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LiteLLM]:
-    peer = LiteLLM(
+    peer = litellm_before(
+        upstream,
         "custom-auth",
         tls=oidc_tls,
         workdir=tmp_path_factory.mktemp("litellm-custom-auth"),
+        master_key=MASTER_KEY,
+        upstream_key=UPSTREAM_KEY,
         env={
-            "LITELLM_MASTER_KEY": MASTER_KEY,
-            "UPSTREAM_URL": upstream.url,
-            "UPSTREAM_KEY": UPSTREAM_KEY,
             "JWT_ISSUER": oidc_provider.issuer,
             "JWT_AUDIENCE": API_AUDIENCE,
             "JWT_JWKS_URL": str(oidc_provider.discovery()["jwks_uri"]),
             "JWT_CA_FILE": oidc_provider.ca,
         },
-        secrets=[MASTER_KEY, UPSTREAM_KEY],
     )
     yield peer
     peer.stop()
 
 
 @pytest.fixture
-def machine(secret_service: Env, litellm: LiteLLM, oidc_tls: dict[str, str], secret_hygiene) -> Env:
+def machine(secret_service: Env, litellm: LiteLLM, secret_hygiene) -> Env:
     """A user's machine: the real Secret Service, the test CA in the trust store (the provider's
     and the gateway's), and Claude's managed settings naming gatekey and LiteLLM."""
-    for key in (MASTER_KEY, UPSTREAM_KEY):
-        secret_hygiene.register(key, "a LiteLLM key")
-    secret_service.vars["SSL_CERT_FILE"] = oidc_tls["ca"]
-    gateway_with_helper(
-        secret_service, inferenceGatewayBaseUrl=litellm.url, inferenceCredentialHelperTtlSec="3000"
-    )
-    return secret_service
+    return machine_using(secret_service, litellm, secret_hygiene, ttl_s="3000")
 
 
 @pytest.fixture
@@ -99,12 +91,6 @@ def run_as_claude(gk: Env, context: str) -> Result:
     assert r.stderr == b"", f"{context}: {r.err}"
     assert claims(token)["sub"] == "alice"
     return r
-
-
-def gateway_check(r: Result) -> tuple[str, str]:
-    found = doctor_lines(r)
-    assert "gateway" in found, r.out
-    return found["gateway"]
 
 
 def test_a_signed_in_persons_token_works_through_litellm_custom_auth_in_every_context(

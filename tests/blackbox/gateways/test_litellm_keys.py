@@ -21,9 +21,9 @@ from collections.abc import Iterator
 import pytest
 
 from blackbox_env import CONTEXTS, Env, Result
-from claude_managed import doctor_lines, gateway_with_helper
+from claude_managed import doctor_lines
 from gateways import app_client, recipes
-from gateways.litellm_peer import LiteLLM
+from gateways.litellm_peer import LiteLLM, gateway_check, litellm_before, machine_using
 from gateways.upstream import AnthropicUpstream
 
 pytestmark = [pytest.mark.blackbox, pytest.mark.keychain]
@@ -45,32 +45,24 @@ def litellm(
     oidc_tls: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LiteLLM]:
-    peer = LiteLLM(
+    peer = litellm_before(
+        upstream,
         "master-key",
         tls=oidc_tls,
         workdir=tmp_path_factory.mktemp("litellm-keys"),
-        env={
-            "LITELLM_MASTER_KEY": MASTER_KEY,
-            "UPSTREAM_URL": upstream.url,
-            "UPSTREAM_KEY": UPSTREAM_KEY,
-        },
-        secrets=[MASTER_KEY, UPSTREAM_KEY, UNKNOWN_KEY],
+        master_key=MASTER_KEY,
+        upstream_key=UPSTREAM_KEY,
+        secrets=[UNKNOWN_KEY],
     )
     yield peer
     peer.stop()
 
 
 @pytest.fixture
-def gw(secret_service: Env, litellm: LiteLLM, oidc_tls: dict[str, str], secret_hygiene) -> Env:
+def gw(secret_service: Env, litellm: LiteLLM, secret_hygiene) -> Env:
     """A user's machine: the real Secret Service, the test CA in the trust store (as the
     gateway's CA is in Claude's), and Claude's managed settings naming gatekey and LiteLLM."""
-    for key in (MASTER_KEY, UPSTREAM_KEY, UNKNOWN_KEY):
-        secret_hygiene.register(key, "a LiteLLM key")
-    secret_service.vars["SSL_CERT_FILE"] = oidc_tls["ca"]
-    gateway_with_helper(
-        secret_service, inferenceGatewayBaseUrl=litellm.url, inferenceCredentialHelperTtlSec="3600"
-    )
-    return secret_service
+    return machine_using(secret_service, litellm, secret_hygiene, ttl_s="3600")
 
 
 PROFILES = {"litellm-master-key": "litellm", "litellm-virtual-key": "litellm-user"}
@@ -89,12 +81,6 @@ def run_as_claude(gk: Env, context: str, exe_name: str = "gatekey") -> Result:
     assert r.code == 0, f"{context}: exit {r.code}: {r.err}"
     assert r.stderr == b"", f"{context}: {r.err}"
     return r
-
-
-def gateway_check(r: Result) -> tuple[str, str]:
-    found = doctor_lines(r)
-    assert "gateway" in found, r.out
-    return found["gateway"]
 
 
 # --- the master key, as Authorization: Bearer --------------------------------------------------

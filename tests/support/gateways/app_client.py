@@ -12,13 +12,13 @@ Nothing here prints a header value: they hold credentials.
 
 from __future__ import annotations
 
-import http.client
 import json
-import ssl
 import time
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from gateways.serving import connection
 
 ANTHROPIC_VERSION = "2023-06-01"
 TIMEOUT = 30.0  # per request; a gateway in front of a local upstream answers in well under 1 s
@@ -96,14 +96,7 @@ def request(
 ) -> Answer:
     """One request to ``base_url + path``; a ``text/event-stream`` answer is parsed into events."""
     url = urllib.parse.urlsplit(base_url.rstrip("/") + path)
-    conn: http.client.HTTPConnection
-    if url.scheme == "https":
-        context = ssl.create_default_context(cafile=ca)
-        conn = http.client.HTTPSConnection(
-            url.hostname or "", url.port, timeout=TIMEOUT, context=context
-        )
-    else:
-        conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=TIMEOUT)
+    conn = connection(url.geturl(), timeout=TIMEOUT, ca=ca)
     sent = {"anthropic-version": ANTHROPIC_VERSION, **headers}
     data = None
     if body is not None:

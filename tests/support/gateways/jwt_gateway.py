@@ -1,9 +1,10 @@
 """An in-house style JWT gateway, the kind Envoy's jwt_authn, Kong's jwt plugin, Azure APIM's
 validate-jwt or a team's own proxy are: a test peer that validates tokens and forwards.
 
-Run as ``python jwt_gateway.py CONFIG.json`` (``JwtGateway`` below starts it in its own process
-group and reads its ready line). It listens on 127.0.0.1 only, over HTTPS (``tls``) or HTTP, and
-for each request picks the route with the longest matching path ``prefix``. A route says:
+Run as ``python -m gateways.jwt_gateway CONFIG.json`` with tests/support on PYTHONPATH
+(``JwtGateway`` below starts it in its own process group and reads its ready line). It listens
+on 127.0.0.1 only, over HTTPS (``tls``) or HTTP, and for each request picks the route with the
+longest matching path ``prefix``. A route says:
 
 - ``issuer`` and ``audience`` the token must carry, checked by PyJWT with NO leeway: ``exp``,
   ``nbf`` and a future ``iat`` are judged on this machine's clock to the second; ``exp``,
@@ -42,15 +43,16 @@ import http.client
 import json
 import os
 import ssl
-import subprocess
 import sys
 import threading
 import time
 import urllib.parse
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from gateways.serving import PeerProcess, QuietHandler
 
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"]
 HOP_BY_HOP = {
@@ -211,12 +213,8 @@ class _Server(ThreadingHTTPServer):
         super().finish_request(request, client_address)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(QuietHandler):  # one log line per request, written by _log
     server: _Server
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # one line per request, written by _log
 
     def _log(self, status: int, note: str = "") -> None:
         path = self.path.split("?")[0]
@@ -283,14 +281,9 @@ class _Handler(BaseHTTPRequestHandler):
             challenge += f', scope="{r.scope}"'
         kind = {400: "invalid_request_error", 403: "permission_error", 404: "not_found_error"}
         error = {"type": kind.get(r.status, "authentication_error"), "message": str(r)}
-        content = json.dumps({"type": "error", "error": error}).encode()
-        self.send_response(r.status)
-        if r.status in (400, 401, 403) and r.challenge:
-            self.send_header("WWW-Authenticate", challenge)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(content)))
-        self.end_headers()
-        self.wfile.write(content)
+        challenged = r.status in (400, 401, 403) and r.challenge
+        headers = {"WWW-Authenticate": challenge} if challenged else {}
+        self.send_json(r.status, {"type": "error", "error": error}, headers)
         self._log(r.status, str(r))
 
     def _forward(
@@ -352,7 +345,7 @@ def serve(config: dict[str, Any]) -> None:
 
 
 # --- the test side: start it, know where it is, stop it -----------------------------------------
-class JwtGateway:
+class JwtGateway(PeerProcess):
     """The gateway in its own process group (``config`` as in the module docstring; its
     upstream key goes through the environment). ``config["tls"]`` may hold the ``ca`` that signed
     its certificate, for clients (``.ca``). ``url(prefix)`` is a base URL as
@@ -366,64 +359,15 @@ class JwtGateway:
         upstream_key: str,
         subscription_key: str = "",
     ) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.config = config
         self.ca: str | None = (config.get("tls") or {}).get("ca")
-        self.config_path = workdir / "jwt-gateway.json"
-        self.config_path.write_text(json.dumps(config))
-        self.log_path = workdir / "jwt-gateway.log"
-        self.port = 0
-        self.startup_s = 0.0
-        self._out: IO[bytes] = open(workdir / "jwt-gateway.out", "wb")  # noqa: SIM115
-        self._err: IO[bytes] = open(self.log_path, "wb")  # noqa: SIM115
-        env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TMPDIR")}
-        env[UPSTREAM_KEY_ENV] = upstream_key
-        env[SUBSCRIPTION_KEY_ENV] = subscription_key
-        t0 = time.monotonic()
-        self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), str(self.config_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=self._out,
-            stderr=self._err,
-            env=env,
-            start_new_session=True,  # its own process group: stop() kills all of it
+        env = {UPSTREAM_KEY_ENV: upstream_key, SUBSCRIPTION_KEY_ENV: subscription_key}
+        super().__init__(
+            "jwt_gateway", "the JWT gateway", config, workdir, env=env, ready_s=READY_S
         )
-        out = workdir / "jwt-gateway.out"
-        while time.monotonic() < t0 + READY_S:
-            line = out.read_text().split("\n")[0]
-            if line.endswith("}"):
-                self.port = int(json.loads(line)["port"])
-                self.startup_s = time.monotonic() - t0
-                return
-            if self.proc.poll() is not None:
-                self.stop()
-                raise RuntimeError(
-                    f"the JWT gateway exited with {self.proc.returncode}: {self.log()}"
-                )
-            time.sleep(0.01)
-        self.stop()
-        raise TimeoutError(f"the JWT gateway was not ready in {READY_S:g} s: {self.log()}")
 
     def url(self, prefix: str = "") -> str:
         scheme = "https" if self.config.get("tls") else "http"
         return f"{scheme}://127.0.0.1:{self.port}{prefix}"
-
-    def log(self) -> str:
-        """What it logged: request lines, and any start-up failure (never a credential)."""
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        from peers import stop_group
-
-        stop_group(self.proc)
-        for f in (self._out, self._err):
-            f.close()
-
-    def __enter__(self) -> JwtGateway:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def missing() -> str | None:
@@ -440,5 +384,5 @@ def missing() -> str | None:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: jwt_gateway.py CONFIG.json")
+        sys.exit("usage: python -m gateways.jwt_gateway CONFIG.json")
     serve(json.loads(Path(sys.argv[1]).read_text()))

@@ -32,8 +32,11 @@ from pathlib import Path
 
 import pytest
 
+from blackbox_env import Env, Result
+from claude_managed import doctor_lines, gateway_with_helper
 from gateways import app_client
 from gateways.upstream import MODEL, AnthropicUpstream
+from hygiene import Recorder
 from peers import stop_group
 
 PEER_DIR = Path(__file__).resolve().parents[2] / "peers" / "litellm"
@@ -227,3 +230,50 @@ class LiteLLM:
 
     def stop(self) -> None:
         stop_group(self.proc)
+
+
+def litellm_before(
+    upstream: AnthropicUpstream,
+    config: str,
+    *,
+    tls: Mapping[str, str],
+    workdir: Path,
+    master_key: str,
+    upstream_key: str,
+    env: Mapping[str, str] | None = None,
+    secrets: Iterable[str] = (),
+) -> LiteLLM:
+    """LiteLLM with ``config`` in front of ``upstream``: its master key, the upstream's URL and
+    LiteLLM's own key to it in the environment (with ``env``), each key a secret of its log."""
+    return LiteLLM(
+        config,
+        tls=tls,
+        workdir=workdir,
+        env={
+            "LITELLM_MASTER_KEY": master_key,
+            "UPSTREAM_URL": upstream.url,
+            "UPSTREAM_KEY": upstream_key,
+            **(env or {}),
+        },
+        secrets=[master_key, upstream_key, *secrets],
+    )
+
+
+def machine_using(gk: Env, litellm: LiteLLM, hygiene: Recorder, *, ttl_s: str) -> Env:
+    """A user's machine: the test CA in the trust store (as the gateway's CA is in Claude's),
+    Claude's managed settings naming gatekey and LiteLLM (the helper's TTL ``ttl_s``), and
+    every key LiteLLM was given known to the hygiene checker."""
+    for key in litellm.secrets:
+        hygiene.register(key, "a LiteLLM key")
+    gk.vars["SSL_CERT_FILE"] = litellm.tls["ca"]
+    gateway_with_helper(
+        gk, inferenceGatewayBaseUrl=litellm.url, inferenceCredentialHelperTtlSec=ttl_s
+    )
+    return gk
+
+
+def gateway_check(r: Result) -> tuple[str, str]:
+    """Doctor's gateway check: (verdict, its text and fix lines)."""
+    found = doctor_lines(r)
+    assert "gateway" in found, r.out
+    return found["gateway"]

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateways.sibling_helpers import MCP_LIMIT_S, HelperRun, header_map, run_helper
+from gateways.sibling_helpers import MCP_LIMIT_S, HelperRun, header_map, read_output, run_helper
 
 # One whole session (initialize, list, call, end) through a gateway to a local server takes well
 # under a second; the margin is for a busy machine.
@@ -141,13 +141,8 @@ def use_server(
     for _ in range(2):  # the first try, and the one retry after a 401/403
         run = run_helper(helper, env, limit=limit)
         outcome.runs.append(run)
-        if not run.ok:
-            outcome.helper_error = f"the helper failed: exit {run.code}"
-            return outcome
-        try:
-            headers = header_map(run.stdout)
-        except ValueError as e:
-            outcome.helper_error = f"the helper's output: {e}"
+        headers, outcome.helper_error = read_output(run, header_map)
+        if headers is None:
             return outcome
         attempt = session(url, headers, ca=ca, tool=tool)
         outcome.attempts.append(attempt)

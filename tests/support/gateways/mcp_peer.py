@@ -1,11 +1,11 @@
 """A real MCP server over streamable HTTP (the Python ``mcp`` SDK's MCPServer on uvicorn), for a
 managed Claude's ``managedMcpServers`` entry to reach through the JWT gateway.
 
-Run as ``python mcp_peer.py CONFIG.json`` (``McpServer`` below starts it in its own process
-group and reads its ready line). It listens on 127.0.0.1 only, plain HTTP (the gateway in front
-of it terminates TLS), and serves the SDK's streamable HTTP endpoint at ``path`` (default
-``/mcp``): POST for messages (answered as server-sent events), GET for the server's stream,
-DELETE to end a session. The config says:
+Run as ``python -m gateways.mcp_peer CONFIG.json`` with tests/support on PYTHONPATH
+(``McpServer`` below starts it in its own process group and reads its ready line). It listens
+on 127.0.0.1 only, plain HTTP (the gateway in front of it terminates TLS), and serves the SDK's
+streamable HTTP endpoint at ``path`` (default ``/mcp``): POST for messages (answered as
+server-sent events), GET for the server's stream, DELETE to end a session. The config says:
 
 - ``name``: the server's name (its ``initialize`` answer, and the tool's answer);
 - ``path``: the endpoint's path.
@@ -27,11 +27,11 @@ import hmac
 import json
 import os
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from gateways.serving import PeerProcess
 
 GATEWAY_KEY_ENV = "MCP_PEER_GATEWAY_KEY"
 TOOL = "whoami"
@@ -127,69 +127,19 @@ def serve(config: dict[str, Any]) -> None:
 
 
 # --- the test side: start it, know where it is, stop it -------------------------------------------
-class McpServer:
+class McpServer(PeerProcess):
     """The MCP server in its own process group. ``url`` is its endpoint on 127.0.0.1 (the
     gateway route's ``upstream``); ``gateway_key`` is the key the gateway sends upstream."""
 
     def __init__(self, config: dict[str, Any], workdir: Path, *, gateway_key: str) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.config = config
         self.path = str(config.get("path", "/mcp"))
-        self.config_path = workdir / "mcp-peer.json"
-        self.config_path.write_text(json.dumps(config))
-        self.log_path = workdir / "mcp-peer.log"
-        out = workdir / "mcp-peer.out"
-        self.port = 0
-        self.startup_s = 0.0
-        self._out: IO[bytes] = open(out, "wb")  # noqa: SIM115
-        self._err: IO[bytes] = open(self.log_path, "wb")  # noqa: SIM115
-        env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TMPDIR")}
-        env[GATEWAY_KEY_ENV] = gateway_key
-        t0 = time.monotonic()
-        self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), str(self.config_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=self._out,
-            stderr=self._err,
-            env=env,
-            start_new_session=True,  # its own process group: stop() kills all of it
-        )
-        while time.monotonic() < t0 + READY_S:
-            line = out.read_text().split("\n")[0]
-            if line.endswith("}"):
-                self.port = int(json.loads(line)["port"])
-                self.startup_s = time.monotonic() - t0
-                return
-            if self.proc.poll() is not None:
-                self.stop()
-                raise RuntimeError(
-                    f"the MCP server exited with {self.proc.returncode}: {self.log()}"
-                )
-            time.sleep(0.02)
-        self.stop()
-        raise TimeoutError(f"the MCP server was not ready in {READY_S:g} s: {self.log()}")
+        env = {GATEWAY_KEY_ENV: gateway_key}
+        super().__init__("mcp_peer", "the MCP server", config, workdir, env=env, ready_s=READY_S)
 
     @property
     def url(self) -> str:
         """The server's origin (a gateway route's upstream); the endpoint is ``url + path``."""
         return f"http://127.0.0.1:{self.port}"
-
-    def log(self) -> str:
-        """What it logged: request lines, and any start-up failure (never a credential)."""
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        from peers import stop_group
-
-        stop_group(self.proc)
-        for f in (self._out, self._err):
-            f.close()
-
-    def __enter__(self) -> McpServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def missing() -> str | None:
@@ -204,5 +154,5 @@ def missing() -> str | None:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: mcp_peer.py CONFIG.json")
+        sys.exit("usage: python -m gateways.mcp_peer CONFIG.json")
     serve(json.loads(Path(sys.argv[1]).read_text()))

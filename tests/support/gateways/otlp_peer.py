@@ -21,19 +21,17 @@ from __future__ import annotations
 
 import gzip
 import hmac
-import http.client
 import json
 import os
-import ssl
 import struct
-import threading
 import time
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
-from gateways.sibling_helpers import MCP_LIMIT_S, HelperRun, header_map, run_helper
+from gateways.serving import LocalServer, QuietHandler, connection, same
+from gateways.sibling_helpers import MCP_LIMIT_S, HelperRun, header_map, read_output, run_helper
 
 SIGNALS = {"traces": "resourceSpans", "metrics": "resourceMetrics", "logs": "resourceLogs"}
 PROTOBUF = "application/x-protobuf"
@@ -137,24 +135,11 @@ def request_json(signal: str) -> dict[str, object]:
 
 
 # --- the receiver ---------------------------------------------------------------------------------
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    owner: OtlpReceiver
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+class _Handler(QuietHandler):
+    server: Any  # its owner: OtlpReceiver
 
     def _answer(self, status: int, content_type: str = JSON, body: bytes = b"") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.send_body(status, content_type, body)
 
     def do_POST(self) -> None:
         owner = self.server.owner
@@ -192,20 +177,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(200, encoding, b"" if encoding == PROTOBUF else b"{}")
 
 
-class OtlpReceiver:
+class OtlpReceiver(LocalServer):
     """See the module docstring. Use as a context manager; ``url`` is ``http://127.0.0.1:P``."""
 
     def __init__(self, *, gateway_key: str) -> None:
         self.gateway_key = gateway_key
         self.seen: list[tuple[str, str, dict[str, str]]] = []
-        self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.owner = self
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        super().__init__(_Handler)
 
     def record(self, signal: str, encoding: str, headers: dict[str, str]) -> None:
         with self._lock:
@@ -216,20 +194,7 @@ class OtlpReceiver:
         ``expected`` (constant time; the value is never shown)."""
         with self._lock:
             hits = [h for s, _, h in self.seen if s == signal]
-        value = hits[-1].get(name.lower()) if hits else None
-        return value is not None and hmac.compare_digest(value.encode(), expected.encode())
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join(5)
-        self._server.server_close()
-
-    def __enter__(self) -> OtlpReceiver:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return same(hits[-1].get(name.lower()) if hits else None, expected)
 
 
 # --- the exporter ---------------------------------------------------------------------------------
@@ -246,17 +211,12 @@ def export(
         raise ValueError("the stand-in encodes traces only in protobuf")
     body = trace_request_protobuf() if encoding == PROTOBUF else json.dumps(request_json(signal))
     data = body.encode() if isinstance(body, str) else body
-    url = urllib.parse.urlsplit(f"{endpoint.rstrip('/')}/v1/{signal}")
-    conn: http.client.HTTPConnection
-    if url.scheme == "https":
-        context = ssl.create_default_context(cafile=ca)
-        conn = http.client.HTTPSConnection(
-            url.hostname or "", url.port, timeout=TIMEOUT, context=context
-        )
-    else:
-        conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=TIMEOUT)
+    url = f"{endpoint.rstrip('/')}/v1/{signal}"
+    conn = connection(url, timeout=TIMEOUT, ca=ca)
     try:
-        conn.request("POST", url.path, data, {**headers, "Content-Type": encoding})
+        conn.request(
+            "POST", urllib.parse.urlsplit(url).path, data, {**headers, "Content-Type": encoding}
+        )
         answer = conn.getresponse()
         answer.read()
         return answer.status
@@ -283,13 +243,8 @@ def exporter_run(
     protobuf trace and a JSON metric with the header map it printed."""
     run = run_helper(helper, env, limit=limit)
     outcome = Export(run)
-    if not run.ok:
-        outcome.helper_error = f"the helper failed: exit {run.code}"
-        return outcome
-    try:
-        headers = header_map(run.stdout)
-    except ValueError as e:
-        outcome.helper_error = f"the helper's output: {e}"
+    headers, outcome.helper_error = read_output(run, header_map)
+    if headers is None:
         return outcome
     outcome.statuses.append(export(endpoint, headers, ca=ca))
     outcome.statuses.append(export(endpoint, headers, signal="metrics", encoding=JSON, ca=ca))

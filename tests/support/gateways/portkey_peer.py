@@ -24,13 +24,12 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
 
+from gateways.serving import LocalServer, QuietHandler
 from peers import stop_group
 
 PEER_DIR = Path(__file__).resolve().parents[2] / "peers" / "portkey"
@@ -176,18 +175,8 @@ def _address(hex_address: str) -> str:
     return str(ipaddress.IPv6Address(words))
 
 
-class _Receiver(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    owner: HookReceiver
-
-
-class _HookHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Receiver
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+class _HookHandler(QuietHandler):
+    server: Any  # its owner: HookReceiver
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -197,29 +186,18 @@ class _HookHandler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         self.server.owner.record(self.path, body)
-        answer = json.dumps({"verdict": True}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
+        self.send_json(200, {"verdict": True})
 
 
-class HookReceiver:
+class HookReceiver(LocalServer):
     """A webhook for Portkey's ``default.webhook`` guardrail on 127.0.0.1: ``posts`` holds
     each body it was sent; ``config()`` is the ``x-portkey-config`` that calls it before each
     request (without denying the request whatever it answers)."""
 
     def __init__(self) -> None:
         self.posts: list[tuple[str, Any]] = []
-        self._lock = threading.Lock()
-        self._server = _Receiver((LOOPBACK, 0), _HookHandler)
-        self._server.owner = self
-        self.url = f"http://{LOOPBACK}:{self._server.server_address[1]}/hook"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        super().__init__(_HookHandler)
+        self.url = f"{self.url}/hook"
 
     def record(self, path: str, body: Any) -> None:
         with self._lock:
@@ -236,15 +214,3 @@ class HookReceiver:
         check = {"id": "default.webhook", "parameters": parameters}
         hook = {"type": "guardrail", "id": "seen", "deny": False, "checks": [check]}
         return json.dumps({"before_request_hooks": [hook]})
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join(5)
-        self._server.server_close()
-
-    def __enter__(self) -> HookReceiver:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -24,9 +24,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 MCP_LIMIT_S = 30.0  # managedMcpServers[].headersHelper: the app's documented limit
 # A git-credential attribute line (git-credential(1) "INPUT/OUTPUT FORMAT"): key=value, where a
@@ -37,6 +38,9 @@ NO_CONTEXT = ("CLAUDE_HELPER_CONTEXT", "CLAUDE_HELPER_MANUAL_RUN")
 
 class HelperOutputError(ValueError):
     """Stdout the surface's parser refuses (the message describes it, never shows it)."""
+
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -82,6 +86,17 @@ def run_helper(
         out, err = proc.communicate()
         code = None
     return HelperRun(argv, code, out, err, time.monotonic() - t0)
+
+
+def read_output(run: HelperRun, parse: Callable[[bytes], T]) -> tuple[T | None, str]:
+    """What a surface makes of a run: ``(parse(stdout), "")``, or ``(None, why)`` when the helper
+    failed or its output is not this surface's (the reason never shows the output)."""
+    if not run.ok:
+        return None, f"the helper failed: exit {run.code}"
+    try:
+        return parse(run.stdout), ""
+    except ValueError as e:
+        return None, f"the helper's output: {e}"
 
 
 def header_map(stdout: bytes) -> dict[str, str]:

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import hmac
 import json
-import threading
 from collections.abc import Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from gateways.serving import LocalServer, QuietHandler, same
 
 MODEL = "claude-sonnet-4-5"
 MODELS = {
@@ -42,26 +43,16 @@ MODELS = {
 MAX_BODY = 1 << 20
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    owner: AnthropicUpstream
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+class _Handler(QuietHandler):
+    server: Any  # its owner: AnthropicUpstream
 
     def do_GET(self) -> None:
         if not self._admit("GET", None):
             return
         if self.path.split("?")[0].endswith("/v1/models"):
-            self._json(200, MODELS)
+            self.send_json(200, MODELS)
         else:
-            self._json(404, _error("not_found_error", f"no route {self.path.split('?')[0]}"))
+            self.send_json(404, _error("not_found_error", f"no route {self.path.split('?')[0]}"))
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -73,10 +64,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._admit("POST", body):
             return
         if not self.path.split("?")[0].endswith("/v1/messages"):
-            self._json(404, _error("not_found_error", f"no route {self.path.split('?')[0]}"))
+            self.send_json(404, _error("not_found_error", f"no route {self.path.split('?')[0]}"))
             return
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-            self._json(400, _error("invalid_request_error", "messages: field required"))
+            self.send_json(400, _error("invalid_request_error", "messages: field required"))
             return
         model = str(body.get("model") or MODEL)
         tools = body.get("tools") or []
@@ -95,7 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
         if body.get("stream"):
             self._stream(model, block, stop)
         else:
-            self._json(200, _message(model, [block], stop, output_tokens=1))
+            self.send_json(200, _message(model, [block], stop, output_tokens=1))
 
     def _admit(self, method: str, body: object) -> bool:
         owner = self.server.owner
@@ -109,16 +100,8 @@ class _Handler(BaseHTTPRequestHandler):
             offered = offered or auth[7:].strip()
         if any(hmac.compare_digest(offered.encode(), k.encode()) for k in owner.keys):
             return True
-        self._json(401, _error("authentication_error", "invalid x-api-key"))
+        self.send_json(401, _error("authentication_error", "invalid x-api-key"))
         return False
-
-    def _json(self, status: int, body: object) -> None:
-        content = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(content)))
-        self.end_headers()
-        self.wfile.write(content)
 
     def _stream(self, model: str, block: dict[str, object], stop: str) -> None:
         self.send_response(200)
@@ -175,22 +158,14 @@ def _error(kind: str, message: str) -> dict[str, object]:
     return {"type": "error", "error": {"type": kind, "message": message}}
 
 
-class AnthropicUpstream:
+class AnthropicUpstream(LocalServer):
     """See the module docstring. Use as a context manager; ``url`` is ``http://127.0.0.1:PORT``."""
 
     def __init__(self, *, keys: Iterable[str] | None = None) -> None:
         self.keys = None if keys is None else tuple(keys)
         self.seen: list[tuple[str, str, dict[str, str]]] = []
         self.bodies: list[object] = []
-        self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.owner = self
-        self.port = int(self._server.server_address[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        super().__init__(_Handler)
 
     def record(self, method: str, path: str, headers: dict[str, str], body: object) -> None:
         with self._lock:
@@ -202,17 +177,4 @@ class AnthropicUpstream:
         equal to ``expected`` (constant time; the value is never shown)."""
         with self._lock:
             hits = [h for _, p, h in self.seen if p.split("?")[0].endswith(path_end)]
-        value = hits[-1].get(name.lower()) if hits else None
-        return value is not None and hmac.compare_digest(value.encode(), expected.encode())
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join(5)
-        self._server.server_close()
-
-    def __enter__(self) -> AnthropicUpstream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return same(hits[-1].get(name.lower()) if hits else None, expected)
