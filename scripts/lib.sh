@@ -62,12 +62,14 @@ ensure_npm_deps() {
 # shellcheck disable=SC2034 # used by scripts/test.sh, which sources this file
 BUNDLE_TESTS=(
   tests/blackbox/run/test_contract.py
-  tests/blackbox/run/test_header_secret_refs.py
   tests/blackbox/sources/test_source_contract.py
   tests/blackbox/sources/test_keychain.py::test_store_then_print_byte_exact_in_every_context
   tests/blackbox/sources/test_keychain.py::test_a_stored_item_is_readable_by_secret_tool_and_keyring
   tests/blackbox/sources/test_keychain.py::test_a_value_set_by_keyring_is_read_by_gatekey
-  tests/blackbox/sources/test_vault.py
+  tests/blackbox/sources/test_vault.py::test_vault_token_from_the_environment_kv2
+  tests/blackbox/sources/test_vault.py::test_second_run_is_served_from_the_cache
+  tests/blackbox/sources/test_vault.py::test_jwt_login_chain_caches_and_renews_the_vault_token
+  tests/blackbox/sources/test_vault.py::test_approle_login_with_secret_id_from_the_environment
   tests/blackbox/sources/test_idp_flows.py::test_client_credentials_token_then_cache_hit
   tests/blackbox/sources/test_idp_flows.py::test_device_code_login_then_silent_in_every_context
   tests/blackbox/sources/test_idp_flows.py::test_silent_refresh_rotates_the_refresh_token
@@ -82,7 +84,6 @@ BUNDLE_TESTS=(
 BUNDLE_DESELECT=(
   --deselect tests/blackbox/run/test_contract.py::test_cache_hit_imports_only_the_standard_library
   --deselect tests/blackbox/run/test_contract.py::test_installed_script_runs_the_venv_python_directly
-  --deselect tests/blackbox/run/test_header_secret_refs.py::test_the_hit_imports_what_a_vault_secret_hit_imports
   -k "not token-file"
 )
 

@@ -67,14 +67,16 @@ step "pytest"
 # started in the background above, while gatekey installed and was linted) and BUNDLE_TESTS run
 # against its executables (GATEKEY_TEST_BIN_DIR) after the venv's run.
 if [ "$bundle_build" ]; then
-  status=0
-  .venv/bin/python -m pytest -n 2 --dist loadfile "$@" || status=$?
+  # Waited for first: the install tests take the bundle from dist/test-bundle (never a half-written
+  # one), instead of building their own.
   if ! wait "$bundle_build"; then
     cat "$bundle_log" >&2
     echo "building the bundle failed (log above)" >&2
     exit 1
   fi
   bundle_dir=$(tail -n 1 "$bundle_log")
+  status=0
+  .venv/bin/python -m pytest -n 2 --dist loadfile "$@" || status=$?
   step "pytest against the bundle $bundle_dir (${BUNDLE_TESTS[*]})"
   GATEKEY_TEST_BIN_DIR="$bundle_dir" .venv/bin/python -m pytest -n 2 --dist loadfile \
     "${BUNDLE_TESTS[@]}" "${BUNDLE_DESELECT[@]}" || status=$?
