@@ -342,7 +342,7 @@ class ChunkedStore:
                 # generation is a run of indices from 0: delete upwards until one is missing.
                 index = start
                 try:
-                    while self.raw.delete(service, chunk_account(account, gen, index)):
+                    while self._remove_item(service, chunk_account(account, gen, index)):
                         index += 1
                         removed += 1
                     del pending[gen]
@@ -361,18 +361,17 @@ class ChunkedStore:
         listed = self._listed(service, account)
         if listed is None:
             return 0, 0, None
-        removed = 0
+        removed = left = 0
         failed: dict[str, int] = {}
         for gen, indices in listed.items():
             if gen == keep:
                 continue
             for index in sorted(indices):
                 try:
-                    removed += self.raw.delete(service, chunk_account(account, gen, index))
-                except HelperError as e:
-                    log.debug("could not remove a keychain chunk item: %s", e.describe(where=False))
+                    removed += self._remove_item(service, chunk_account(account, gen, index))
+                except HelperError:
                     failed.setdefault(gen, index)
-        left = len([i for gen, lowest in failed.items() for i in listed[gen] if i >= lowest])
+                    left += 1  # only what is still there: later indices may have gone
         return removed, left, failed
 
     def _drop(self, service: str, account: str, manifest: dict[str, Any] | None) -> tuple[int, int]:
@@ -382,7 +381,41 @@ class ChunkedStore:
         removed = left = 0
         for i in range(manifest["n"]):
             try:
-                removed += self.raw.delete(service, chunk_account(account, manifest["gen"], i))
+                removed += self._remove_item(service, chunk_account(account, manifest["gen"], i))
             except HelperError:
                 left += 1
         return removed, left
+
+    def _remove_item(self, service: str, name: str) -> bool:
+        """Delete one chunk item: True if this call removed it, False if it was not there.
+
+        A delete that fails is not yet a chunk left behind: the item may have been removed
+        anyway (by another process between our listing and our delete, or by the store before
+        it reported an error about it, as a keychain under load does). So the item is looked up
+        again: gone is gone, whatever the delete said; one still there gets one more delete, and
+        raises (HelperError) only when that fails too and the item is still there.
+        """
+        try:
+            return self.raw.delete(service, name)
+        except HelperError as e:
+            log.debug("a keychain chunk delete failed; looking again: %s", e.describe(where=False))
+        if not self._present(service, name):
+            return False
+        try:
+            return self.raw.delete(service, name)  # once more: the failure may have been passing
+        except HelperError as e:
+            if self._present(service, name):
+                log.debug("could not remove a keychain chunk item: %s", e.describe(where=False))
+                raise
+            return False
+
+    def _present(self, service: str, name: str) -> bool:
+        """Whether the item exists; True when that cannot be told (never report a chunk that may
+        still hold secret text as removed)."""
+        exists = getattr(self.raw, "exists", None)  # the Secret Service: without the secret
+        try:
+            if exists is not None:
+                return bool(exists(service, name))
+            return self.raw.get(service, name) is not None
+        except HelperError:
+            return True

@@ -356,12 +356,15 @@ def _failed(e: BaseException) -> TemporaryFailure:
 @contextlib.contextmanager
 def _service_errors() -> Any:
     """Each call's Secret Service failure as our error, where it happens (so a caller that
-    tolerates one failed call, like a chunk sweep, sees a HelperError)."""
+    tolerates one failed call, like a chunk sweep, sees a HelperError). secretstorage passes
+    the service's own errors (org.freedesktop.DBus.Error.Failed, ...) on as jeepney's
+    DBusErrorResponse: a refused call too, not a crash."""
+    from jeepney import DBusErrorResponse
     from secretstorage.exceptions import SecretStorageException
 
     try:
         yield
-    except (SecretStorageException, OSError) as e:
+    except (SecretStorageException, DBusErrorResponse, OSError) as e:
         raise _failed(e) from None
 
 
