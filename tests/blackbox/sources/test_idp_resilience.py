@@ -400,8 +400,13 @@ def test_idp_outage(gk: Env, faulty: FaultyIdp, mode: str, state: str, ctx: str 
         assert r.code == 0, r.err
         assert r.stdout == f"{token}\n".encode()
         assert r.err.count("\n") == 1, r.err
-        assert r.err.startswith("gatekey: warning: could not refresh"), r.err
-        assert FAILURE_TEXT[mode] in r.err
+        # The fetch gives up at the deadline, or (when starting up took part of it, on a busy
+        # machine) the watchdog does first: the same outcome, each saying which it was.
+        watchdog = "did not answer within the background time limit" in r.err
+        if not watchdog:
+            assert r.err.startswith("gatekey: warning: could not refresh"), r.err
+            assert FAILURE_TEXT[mode] in r.err
+        assert r.err.startswith("gatekey: warning: "), r.err
         assert "printing the cached token, which expires in" in r.err
     else:
         assert_one_line_failure(r, 75, FAILURE_TEXT[mode], 'profile "svc"')
