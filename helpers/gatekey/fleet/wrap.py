@@ -75,11 +75,12 @@ def posix_script(profile: str, gatekey: str, shape: str | None = None) -> bytes:
 
 GIT_CREDENTIAL = "git-credential"
 # A git-credential wrapper is also a git credential helper (credential.helper = its path): git
-# runs it with one argument, `get`, `store` or `erase`, and key=value lines on stdin. `get` is the
+# runs it with one argument, `get`, `store` or `erase`, and key=value lines on a pipe. `get` is the
 # no-argument run; git's `store` and `erase` (after a refused credential) are not gatekey's `store`
-# and `erase`, which would replace or delete the profile's secret: they are read and ignored.
+# and `erase`, which would replace or delete the profile's secret: they are read and ignored. A
+# person at a terminal (stdin a TTY) gets gatekey's own commands, as from any wrapper.
 _GIT_PROTOCOL_SH = [
-    'if [ "$#" -eq 1 ]; then',
+    'if [ "$#" -eq 1 ] && [ ! -t 0 ]; then',
     '  case "$1" in',
     "    get) set -- ;;",
     "    store|erase) cat >/dev/null; exit 0 ;;",

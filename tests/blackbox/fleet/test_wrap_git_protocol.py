@@ -5,6 +5,7 @@ passed on to gatekey's own `store` / `erase`, which would replace or delete the 
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -88,3 +89,39 @@ def test_the_cmd_wrapper_speaks_the_same_protocol(gk: Env, tmp_path: Path) -> No
         "",
     ]
     assert lines[-len(protocol) :] == protocol
+
+
+def test_a_person_at_a_terminal_gets_gatekeys_own_erase(gk: Env, tmp_path: Path) -> None:
+    """Git pipes its input; a person typing `<wrapper> erase` on a terminal means gatekey's
+    erase (asked first there), never git's ignored one."""
+    helper = wrapper(gk, tmp_path)
+    first = subprocess.run(
+        [str(helper)], stdin=subprocess.DEVNULL, capture_output=True, env=dict(gk.vars),
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    gk.printed.append(first.stdout)
+    primary, replica = os.openpty()
+    try:
+        proc = subprocess.Popen(
+            [str(helper), "erase"], stdin=replica, stdout=subprocess.PIPE, stderr=replica,
+            env=dict(gk.vars, TERM="dumb"), start_new_session=True,
+        )  # fmt: skip
+    finally:
+        os.close(replica)
+    try:
+        os.write(primary, b"y\n")  # the answer, should gatekey ask
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(primary)
+    assert proc.returncode == 0
+    again = subprocess.run(
+        [str(helper)], stdin=subprocess.DEVNULL, capture_output=True, env=dict(gk.vars),
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    gk.printed.append(again.stdout)
+    assert gk.count() == 2  # the cached credential was erased: fetched again
